@@ -1,0 +1,135 @@
+"""Every error YoMo raises, in one tree.
+
+::
+
+    YomoError
+     ├── ProtocolError                 bytes on the wire that break PROTOCOL.md
+     │    ├── LocalProtocolError        we were asked to encode something invalid
+     │    └── RemoteProtocolError       the peer sent something invalid
+     ├── HandshakeError                the zipper did not accept the handshake
+     │    ├── RejectedError(message)     a RejectedFrame (final, never retried)
+     │    │    └── AuthenticationError   rejected because of the credential
+     │    └── ConnectToError(endpoint)   the zipper redirects to another endpoint
+     ├── TransportError                QUIC/TLS level failures
+     │    ├── ConnectError               the zipper could not be reached
+     │    └── TimeoutError               also a builtin TimeoutError
+     ├── ConnectionClosedError(remote, message)
+     ├── ReservedTagError              a tag outside 0..0xFFFFFFFF or in 0xF000..0xFFFF
+     ├── ServerClosedError             the zipper is shutting down
+     └── ConfigError                   a broken config file or option
+
+Messages start with ``yomo: ``; the details are also kept as attributes.
+This module imports nothing of ours so that every layer may use it.
+"""
+
+from __future__ import annotations
+
+import builtins
+
+__all__ = [
+    "AuthenticationError",
+    "ConfigError",
+    "ConnectError",
+    "ConnectToError",
+    "ConnectionClosedError",
+    "HandshakeError",
+    "LocalProtocolError",
+    "ProtocolError",
+    "RejectedError",
+    "RemoteProtocolError",
+    "ReservedTagError",
+    "ServerClosedError",
+    "TimeoutError",
+    "TransportError",
+    "YomoError",
+]
+
+
+def _prefixed(message: str) -> str:
+    return message if message.startswith("yomo: ") else f"yomo: {message}"
+
+
+class YomoError(Exception):
+    """Root of every error raised by this package."""
+
+    def __init__(self, message: str = "") -> None:
+        self.message = message
+        super().__init__(_prefixed(message))
+
+
+class ProtocolError(YomoError):
+    """Bytes that break the wire contract; see the two subclasses.
+
+    ``offset`` is where in the input the problem was found, when known.
+    """
+
+    def __init__(self, message: str, offset: int | None = None) -> None:
+        self.offset = offset
+        if offset is not None:
+            message = f"{message} (at offset {offset})"
+        super().__init__(message)
+
+
+class LocalProtocolError(ProtocolError):
+    """We were asked to build a frame the protocol cannot carry."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent bytes that are not a valid YoMo frame."""
+
+
+class HandshakeError(YomoError):
+    """The zipper did not acknowledge the handshake."""
+
+
+class RejectedError(HandshakeError):
+    """The zipper answered with a RejectedFrame. Final: clients do not retry."""
+
+    def __init__(self, message: str) -> None:
+        self.reason = message
+        super().__init__(f"rejected by zipper: {message}")
+
+
+class AuthenticationError(RejectedError):
+    """The zipper rejected the credential."""
+
+
+class ConnectToError(HandshakeError):
+    """The zipper asked the client to connect to ``endpoint`` instead."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        super().__init__(f"zipper redirects to {endpoint}")
+
+
+class TransportError(YomoError):
+    """A QUIC or TLS level failure."""
+
+
+class ConnectError(TransportError):
+    """The zipper could not be reached or the QUIC/TLS handshake failed."""
+
+
+class TimeoutError(TransportError, builtins.TimeoutError):
+    """An operation did not finish within its bound."""
+
+
+class ConnectionClosedError(YomoError):
+    """The connection is closed; ``remote`` says whether the peer closed it."""
+
+    def __init__(self, message: str = "connection closed", *, remote: bool = False) -> None:
+        self.remote = remote
+        self.reason = message
+        super().__init__(message)
+
+
+class ReservedTagError(YomoError, ValueError):
+    """A data tag outside 0..0xFFFFFFFF or in the system range 0xF000..0xFFFF."""
+
+
+class ServerClosedError(YomoError):
+    """The zipper is shutting down."""
+
+
+class ConfigError(YomoError, ValueError):
+    """A configuration file or option is invalid; the message names the field."""
