@@ -1,0 +1,475 @@
+"""Zipper configuration: frozen dataclasses and a loader for Go YoMo's ``zipper.yaml``.
+
+The file format is Go's (PROTOCOL.md section 8, Go: pkg/config/config.go)::
+
+    name: zipper-sgp          # required
+    host: 0.0.0.0             # required
+    port: 9000                # required; 0 picks a free port
+    auth:                     # optional
+      type: token             # "token" or "none"
+      token: <CREDENTIAL>
+    mesh:                     # optional: peer name -> where to reach it
+      zipper-aus:
+        host: 10.0.0.2
+        port: 9000
+        credential: "token:<CREDENTIAL>"
+
+Where this loader differs from Go, it is stricter and says so in words:
+
+- Go reads a missing field and a zero value alike; here ``port: 0`` means "pick a
+  free port" (the zipper reports the real one) and a missing ``port`` is an error.
+- Go turns any ``auth`` block with a ``type`` into token auth; here ``type`` must
+  be ``token`` (with a non-empty ``token``) or ``none``.
+- Go ignores keys it does not know (``bridge`` among them); so do we, with a
+  logged warning naming each one.
+- Mesh peers need a ``host`` and a ``port`` in 1..65535 (Go finds out on dial).
+
+Every problem raises :class:`yomo.errors.ConfigError` with a message such as
+``yomo: zipper.yaml: mesh.zipper-aus.port: expected an integer 1..65535, got 'abc'
+(line 9, column 11)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+import yaml
+
+from yomo.errors import ConfigError
+
+__all__ = [
+    "AUTH_TYPES",
+    "DEFAULT_AUTH_TYPE",
+    "DEFAULT_CONFIG",
+    "DEFAULT_HOST",
+    "DEFAULT_NAME",
+    "DEFAULT_PORT",
+    "AuthConfig",
+    "MeshPeer",
+    "ZipperConfig",
+    "load_config",
+    "parse_config",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Name of a zipper started without a config file (Go: cli/template/example/zipper.tmpl).
+DEFAULT_NAME = "zipper"
+#: Listening host without a config file. Go's template binds 0.0.0.0; we stay on
+#: loopback unless told otherwise (Go: core/server.go ParseZipperAddr uses localhost).
+DEFAULT_HOST = "127.0.0.1"
+#: The YoMo port (Go: core/server.go ParseZipperAddr, cli/run.go "localhost:9000").
+DEFAULT_PORT = 9000
+#: No authentication unless configured (Go: zipper.go RunZipper adds auth only if asked).
+DEFAULT_AUTH_TYPE = "none"
+#: The auth types a zipper understands (Go: pkg/auth/token.go registers "token").
+AUTH_TYPES = ("none", "token")
+
+_CONFIG_EXTENSIONS = (".yaml", ".yml")  # Go: pkg/config/config.go ErrConfigExt
+_TOP_LEVEL_KEYS = ("name", "host", "port", "auth", "mesh")
+_AUTH_KEYS = ("type", "token")
+_MESH_KEYS = ("host", "port", "credential")
+_IGNORED_KEYS = {"bridge": "the AI/MCP bridge is not supported by yomo for Python"}
+
+_Path = tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuthConfig:
+    """How sources, stream functions and upstream zippers must authenticate."""
+
+    type: str = DEFAULT_AUTH_TYPE
+    """``"token"`` (clients present ``token:<token>``) or ``"none"`` (anyone may connect)."""
+
+    token: str = field(default="", repr=False)
+    """The shared secret for ``type="token"``; must be non-empty then. Kept out of ``repr``."""
+
+    def __post_init__(self) -> None:
+        _check_auth(self.type, self.token, source="AuthConfig", path=())
+
+
+@dataclass(frozen=True, kw_only=True)
+class MeshPeer:
+    """Another zipper that this one forwards data to (Go: pkg/config/config.go Mesh).
+
+    A zipper skips a peer whose name equals its own, so one mesh section can be
+    shared by every zipper of the mesh (Go: zipper.go NewZipper).
+    """
+
+    name: str
+    """The peer's name, the key under ``mesh:`` in the file."""
+
+    host: str
+    """Host name or IP address to dial."""
+
+    port: int
+    """UDP port to dial, 1..65535."""
+
+    credential: str = field(default="", repr=False)
+    """What to present to the peer, ``"authType:payload"`` (e.g. ``"token:s3cret"``);
+    empty when the peer does not authenticate. Kept out of ``repr``."""
+
+    def __post_init__(self) -> None:
+        _check_name(self.name, source="MeshPeer", path=("name",))
+        _check_host(self.host, source="MeshPeer", path=("host",))
+        _check_port(self.port, source="MeshPeer", path=("port",), allow_zero=False)
+        _check_str(self.credential, source="MeshPeer", path=("credential",), secret=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ZipperConfig:
+    """Everything a zipper needs to start. Derive variants with :func:`dataclasses.replace`."""
+
+    name: str = DEFAULT_NAME
+    """The zipper's name; it is sent to peers and shows in logs."""
+
+    host: str = DEFAULT_HOST
+    """The address to listen on, e.g. ``"0.0.0.0"`` or ``"::"`` for every interface."""
+
+    port: int = DEFAULT_PORT
+    """UDP port to listen on, 0..65535; 0 picks a free port (see ``Zipper.address``)."""
+
+    auth: AuthConfig | None = None
+    """Client authentication; ``None`` (like ``AuthConfig(type="none")``) admits everyone."""
+
+    mesh: tuple[MeshPeer, ...] = ()
+    """Peer zippers, each with a distinct name."""
+
+    def __post_init__(self) -> None:
+        source = "ZipperConfig"
+        _check_name(self.name, source=source, path=("name",))
+        _check_host(self.host, source=source, path=("host",))
+        _check_port(self.port, source=source, path=("port",), allow_zero=True)
+        if self.auth is not None and not isinstance(self.auth, AuthConfig):
+            _fail(source, ("auth",), "an AuthConfig or None", self.auth)
+        if not isinstance(self.mesh, tuple):
+            _fail(source, ("mesh",), "a tuple of MeshPeer", self.mesh)
+        seen: set[str] = set()
+        for peer in self.mesh:
+            if not isinstance(peer, MeshPeer):
+                _fail(source, ("mesh",), "a tuple of MeshPeer", peer)
+            if peer.name in seen:
+                raise ConfigError(f"{source}: mesh.{peer.name}: the peer name is used twice")
+            seen.add(peer.name)
+
+
+def load_config(path: str | os.PathLike[str]) -> ZipperConfig:
+    """Read a Go-format zipper config file (Go: pkg/config/config.go ParseConfigFile).
+
+    Args:
+        path: A ``.yaml`` or ``.yml`` file (the extension is checked like Go does,
+            case-sensitively).
+
+    Returns:
+        The validated configuration.
+
+    Raises:
+        ConfigError: wrong extension, unreadable file, invalid YAML, or a field that
+            is missing, of the wrong type or out of range. The message names the
+            file, the field path and what was expected. Unknown keys only log a
+            warning on the ``yomo.zipper.config`` logger.
+    """
+    source = os.fspath(path)
+    if os.path.splitext(source)[1] not in _CONFIG_EXTENSIONS:
+        raise ConfigError(f'{source}: the extension of the config file must be ".yaml" or ".yml"')
+    try:
+        with open(source, "rb") as f:
+            raw = f.read()
+    except OSError as exc:
+        reason = exc.strerror or exc.__class__.__name__
+        raise ConfigError(f"{source}: cannot read the file: {reason}") from exc
+    data, marks = _load_yaml(raw, source)
+    if data is None:  # an empty file, like Go, is a config without fields
+        data = {}
+    if not isinstance(data, Mapping):
+        _fail(source, (), "a mapping with name, host and port", data, marks.get(()))
+    return _parse(data, source, marks, from_file=True)
+
+
+def parse_config(data: Mapping[str, object], source: str = "<dict>") -> ZipperConfig:
+    """Build a :class:`ZipperConfig` from an already parsed mapping, e.g. ``yaml.safe_load``.
+
+    Args:
+        data: The same structure as the file; ``name``, ``host`` and ``port`` are
+            required.
+        source: What to call the input in error messages.
+
+    Returns:
+        The validated configuration.
+
+    Raises:
+        ConfigError: as :func:`load_config`, minus the file checks.
+    """
+    if not isinstance(data, Mapping):
+        _fail(source, (), "a mapping with name, host and port", data)
+    return _parse(data, source, {}, from_file=False)
+
+
+# -- parsing -------------------------------------------------------------------------------
+
+
+def _parse(
+    data: Mapping[Any, object],
+    source: str,
+    marks: Mapping[_Path, yaml.Mark],
+    *,
+    from_file: bool,
+) -> ZipperConfig:
+    _warn_unknown(data, _TOP_LEVEL_KEYS, source, ())
+    values: dict[str, object] = {}
+    for key in ("name", "host", "port"):
+        if key not in data:
+            expected = "an integer 0..65535" if key == "port" else "a non-empty string"
+            raise ConfigError(f"{source}: {key}: missing; expected {expected}")
+        values[key] = data[key]
+    name = _check_name(values["name"], source=source, path=("name",), marks=marks)
+    host = _check_host(values["host"], source=source, path=("host",), marks=marks)
+    port = _check_port(values["port"], source=source, path=("port",), allow_zero=True, marks=marks)
+    auth = _parse_auth(data.get("auth"), source, marks)
+    mesh = _parse_mesh(data.get("mesh"), source, marks)
+    config = ZipperConfig(name=name, host=host, port=port, auth=auth, mesh=mesh)
+    if from_file:
+        logger.debug("loaded zipper config from %s: %r", source, config)
+    return config
+
+
+def _parse_auth(value: object, source: str, marks: Mapping[_Path, yaml.Mark]) -> AuthConfig | None:
+    path: _Path = ("auth",)
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        _fail(source, path, "a mapping with type and token", value, marks.get(path))
+    _warn_unknown(value, _AUTH_KEYS, source, path)
+    if "type" not in value:
+        raise ConfigError(f"{source}: auth.type: missing; expected one of {_auth_types()}")
+    auth_type = value["type"]
+    token = value.get("token", "")
+    _check_auth(auth_type, token, source=source, path=path, marks=marks)
+    assert isinstance(auth_type, str) and isinstance(token, str)  # checked above
+    if auth_type == "none":
+        if token:
+            logger.warning("%s: auth.token is ignored because auth.type is 'none'", source)
+        return None
+    return AuthConfig(type=auth_type, token=token)
+
+
+def _parse_mesh(
+    value: object, source: str, marks: Mapping[_Path, yaml.Mark]
+) -> tuple[MeshPeer, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, Mapping):
+        _fail(source, ("mesh",), "a mapping of peer name to host/port", value, marks.get(("mesh",)))
+    peers = []
+    for name, entry in value.items():
+        key_path: _Path = ("mesh", str(name))
+        if not isinstance(name, str) or not name:
+            _fail(source, key_path, "a non-empty peer name", name, marks.get(key_path))
+        if entry is None:
+            entry = {}
+        if not isinstance(entry, Mapping):
+            _fail(source, key_path, "a mapping with host and port", entry, marks.get(key_path))
+        _warn_unknown(entry, _MESH_KEYS, source, key_path)
+        for required in ("host", "port"):
+            if required not in entry:
+                expected = "an integer 1..65535" if required == "port" else "a non-empty string"
+                raise ConfigError(
+                    f"{source}: {_dotted((*key_path, required))}: missing; expected {expected}"
+                )
+        host = _check_host(entry["host"], source=source, path=(*key_path, "host"), marks=marks)
+        port = _check_port(
+            entry["port"], source=source, path=(*key_path, "port"), allow_zero=False, marks=marks
+        )
+        credential = _check_str(
+            entry.get("credential", ""),
+            source=source,
+            path=(*key_path, "credential"),
+            secret=True,
+            marks=marks,
+        )
+        peers.append(MeshPeer(name=name, host=host, port=port, credential=credential))
+    return tuple(peers)
+
+
+def _warn_unknown(
+    data: Mapping[Any, object], known: tuple[str, ...], source: str, path: _Path
+) -> None:
+    for key in data:
+        if key in known:
+            continue
+        where = _dotted((*path, str(key)))
+        why = _IGNORED_KEYS.get(str(key), "unknown key") if not path else "unknown key"
+        logger.warning("%s: %s: %s, ignored", source, where, why)
+
+
+# -- checks shared by the file loader and the dataclasses ---------------------------------
+
+
+def _check_str(
+    value: object,
+    *,
+    source: str,
+    path: _Path,
+    secret: bool = False,
+    marks: Mapping[_Path, yaml.Mark] | None = None,
+) -> str:
+    if not isinstance(value, str):
+        mark = marks.get(path) if marks else None
+        _fail(source, path, "a string", value, mark, secret=secret)
+    return value
+
+
+def _check_name(
+    value: object, *, source: str, path: _Path, marks: Mapping[_Path, yaml.Mark] | None = None
+) -> str:
+    if not isinstance(value, str) or not value:
+        mark = marks.get(path) if marks else None
+        _fail(source, path, "a non-empty string", value, mark)
+    return value
+
+
+_check_host = _check_name
+
+
+def _check_port(
+    value: object,
+    *,
+    source: str,
+    path: _Path,
+    allow_zero: bool,
+    marks: Mapping[_Path, yaml.Mark] | None = None,
+) -> int:
+    low = 0 if allow_zero else 1
+    # bool is an int in Python but not a port; YAML's `port: yes` is a mistake.
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= 65535:
+        mark = marks.get(path) if marks else None
+        _fail(source, path, f"an integer {low}..65535", value, mark)
+    return value
+
+
+def _check_auth(
+    auth_type: object,
+    token: object,
+    *,
+    source: str,
+    path: _Path,
+    marks: Mapping[_Path, yaml.Mark] | None = None,
+) -> None:
+    type_path = (*path, "type")
+    token_path = (*path, "token")
+    if not isinstance(auth_type, str) or auth_type not in AUTH_TYPES:
+        mark = marks.get(type_path) if marks else None
+        _fail(source, type_path, f"one of {_auth_types()}", auth_type, mark)
+    token = _check_str(token, source=source, path=token_path, secret=True, marks=marks)
+    if auth_type == "token" and not token:
+        mark = marks.get(token_path) if marks else None
+        _fail(
+            source,
+            token_path,
+            "a non-empty token when auth.type is 'token'",
+            token,
+            mark,
+            secret=True,
+        )
+
+
+def _auth_types() -> str:
+    return ", ".join(repr(t) for t in AUTH_TYPES)
+
+
+def _fail(
+    source: str,
+    path: _Path,
+    expected: str,
+    got: object,
+    mark: yaml.Mark | None = None,
+    *,
+    secret: bool = False,
+) -> NoReturn:
+    where = _dotted(path) or "(top level)"
+    message = f"{source}: {where}: expected {expected}, got {_describe(got, secret=secret)}"
+    if mark is not None:
+        message += f" (line {mark.line + 1}, column {mark.column + 1})"
+    raise ConfigError(message)
+
+
+def _dotted(path: _Path) -> str:
+    return ".".join(path)
+
+
+def _describe(value: object, *, secret: bool = False) -> str:
+    """A short, YAML-flavoured description of a bad value; never echoes secrets."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if secret:
+        return "an empty string" if value == "" else f"a value of type {type(value).__name__}"
+    if isinstance(value, (str, int, float)):
+        text = repr(value)
+        return text if len(text) <= 60 else text[:57] + "..."
+    return f"a value of type {type(value).__name__}"
+
+
+# -- YAML with positions ------------------------------------------------------------------
+
+
+def _load_yaml(raw: bytes, source: str) -> tuple[object, dict[_Path, yaml.Mark]]:
+    """Parse one YAML document safely; also return where each mapping value starts."""
+    loader: yaml.SafeLoader | None = None
+    try:
+        loader = yaml.SafeLoader(raw)  # the reader checks the encoding right here
+        node = loader.get_single_node()
+        if node is None:
+            return None, {}
+        marks: dict[_Path, yaml.Mark] = {}
+        _index_marks(node, (), marks, source)
+        data: object = loader.construct_document(node)
+    except yaml.MarkedYAMLError as exc:
+        problem = exc.problem or exc.context or "cannot parse"
+        mark = exc.problem_mark or exc.context_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ConfigError(f"{source}: invalid YAML: {problem}{where}") from exc
+    except yaml.reader.ReaderError as exc:  # bytes that are not UTF-8/16 text
+        raise ConfigError(
+            f"{source}: invalid YAML: not UTF-8 or UTF-16 text ({exc.reason} at byte {exc.position})"
+        ) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: invalid YAML: {' '.join(str(exc).split())}") from exc
+    finally:
+        if loader is not None:
+            loader.dispose()
+    return data, marks
+
+
+def _index_marks(node: yaml.Node, path: _Path, marks: dict[_Path, yaml.Mark], source: str) -> None:
+    marks[path] = node.start_mark
+    if not isinstance(node, yaml.MappingNode):
+        return
+    seen: dict[str, yaml.Mark] = {}
+    for key_node, value_node in node.value:
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.value == "<<":
+            continue
+        key = key_node.value
+        if key in seen:  # yaml.v3, which Go uses, rejects duplicate keys too
+            first = seen[key]
+            where = _dotted((*path, key))
+            mark = key_node.start_mark
+            raise ConfigError(
+                f"{source}: {where}: defined twice, at line {first.line + 1} and line "
+                f"{mark.line + 1}"
+            )
+        seen[key] = key_node.start_mark
+        _index_marks(value_node, (*path, key), marks, source)
+
+
+#: The config ``yomo serve`` uses without ``-c``: "zipper" on 127.0.0.1:9000, no auth.
+DEFAULT_CONFIG = ZipperConfig()
