@@ -1,8 +1,110 @@
-"""The ``yomo`` command."""
+"""The ``yomo`` command: a click group whose subcommands live one per module.
+
+Like Go's ``yomo`` (Go: cli/root.go), the group loads ``./.env`` when present,
+takes ``-v`` for verbose output and ``-V``/``--version``; logging goes to stderr.
+To add a command, write ``yomo/cli/<name>.py`` with one ``click.Command`` and
+register it in :data:`COMMANDS` below.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
+from collections.abc import Sequence
 
-def main() -> None:
-    """Entry point of the ``yomo`` console script."""
-    raise SystemExit("yomo: the command line is not built yet")
+import click
+
+from yomo._version import __version__
+from yomo.cli.serve import serve
+from yomo.cli.version import version
+
+__all__ = ["COMMANDS", "LOG_FORMAT", "LOG_LEVELS", "cli", "configure_logging", "main"]
+
+#: ``--log-level`` / ``YOMO_LOG_LEVEL`` values; ``warn`` is Go's spelling
+#: (Go: core/ylog/logger.go parseToSlogLevel).
+LOG_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+
+#: One compact line per record: time, level, logger, message.
+LOG_FORMAT = "%(asctime)s.%(msecs)03d %(levelname)-7s %(name)s: %(message)s"
+_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time of each record."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+def configure_logging(level: int) -> None:
+    """Send log records at ``level`` and above to stderr, one compact line each.
+
+    Replaces the handler a previous call installed, so calling it twice is safe.
+    """
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, _StderrHandler):
+            root.removeHandler(handler)
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter(LOG_FORMAT, _DATE_FORMAT))
+    root.addHandler(handler)
+    root.setLevel(level)
+
+
+@click.group(name="yomo", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--log-level",
+    type=click.Choice(list(LOG_LEVELS), case_sensitive=False),
+    default="info",
+    show_default=True,
+    envvar="YOMO_LOG_LEVEL",
+    show_envvar=True,
+    help="Lowest level of log records written to stderr.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Verbose output (same as --log-level debug).")
+@click.version_option(
+    __version__, "-V", "--version", prog_name="yomo", message="YoMo for Python version: %(version)s"
+)
+def cli(log_level: str, verbose: bool) -> None:
+    """YoMo for Python: serve a zipper, run stream functions."""
+    configure_logging(logging.DEBUG if verbose else LOG_LEVELS[log_level.lower()])
+
+
+#: Every subcommand, in help order. ``run`` and ``init`` join here.
+COMMANDS: tuple[click.Command, ...] = (serve, version)
+for _command in COMMANDS:
+    cli.add_command(_command)
+
+
+def _load_dotenv() -> None:
+    """Load ``./.env`` without overriding the environment (Go: cli/root.go initDotEnv)."""
+    if not os.path.isfile(".env"):
+        return
+    from dotenv import load_dotenv
+
+    try:
+        load_dotenv(".env", override=False)
+    except (OSError, UnicodeDecodeError) as exc:
+        click.echo(f"Error: yomo: cannot load .env: {exc}", err=True)
+        raise SystemExit(1) from exc
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``yomo`` console script and of ``python -m yomo``.
+
+    Args:
+        argv: Arguments without the program name; ``sys.argv[1:]`` when ``None``.
+
+    Raises:
+        SystemExit: always, with the command's exit code (0 ok, 1 error, 2 usage).
+    """
+    _load_dotenv()
+    cli.main(args=list(argv) if argv is not None else None, prog_name="yomo")

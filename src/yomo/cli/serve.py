@@ -1,0 +1,120 @@
+"""``yomo serve``: run a zipper from a config file until SIGINT/SIGTERM (Go: cli/serve.go)."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import signal
+from collections.abc import Callable
+from typing import Protocol
+
+import click
+
+from yomo.errors import YomoError
+from yomo.zipper.config import DEFAULT_CONFIG, ZipperConfig, load_config
+
+__all__ = ["serve", "serve_zipper"]
+
+logger = logging.getLogger("yomo.cli")
+
+
+class _Zipper(Protocol):
+    """The part of ``yomo.aio.Zipper`` this command drives."""
+
+    @property
+    def address(self) -> tuple[str, int]: ...
+
+    async def serve(self) -> None: ...
+
+    async def stop(self, reason: str) -> None: ...
+
+
+def _zipper_factory() -> Callable[..., _Zipper]:
+    # Imported lazily: loading the QUIC stack is only worth it once the config is good.
+    factory: Callable[..., _Zipper] = importlib.import_module("yomo.aio").Zipper.from_config
+    return factory
+
+
+async def serve_zipper(config: ZipperConfig) -> None:
+    """Serve a zipper until SIGINT or SIGTERM; a second signal stops it at once.
+
+    Args:
+        config: What to serve.
+
+    Raises:
+        YomoError, OSError: the zipper could not start (e.g. the port is taken).
+    """
+    zipper = _zipper_factory()(config, logger=logging.getLogger("yomo.zipper"))
+    loop = asyncio.get_running_loop()
+    serving = asyncio.ensure_future(zipper.serve())
+    stopping: set[asyncio.Task[None]] = set()
+
+    def on_signal(name: str) -> None:
+        if stopping:
+            logger.warning("received %s again, stopping now", name)
+            serving.cancel()
+            return
+        logger.info("received %s, stopping the zipper", name)
+        task = loop.create_task(zipper.stop(f"received {name}"))
+        stopping.add(task)
+
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, on_signal, sig.name)
+        except (NotImplementedError, RuntimeError):  # Windows, or not the main thread
+            continue
+        installed.append(sig)
+    try:
+        await serving
+    except asyncio.CancelledError:
+        if not stopping:
+            raise
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        for task in stopping:
+            if not task.done():
+                task.cancel()
+        if stopping:
+            await asyncio.gather(*stopping, return_exceptions=True)
+
+
+@click.command()
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    metavar="FILE",
+    default=None,
+    help="Zipper config file (.yaml or .yml). Without it: 'zipper' on 127.0.0.1:9000, no auth.",
+)
+def serve(config_path: str | None) -> None:
+    """Run a zipper until Ctrl-C (SIGINT) or SIGTERM."""
+    try:
+        config = load_config(config_path) if config_path is not None else DEFAULT_CONFIG
+    except YomoError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if config_path is None:
+        logger.warning(
+            "no config file given (-c), serving the default: zipper %r on %s:%d, no auth",
+            config.name,
+            config.host,
+            config.port,
+        )
+    else:
+        logger.info("using config file %s", config_path)
+    try:
+        asyncio.run(serve_zipper(config))
+    except YomoError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise click.ClickException(
+            f"yomo: cannot serve on {config.host}:{config.port}: {reason}"
+        ) from exc
+    except KeyboardInterrupt:  # no signal handlers (Windows): Ctrl-C lands here
+        logger.info("interrupted")
+    except ImportError as exc:
+        raise click.ClickException(f"yomo: the zipper cannot be loaded: {exc}") from exc

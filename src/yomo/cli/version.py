@@ -1,0 +1,60 @@
+"""``yomo version``: what is installed, for bug reports (Go: cli/version.go)."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import platform
+
+import click
+
+from yomo._version import SPEC_VERSION, __version__
+
+__all__ = ["quic_backend", "version", "version_lines"]
+
+_QUIC_LIBRARIES = ("qh3", "aioquic")
+
+
+def quic_backend() -> str:
+    """Name and version of the QUIC library in use.
+
+    Asks ``yomo.transport.backend_info()``; if the transport cannot say (not
+    built yet, or its import fails), lists the QUIC libraries that are installed.
+    """
+    try:
+        transport = importlib.import_module("yomo.transport")
+        info = transport.backend_info()
+    except Exception:  # any failure here must not break `yomo version`
+        pass
+    else:
+        if isinstance(info, str) and info:
+            return info
+    found = []
+    for name in _QUIC_LIBRARIES:
+        try:
+            found.append(f"{name} {importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    if not found:
+        return "none installed (pip install qh3)"
+    return "installed: " + ", ".join(found)
+
+
+def version_lines() -> list[tuple[str, str]]:
+    """The (label, value) pairs ``yomo version`` prints."""
+    python = f"{platform.python_version()} ({platform.python_implementation()})"
+    return [
+        ("yomo", __version__),
+        ("spec", SPEC_VERSION),
+        ("quic", quic_backend()),
+        ("python", python),
+    ]
+
+
+@click.command()
+def version() -> None:
+    """Print YoMo, wire protocol, QUIC library and Python versions."""
+    lines = version_lines()
+    width = max(len(label) for label, _ in lines) + 1
+    for label, value in lines:
+        click.echo(f"{label + ':':<{width}} {value}")
