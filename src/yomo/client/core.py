@@ -1,0 +1,485 @@
+"""The client core under Source and StreamFunction: dial, handshake, read loop, reconnect.
+
+Go: core/client.go. A broken connection is redialled with exponential backoff
+and jitter (first retry after about a second, like Go), each time with a fresh
+connection id ``<client id>-<n>`` and the same observed tags. A rejection or a
+deliberate close ends the client; so does a GoawayFrame. Writes during an
+outage wait up to ``write_timeout`` and then raise, so nothing is lost silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import enum
+import inspect
+import logging
+import os
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from yomo._version import SPEC_VERSION
+from yomo.errors import (
+    AuthenticationError,
+    ConnectError,
+    ConnectionClosedError,
+    ConnectToError,
+    HandshakeError,
+    ProtocolError,
+    RejectedError,
+    TimeoutError,
+    YomoError,
+)
+from yomo.transport import DEFAULT_CLIENT_SETTINGS, FrameConnection, QuicSettings, TlsConfig, dial
+from yomo.wire import (
+    ConnectToFrame,
+    DataFrame,
+    GoawayFrame,
+    HandshakeAckFrame,
+    HandshakeFrame,
+    RejectedFrame,
+)
+
+__all__ = [
+    "ClientCore",
+    "ClientState",
+    "ErrorHandler",
+    "ReconnectPolicy",
+    "new_id",
+    "parse_address",
+]
+
+ErrorHandler = Callable[[BaseException], Any]
+FrameHandler = Callable[[DataFrame], Awaitable[None]]
+
+
+def new_id() -> str:
+    """A 21-character URL-safe random id, like Go's nanoid (client ids, tids)."""
+    return base64.urlsafe_b64encode(os.urandom(16))[:21].decode()
+
+
+def parse_address(addr: str) -> tuple[str, int]:
+    """``"host:port"`` (``[v6]:port`` too) -> ``(host, port)``, with a clear error."""
+    host, sep, port = addr.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise ValueError(f"yomo: zipper address must be host:port, got {addr!r}")
+    value = int(port)
+    if not 0 < value < 65536:
+        raise ValueError(f"yomo: zipper port must be 1..65535, got {value}")
+    return host.strip("[]"), value
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReconnectPolicy:
+    """How a client redials a broken connection (Go retries every second)."""
+
+    initial_delay: float = 1.0
+    """Seconds before the first retry (Go: 1 s)."""
+    max_delay: float = 30.0
+    """Cap of the exponential backoff."""
+    multiplier: float = 2.0
+    """Each retry waits this much longer than the last."""
+    jitter: float = 0.2
+    """Random +/- fraction added to every delay, so clients don't stampede."""
+    connect_timeout: float = 10.0
+    """``connect()`` gives up when the zipper stays unreachable this long."""
+    enabled: bool = True
+    """Redial broken connections; False makes a broken connection final."""
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before retry number ``attempt`` (0-based)."""
+        base = min(self.max_delay, self.initial_delay * self.multiplier**attempt)
+        return max(0.0, base * (1 + random.uniform(-self.jitter, self.jitter)))
+
+
+class ClientState(enum.Enum):
+    """Where a client is in its life; a closed client cannot be reopened."""
+
+    NEW = "new"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
+    CLOSED = "closed"
+
+
+class ClientCore:
+    """One logical client: keeps a connection to the zipper up and moves frames."""
+
+    def __init__(
+        self,
+        name: str,
+        zipper_addr: str,
+        client_type: int,
+        *,
+        credential: str | None = None,
+        observe_data_tags: Sequence[int] = (),
+        wanted_target: str = "",
+        tls: TlsConfig | None = None,
+        quic: QuicSettings | None = None,
+        reconnect: ReconnectPolicy | None = None,
+        write_timeout: float = 30.0,
+        logger: logging.Logger | None = None,
+        on_frame: FrameHandler | None = None,
+    ) -> None:
+        self.name = name
+        self.zipper_addr = zipper_addr
+        self.host, self.port = parse_address(zipper_addr)
+        self.client_type = client_type
+        self.credential = credential or ""
+        self.observe_data_tags: tuple[int, ...] = tuple(observe_data_tags)
+        self.wanted_target = wanted_target
+        self.tls = tls
+        self.quic = quic or DEFAULT_CLIENT_SETTINGS
+        self.reconnect = reconnect or ReconnectPolicy()
+        self.write_timeout = write_timeout
+        self.log = logger or logging.getLogger("yomo")
+        self.on_frame = on_frame
+        self.client_id = new_id()
+        self.connection_id = ""
+        self.state = ClientState.NEW
+        self._attempts = 0
+        self._conn: FrameConnection | None = None
+        self._connected = asyncio.Event()
+        self._closed = asyncio.Event()
+        self._supervisor: asyncio.Task[None] | None = None
+        self._error_handlers: list[ErrorHandler] = []
+        self._reconnected_handlers: list[Callable[[], Any]] = []
+        self.final_error: BaseException | None = None
+        self._callback_tasks: set[asyncio.Future[Any]] = set()
+
+    # -- callbacks ---------------------------------------------------------
+
+    def add_error_handler(self, fn: ErrorHandler) -> None:
+        """Call ``fn(error)`` when a connection fails or the zipper rejects the client."""
+        if not callable(fn):
+            raise TypeError(f"yomo: error handler must be callable, got {fn!r}")
+        self._error_handlers.append(fn)
+
+    def add_reconnected_handler(self, fn: Callable[[], Any]) -> None:
+        """Call ``fn()`` after every successful reconnect."""
+        self._reconnected_handlers.append(fn)
+
+    def _report(self, error: BaseException) -> None:
+        if not self._error_handlers:
+            self.log.error("%s %r: %s", self._kind, self.name, error)
+            return
+        for fn in self._error_handlers:
+            try:
+                result = fn(error)
+                if inspect.isawaitable(result):
+                    task = asyncio.ensure_future(result)
+                    self._callback_tasks.add(task)
+                    task.add_done_callback(self._callback_tasks.discard)
+            except Exception:
+                self.log.exception("error handler of %r failed", self.name)
+
+    @property
+    def _kind(self) -> str:
+        return {0x5F: "source", 0x5D: "stream function", 0x5E: "mesh link"}.get(
+            self.client_type, "client"
+        )
+
+    # -- connecting --------------------------------------------------------
+
+    async def _dial_once(self, host: str, port: int) -> FrameConnection:
+        conn = await dial(host, port, tls=self.tls, settings=self.quic)
+        self.connection_id = f"{self.client_id}-{self._attempts}"
+        self._attempts += 1
+        auth_name, _, auth_payload = self.credential.partition(":")
+        if ":" not in self.credential:
+            auth_name, auth_payload = "", self.credential
+        hello = HandshakeFrame(
+            name=self.name,
+            id=self.connection_id,
+            client_type=self.client_type,
+            observe_data_tags=self.observe_data_tags,
+            auth_name=auth_name,
+            auth_payload=auth_payload,
+            version=SPEC_VERSION,
+            wanted_target=self.wanted_target,
+        )
+        try:
+            conn.send_nowait(hello)
+            reply = await asyncio.wait_for(conn.read_frame(), self.quic.handshake_timeout + 5)
+        except asyncio.TimeoutError:
+            await conn.aclose("handshake timeout")
+            raise ConnectError(
+                f"zipper {host}:{port} did not answer the handshake in time"
+            ) from None
+        except ConnectionClosedError as exc:
+            await conn.aclose()
+            raise ConnectError(
+                f"zipper {host}:{port} closed the connection during the handshake: {exc.reason}"
+            ) from None
+        except ProtocolError:
+            await conn.aclose()
+            raise
+        if isinstance(reply, HandshakeAckFrame):
+            return conn
+        await conn.aclose()
+        if isinstance(reply, RejectedFrame):
+            raise _rejection(reply.message)
+        if isinstance(reply, ConnectToFrame):
+            raise ConnectToError(reply.endpoint)
+        raise RejectedError(f"unexpected reply to handshake: {type(reply).__name__}")
+
+    async def _dial(self) -> FrameConnection:
+        host, port = self.host, self.port
+        for _ in range(4):  # follow at most a few ConnectTo redirects
+            try:
+                return await self._dial_once(host, port)
+            except ConnectToError as exc:
+                self.log.info("%s %r: zipper redirects to %s", self._kind, self.name, exc.endpoint)
+                host, port = parse_address(exc.endpoint)
+                self.host, self.port = host, port
+        raise HandshakeError("too many ConnectTo redirects")
+
+    async def connect(self) -> None:
+        """Dial and handshake; retries until ``reconnect.connect_timeout``.
+
+        Raises:
+            RejectedError: the zipper rejected the handshake (final).
+            ConnectError: the zipper stayed unreachable for the connect timeout.
+        """
+        if self.state is ClientState.CLOSED:
+            raise YomoError(f"{self._kind} {self.name!r} is closed and cannot reconnect")
+        if self.state is not ClientState.NEW:
+            return
+        self.state = ClientState.CONNECTING
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.reconnect.connect_timeout
+        attempt = 0
+        while True:
+            try:
+                conn = await self._dial()
+                break
+            except (RejectedError, ProtocolError) as exc:
+                self._finish(exc)
+                self._report(exc)
+                raise
+            except YomoError as exc:
+                remaining = deadline - loop.time()
+                delay = min(self.reconnect.delay(attempt), max(remaining, 0))
+                if remaining <= 0 or not self.reconnect.enabled:
+                    error = ConnectError(
+                        f"cannot connect to zipper at {self.zipper_addr} after "
+                        f"{attempt + 1} attempt(s) in {self.reconnect.connect_timeout:g} s: "
+                        f"{exc.message}"
+                    )
+                    self._finish(error)
+                    self._report(error)
+                    raise error from exc
+                self.log.info(
+                    "%s %r: connecting to %s failed (%s), retrying in %.1f s",
+                    self._kind,
+                    self.name,
+                    self.zipper_addr,
+                    exc.message,
+                    delay,
+                )
+                attempt += 1
+                await asyncio.sleep(delay)
+        self._use(conn)
+        self.log.info(
+            "%s %r connected to zipper %s (id %s)",
+            self._kind,
+            self.name,
+            self.zipper_addr,
+            self.connection_id,
+        )
+        self._supervisor = loop.create_task(self._supervise())
+
+    def _use(self, conn: FrameConnection) -> None:
+        self._conn = conn
+        self.state = ClientState.CONNECTED
+        self._connected.set()
+
+    def _finish(self, error: BaseException | None) -> None:
+        self.state = ClientState.CLOSED
+        if error is not None and self.final_error is None:
+            self.final_error = error
+        self._connected.set()  # wake writers; they see CLOSED
+        self._closed.set()
+
+    # -- the connection's life ---------------------------------------------
+
+    async def _supervise(self) -> None:
+        try:
+            while True:
+                conn = self._conn
+                assert conn is not None
+                outcome = await self._read_loop(conn)
+                if self.state is ClientState.CLOSED:
+                    return
+                if outcome is not None:  # goaway or a protocol error: final
+                    self._finish(outcome)
+                    self._report(outcome)
+                    return
+                error = ConnectionClosedError(
+                    f"connection to zipper {self.zipper_addr} lost: {conn.close_reason}",
+                    remote=conn.closed_by_peer,
+                )
+                if not self.reconnect.enabled:
+                    self._finish(error)
+                    self._report(error)
+                    return
+                self._report(error)
+                if not await self._redial():
+                    return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug must not leave writers hanging
+            self.log.exception("%s %r: supervisor failed", self._kind, self.name)
+            self._finish(exc)
+
+    async def _read_loop(self, conn: FrameConnection) -> BaseException | None:
+        on_frame = self.on_frame
+        while True:
+            try:
+                frame = await conn.read_frame()
+            except ConnectionClosedError:
+                return None
+            except ProtocolError as exc:
+                return exc
+            if type(frame) is DataFrame:
+                if on_frame is not None:
+                    await on_frame(frame)
+            elif isinstance(frame, GoawayFrame):
+                self.log.info("%s %r: zipper says goaway: %s", self._kind, self.name, frame.message)
+                await conn.aclose(frame.message)
+                return ConnectionClosedError(f"goaway: {frame.message}", remote=True)
+            elif isinstance(frame, RejectedFrame):
+                await conn.aclose(frame.message)
+                return _rejection(frame.message)
+            else:
+                self.log.debug("%s %r: ignoring %s", self._kind, self.name, type(frame).__name__)
+
+    async def _redial(self) -> bool:
+        self.state = ClientState.RECONNECTING
+        self._connected.clear()
+        attempt = 0
+        while self.state is ClientState.RECONNECTING:
+            delay = self.reconnect.delay(attempt)
+            self.log.info(
+                "%s %r: reconnecting to %s in %.1f s (attempt %d)",
+                self._kind,
+                self.name,
+                self.zipper_addr,
+                delay,
+                attempt + 1,
+            )
+            await asyncio.sleep(delay)
+            if self.state is not ClientState.RECONNECTING:
+                return False
+            try:
+                conn = await self._dial()
+            except (RejectedError, ProtocolError) as exc:
+                self._finish(exc)
+                self._report(exc)
+                return False
+            except YomoError as exc:
+                self._report(exc)
+                attempt += 1
+                continue
+            if self.state is not ClientState.RECONNECTING:
+                await conn.aclose("client closed")
+                return False
+            self._use(conn)
+            self.log.info(
+                "%s %r reconnected to %s (id %s)",
+                self._kind,
+                self.name,
+                self.zipper_addr,
+                self.connection_id,
+            )
+            for fn in self._reconnected_handlers:
+                try:
+                    result = fn()
+                    if inspect.isawaitable(result):
+                        await result
+                except Exception:
+                    self.log.exception("reconnect handler of %r failed", self.name)
+            return True
+        return False
+
+    # -- writing -----------------------------------------------------------
+
+    async def _live_connection(self, timeout: float) -> FrameConnection:
+        if self.state is ClientState.NEW:
+            raise YomoError(f"{self._kind} {self.name!r} is not connected: call connect() first")
+        if not self._connected.is_set():
+            try:
+                await asyncio.wait_for(self._connected.wait(), timeout)
+            except asyncio.TimeoutError:
+                raise TimeoutError(
+                    f"{self._kind} {self.name!r}: zipper {self.zipper_addr} unreachable for "
+                    f"{timeout:g} s; the frame was not sent"
+                ) from None
+        conn = self._conn
+        if self.state is ClientState.CLOSED or conn is None:
+            raise ConnectionClosedError(f"{self._kind} {self.name!r} is closed")
+        return conn
+
+    async def send(self, data: bytes) -> None:
+        """Send an encoded frame; waits (bounded) for room and through reconnects.
+
+        Raises:
+            TimeoutError: no connection, or the zipper did not read, for ``write_timeout``.
+            ConnectionClosedError: the client is closed.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.write_timeout
+        while True:
+            conn = await self._live_connection(max(deadline - loop.time(), 0.0))
+            try:
+                conn.send_nowait(data)
+            except ConnectionClosedError:
+                if self.state is ClientState.CLOSED:
+                    raise
+                self._connected.clear()  # the supervisor will redial
+                continue
+            if not conn._drained.is_set():
+                with contextlib.suppress(ConnectionClosedError):
+                    await conn.drain(max(deadline - loop.time(), 0.001))
+            return
+
+    # -- closing -----------------------------------------------------------
+
+    async def close(self, reason: str = "client closed", drain_timeout: float = 5.0) -> None:
+        """Send what was written, then close; idempotent."""
+        if self.state is ClientState.CLOSED and self._conn is None:
+            return
+        was = self.state
+        self.state = ClientState.CLOSED
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.closed and was is ClientState.CONNECTED:
+            with contextlib.suppress(YomoError, ConnectionError):
+                await conn.drain_all(drain_timeout)
+        if conn is not None:
+            await conn.aclose(reason)
+        supervisor = self._supervisor
+        if supervisor is not None and supervisor is not asyncio.current_task():
+            supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await supervisor
+        self._finish(None)
+        self.log.info("%s %r closed", self._kind, self.name)
+
+    async def wait(self) -> None:
+        """Wait until the client is closed (by ``close``, a rejection or a goaway)."""
+        await self._closed.wait()
+
+    @property
+    def closed(self) -> bool:
+        """True once the client is closed."""
+        return self._closed.is_set()
+
+
+def _rejection(message: str) -> RejectedError:
+    lowered = message.lower()
+    if "token" in lowered or "authentication" in lowered or "credential" in lowered:
+        return AuthenticationError(message)
+    return RejectedError(message)

@@ -1,0 +1,713 @@
+"""One QUIC connection's single bidirectional stream as a stream of YoMo frames.
+
+The only module that imports the QUIC library. Two backends share one API
+(qh3 is a fork of aioquic): ``qh3`` (default, about 3.5x faster) and
+``aioquic`` (the only one that can ask a client for its certificate, so the
+zipper uses it for mutual TLS). ``YOMO_QUIC_BACKEND`` picks one explicitly.
+
+Backpressure, both ways, with bounded memory:
+
+* sending: ``write_frame`` queues bytes on the QUIC stream and waits while more
+  than ``send_high_water`` bytes are unsent (the peer's flow control or the
+  congestion window is holding them back);
+* receiving: decoded frames wait in a queue; when it holds more than
+  ``recv_high_water`` bytes the connection stops processing datagrams (it
+  holds a bounded number and lets QUIC retransmit the rest), so the peer gets
+  no acknowledgements and its congestion control stops it. Reading resumes
+  below the low-water mark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import os
+import ssl
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from yomo.errors import (
+    ConnectError,
+    ConnectionClosedError,
+    ProtocolError,
+    TimeoutError,
+    TransportError,
+)
+from yomo.wire import DEFAULT_MAX_FRAME_SIZE, Frame, FrameDecoder
+
+from .tls import TlsConfig, generate_self_signed
+
+__all__ = [
+    "ALPN",
+    "CLOSE_CODE",
+    "DEFAULT_CLIENT_SETTINGS",
+    "DEFAULT_ZIPPER_SETTINGS",
+    "FrameConnection",
+    "Listener",
+    "QuicSettings",
+    "backend_info",
+    "dial",
+    "listen",
+]
+
+log = logging.getLogger("yomo.transport")
+
+ALPN = "yomo"
+#: Application error code YoMo closes connections with (Go: core/frame ErrCode 0x13).
+CLOSE_CODE = 0x13
+BACKEND_ENV = "YOMO_QUIC_BACKEND"
+_BACKENDS = ("qh3", "aioquic")
+
+
+@dataclass(frozen=True, kw_only=True)
+class QuicSettings:
+    """QUIC and buffering knobs; the defaults are Go YoMo's (core/config.go)."""
+
+    idle_timeout: float = 40.0
+    """Seconds without a packet before the connection is dropped (Go: MaxIdleTimeout 40 s)."""
+    keep_alive: float = 20.0
+    """Seconds between pings while idle; also capped at a third of ``idle_timeout``."""
+    handshake_timeout: float = 3.0
+    """Seconds the QUIC/TLS handshake may take (Go: HandshakeIdleTimeout 3 s)."""
+    max_stream_data: int = 2 * 1024 * 1024
+    """Initial stream receive window (Go: InitialStreamReceiveWindow 2 MiB)."""
+    max_data: int = 2 * 1024 * 1024
+    """Initial connection receive window (Go: InitialConnectionReceiveWindow 2 MiB)."""
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
+    """Largest frame accepted from the peer; bigger ones close the connection."""
+    send_high_water: int = 1024 * 1024
+    """A writer waits while more than this many bytes are queued but unsent."""
+    recv_high_water: int = 4 * 1024 * 1024
+    """Stop reading from the network while this many received bytes wait for the reader."""
+    held_datagrams: int = 512
+    """Datagrams kept while reading is paused; QUIC retransmits anything beyond."""
+    backend: str | None = None
+    """``"qh3"`` or ``"aioquic"``; None picks ``YOMO_QUIC_BACKEND`` or qh3."""
+
+
+DEFAULT_CLIENT_SETTINGS = QuicSettings()
+#: The zipper's side (Go: core/server_options.go, MaxIdleTimeout 5 s, KeepAlivePeriod 2 s).
+DEFAULT_ZIPPER_SETTINGS = QuicSettings(idle_timeout=5.0, keep_alive=2.0)
+
+
+@dataclass
+class _Backend:
+    name: str
+    version: str
+    serve: Any
+    connect: Any
+    base_protocol: type[Any]
+    configuration: Any
+    events: Any
+    protocol_class: type[Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.protocol_class = _make_protocol_class(self)
+
+
+_loaded: dict[str, _Backend] = {}
+
+
+def _backend(name: str | None) -> _Backend:
+    name = name or os.environ.get(BACKEND_ENV) or "qh3"
+    if name not in _BACKENDS:
+        raise TransportError(f"unknown QUIC backend {name!r} (choose from {', '.join(_BACKENDS)})")
+    cached = _loaded.get(name)
+    if cached is not None:
+        return cached
+    try:
+        lib = importlib.import_module(name)
+        aio = importlib.import_module(f"{name}.asyncio")
+        config = importlib.import_module(f"{name}.quic.configuration")
+        events = importlib.import_module(f"{name}.quic.events")
+    except ImportError as exc:  # pragma: no cover - both are dependencies
+        raise TransportError(f"QUIC backend {name!r} is not installed: {exc}") from exc
+    backend = _Backend(
+        name=name,
+        version=getattr(lib, "__version__", "?"),
+        serve=aio.serve,
+        connect=aio.connect,
+        base_protocol=aio.QuicConnectionProtocol,
+        configuration=config.QuicConfiguration,
+        events=events,
+    )
+    _loaded[name] = backend
+    return backend
+
+
+def backend_info(name: str | None = None) -> str:
+    """``"qh3 2.1.0"``: the QUIC library a new connection would use."""
+    b = _backend(name)
+    return f"{b.name} {b.version}"
+
+
+class FrameConnection:
+    """A QUIC connection carrying YoMo frames on its one bidirectional stream.
+
+    Read with ``read_frame``; write with ``write_frame`` (waits for room) or
+    ``send_nowait`` + ``drain``. ``close(reason)`` closes with code 0x13.
+    """
+
+    def __init__(self, protocol: Any, settings: QuicSettings, *, is_client: bool) -> None:
+        self._protocol = protocol
+        self._settings = settings
+        self._is_client = is_client
+        self._stream_id: int | None = None
+        self._decoder = FrameDecoder(max_frame_size=settings.max_frame_size)
+        self._frames: deque[tuple[Frame, int]] = deque()
+        self._frames_bytes = 0
+        self._readable = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self._closed = asyncio.Event()
+        self.close_reason: str | None = None
+        self.closed_by_peer = False
+        self._error: BaseException | None = None
+        self.bytes_received = 0
+        self.datagrams_dropped = 0
+        self._keepalive: asyncio.Task[None] | None = None
+        self._exit_stack: contextlib.AsyncExitStack | None = None
+
+    # -- information -------------------------------------------------------
+
+    @property
+    def remote_address(self) -> tuple[str, int]:
+        """The peer's ``(host, port)``."""
+        quic = self._protocol._quic
+        addr = getattr(quic, "_remote_addr", None)
+        if addr is None:
+            paths = getattr(quic, "_network_paths", None)
+            addr = paths[0].addr if paths else None
+        if not addr:
+            return ("", 0)
+        host = str(addr[0])
+        if host.startswith("::ffff:"):
+            host = host[7:]
+        return (host, int(addr[1]))
+
+    @property
+    def closed(self) -> bool:
+        """True once the connection is closed, by either side."""
+        return self._closed.is_set()
+
+    @property
+    def send_backlog(self) -> int:
+        """Bytes queued on the stream that are not on the wire yet."""
+        if self._stream_id is None:
+            return 0
+        return int(self._protocol._unsent(self._stream_id))
+
+    @property
+    def recv_backlog(self) -> int:
+        """Bytes of received frames waiting for ``read_frame``."""
+        return self._frames_bytes
+
+    # -- reading -----------------------------------------------------------
+
+    def _on_stream_data(self, stream_id: int, data: bytes, end_stream: bool) -> None:
+        if self._stream_id is None:
+            self._stream_id = stream_id
+        elif stream_id != self._stream_id:
+            return  # YoMo uses one stream; others are ignored (Go takes the first)
+        if data:
+            self.bytes_received += len(data)
+            try:
+                frames = self._decoder.feed(data)
+            except ProtocolError as exc:
+                self._error = exc
+                self._abort(exc.message)
+                return
+            for frame in frames:
+                size = _frame_size(frame)
+                self._frames.append((frame, size))
+                self._frames_bytes += size
+            if frames:
+                self._readable.set()
+                if self._frames_bytes > self._settings.recv_high_water:
+                    self._protocol._pause_reading()
+        if end_stream:
+            self._on_terminated("stream closed by peer", remote=True)
+
+    async def read_frame(self) -> Frame:
+        """The next frame from the peer.
+
+        Raises:
+            ConnectionClosedError: the connection closed (``remote`` tells who closed it).
+            RemoteProtocolError: the peer sent bytes that are not a frame (the
+                connection is then closed with that reason).
+        """
+        while not self._frames:
+            if self._closed.is_set():
+                if self._error is not None:
+                    raise self._error
+                raise ConnectionClosedError(
+                    self.close_reason or "connection closed", remote=self.closed_by_peer
+                )
+            self._readable.clear()
+            await self._readable.wait()
+        frame, size = self._frames.popleft()
+        self._frames_bytes -= size
+        if self._frames_bytes <= self._settings.recv_high_water // 2:
+            self._protocol._resume_reading()
+        return frame
+
+    # -- writing -----------------------------------------------------------
+
+    def send_nowait(self, data: Frame | bytes) -> None:
+        """Queue a frame (or its encoded bytes) on the stream without waiting.
+
+        Raises:
+            ConnectionClosedError: the connection is closed.
+        """
+        if self._closed.is_set():
+            raise ConnectionClosedError(
+                self.close_reason or "connection closed", remote=self.closed_by_peer
+            )
+        payload = data if isinstance(data, (bytes, bytearray, memoryview)) else data.encode()
+        protocol = self._protocol
+        if self._stream_id is None:
+            if not self._is_client:
+                raise ConnectionClosedError("the peer has not opened a stream yet")
+            self._stream_id = protocol._quic.get_next_available_stream_id()
+        protocol._quic.send_stream_data(self._stream_id, payload)
+        protocol._transmit_soon()
+        if self._drained.is_set() and self.send_backlog > self._settings.send_high_water:
+            self._drained.clear()
+
+    async def drain(self, timeout: float | None = None) -> None:
+        """Wait until the unsent backlog is below the high-water mark.
+
+        Raises:
+            ConnectionClosedError: the connection closed while waiting.
+            TimeoutError: ``timeout`` seconds passed first.
+        """
+        while not self._drained.is_set():
+            if self._closed.is_set():
+                raise ConnectionClosedError(
+                    self.close_reason or "connection closed", remote=self.closed_by_peer
+                )
+            waiter = asyncio.ensure_future(self._drained.wait())
+            closer = asyncio.ensure_future(self._closed.wait())
+            try:
+                done, _ = await asyncio.wait(
+                    {waiter, closer}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                waiter.cancel()
+                closer.cancel()
+            if not done:
+                raise TimeoutError(f"peer did not read for {timeout:g} s")
+        if self._closed.is_set():
+            raise ConnectionClosedError(
+                self.close_reason or "connection closed", remote=self.closed_by_peer
+            )
+
+    async def write_frame(self, data: Frame | bytes, timeout: float | None = None) -> None:
+        """Send a frame, waiting while the peer is not reading (bounded by ``timeout``)."""
+        self.send_nowait(data)
+        await self.drain(timeout)
+
+    async def drain_all(self, timeout: float = 5.0) -> None:
+        """Wait (bounded) until everything written has been sent and a ping came back."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.send_backlog > 0 and not self._closed.is_set():
+            if loop.time() >= deadline:
+                raise TimeoutError(f"{self.send_backlog} bytes still unsent after {timeout:g} s")
+            await asyncio.sleep(0.005)
+        if not self._closed.is_set():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._protocol.ping(), max(deadline - loop.time(), 0.05))
+
+    def _check_drained(self) -> None:
+        if not self._drained.is_set() and (
+            self._stream_id is None or self.send_backlog <= self._settings.send_high_water // 2
+        ):
+            self._drained.set()
+
+    # -- closing -----------------------------------------------------------
+
+    def close(self, reason: str = "", code: int = CLOSE_CODE) -> None:
+        """Close the connection with YoMo's error code and ``reason`` (idempotent)."""
+        if self._closed.is_set():
+            return
+        self.close_reason = reason or "closed"
+        with contextlib.suppress(Exception):
+            self._protocol._quic.close(error_code=code, reason_phrase=reason)
+            self._protocol.transmit()
+        self._on_terminated(reason or "closed", remote=False)
+
+    def _abort(self, reason: str) -> None:
+        log.debug("closing connection to %s: %s", self.remote_address, reason)
+        self.close(reason)
+
+    def _on_terminated(self, reason: str, *, remote: bool) -> None:
+        if self._closed.is_set():
+            return
+        if self.close_reason is None:
+            self.close_reason = reason
+            self.closed_by_peer = remote
+        self._closed.set()
+        self._readable.set()
+        self._drained.set()
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+
+    async def wait_closed(self) -> None:
+        """Wait until the connection is closed."""
+        await self._closed.wait()
+
+    async def aclose(self, reason: str = "") -> None:
+        """Close and release the socket of a dialled connection."""
+        self.close(reason)
+        stack, self._exit_stack = self._exit_stack, None
+        if stack is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(stack.aclose(), 1.0)
+
+    async def _keep_alive(self, interval: float) -> None:
+        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+            while not self._closed.is_set():
+                await asyncio.sleep(interval)
+                self._protocol._quic.send_ping(0)
+                self._protocol.transmit()
+
+
+def _frame_size(frame: Frame) -> int:
+    payload = getattr(frame, "payload", None)
+    return 64 + (len(payload) if payload is not None else 0)
+
+
+def _make_protocol_class(backend: _Backend) -> type[Any]:
+    events = backend.events
+    StreamDataReceived = events.StreamDataReceived
+    ConnectionTerminated = events.ConnectionTerminated
+    HandshakeCompleted = events.HandshakeCompleted
+
+    class _YomoProtocol(backend.base_protocol):  # type: ignore[name-defined,misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.conn: FrameConnection | None = None
+            self._paused = False
+            self._held: deque[tuple[bytes, Any]] = deque()
+            self._handshake_done = asyncio.Event()
+            self._on_handshake: Callable[[Any], None] | None = None
+            self._quic_name = backend.name
+
+        # -- flow control on the receive side --
+        def datagram_received(self, data: bytes | str, addr: Any) -> None:
+            if self._paused:
+                conn = self.conn
+                if len(self._held) < (conn._settings.held_datagrams if conn else 512):
+                    self._held.append((data, addr))  # type: ignore[arg-type]
+                elif conn is not None:
+                    conn.datagrams_dropped += 1
+                return
+            super().datagram_received(data, addr)
+            conn = self.conn
+            if conn is not None and not conn._drained.is_set():
+                conn._check_drained()
+
+        def _pause_reading(self) -> None:
+            if not self._paused:
+                self._paused = True
+                self._schedule_trickle()
+
+        def _schedule_trickle(self) -> None:
+            # While paused, let one held datagram through now and then so that
+            # the connection's idle timer never fires for a merely slow reader.
+            conn = self.conn
+            idle = conn._settings.idle_timeout if conn is not None else 5.0
+            self._loop.call_later(max(idle / 4, 0.05), self._trickle)
+
+        def _trickle(self) -> None:
+            if not self._paused:
+                return
+            if self._held:
+                data, addr = self._held.popleft()
+                super().datagram_received(data, addr)
+            if self._paused and not (self.conn is not None and self.conn.closed):
+                self._schedule_trickle()
+
+        def _resume_reading(self) -> None:
+            if not self._paused:
+                return
+            self._paused = False
+            held, self._held = self._held, deque()
+            while held and not self._paused:
+                data, addr = held.popleft()
+                super().datagram_received(data, addr)
+            if held:  # paused again while replaying: keep the rest
+                held.extend(self._held)
+                self._held = held
+            conn = self.conn
+            if conn is not None:
+                conn._check_drained()
+
+        def _unsent(self, stream_id: int) -> int:
+            quic = self._quic
+            getter = getattr(quic, "get_send_buffer_size", None)
+            if getter is not None:
+                return int(getter(stream_id))
+            stream = quic._streams.get(stream_id)
+            if stream is None:
+                return 0
+            sender = stream.sender
+            return int(sender._buffer_stop - sender.next_offset)
+
+        def transmit(self) -> None:
+            super().transmit()
+            conn = self.conn
+            if conn is not None and not conn._drained.is_set():
+                conn._check_drained()
+
+        def quic_event_received(self, event: Any) -> None:
+            conn = self.conn
+            if isinstance(event, StreamDataReceived):
+                if conn is not None:
+                    conn._on_stream_data(event.stream_id, event.data, event.end_stream)
+            elif isinstance(event, HandshakeCompleted):
+                self._handshake_done.set()
+                if self._on_handshake is not None:
+                    self._on_handshake(self)
+            elif isinstance(event, ConnectionTerminated):
+                if conn is not None:
+                    reason = event.reason_phrase or _describe_code(event.error_code)
+                    conn._on_terminated(reason, remote=True)
+                self._handshake_done.set()
+
+    _YomoProtocol.__name__ = f"YomoProtocol_{backend.name}"
+    return _YomoProtocol
+
+
+def _describe_code(code: int) -> str:
+    if code == 0:
+        return "connection closed"
+    if code == CLOSE_CODE:
+        return "closed by peer"
+    return f"connection closed with error code {code:#x}"
+
+
+def _resolve_backend(settings: QuicSettings, tls: TlsConfig, *, server: bool) -> _Backend:
+    if settings.backend or os.environ.get(BACKEND_ENV):
+        backend = _backend(settings.backend)
+        if server and tls.verify_peer and backend.name != "aioquic":
+            raise TransportError(
+                f"mutual TLS on the zipper needs the aioquic backend ({backend.name} cannot "
+                "request client certificates)"
+            )
+        return backend
+    return _backend("aioquic" if (server and tls.verify_peer) else "qh3")
+
+
+def _configuration(
+    backend: _Backend, settings: QuicSettings, *, is_client: bool, server_name: str | None
+) -> Any:
+    config = backend.configuration(
+        is_client=is_client,
+        alpn_protocols=[ALPN],
+        idle_timeout=settings.idle_timeout,
+        max_data=settings.max_data,
+        max_stream_data=settings.max_stream_data,
+    )
+    if server_name is not None:
+        config.server_name = server_name
+    return config
+
+
+# --- server -----------------------------------------------------------------
+
+
+class Listener:
+    """A listening zipper socket; ``address`` is the bound ``(host, port)``."""
+
+    def __init__(self, server: Any, address: tuple[str, int], tls_mode: str, backend: str) -> None:
+        self._server = server
+        self.address = address
+        self.tls_mode = tls_mode
+        self.backend = backend
+
+    def close(self) -> None:
+        """Stop accepting and close the socket (established connections are the caller's)."""
+        self._server.close()
+
+
+async def listen(
+    host: str,
+    port: int,
+    on_connection: Callable[[FrameConnection], Awaitable[None]],
+    *,
+    tls: TlsConfig | None = None,
+    settings: QuicSettings = DEFAULT_ZIPPER_SETTINGS,
+) -> Listener:
+    """Listen for YoMo clients; ``on_connection`` runs as a task per connection.
+
+    The task starts once the QUIC/TLS handshake is done (and, with mutual TLS,
+    the client certificate verified); the connection is closed when it returns.
+    """
+    tls = tls or TlsConfig.from_env()
+    backend = _resolve_backend(settings, tls, server=True)
+    config = _configuration(backend, settings, is_client=False, server_name=None)
+    if tls.cert_file and tls.key_file:
+        config.load_cert_chain(tls.cert_file, tls.key_file)
+    else:
+        pair = generate_self_signed(host)
+        config.load_cert_chain(pair.cert_file, pair.key_file)
+    if tls.verify_peer:
+        config.cafile = tls.ca_file
+        config.verify_mode = ssl.CERT_REQUIRED
+
+    loop = asyncio.get_running_loop()
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def run(conn: FrameConnection) -> None:
+        try:
+            await on_connection(conn)
+        except Exception:  # the handler's own bugs must not kill the listener
+            log.exception("connection handler failed")
+        finally:
+            conn.close()
+
+    def handshake_done(protocol: Any) -> None:
+        conn = protocol.conn
+        if conn is None:
+            return
+        if tls.verify_peer:
+            problem = _verify_client_certificate(protocol, tls)
+            if problem is not None:
+                log.warning("rejected client %s: %s", conn.remote_address, problem)
+                conn.close(problem)
+                return
+        interval = min(settings.keep_alive, settings.idle_timeout / 3)
+        if interval > 0:
+            conn._keepalive = loop.create_task(conn._keep_alive(interval))
+        task = loop.create_task(run(conn))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    def create_protocol(*args: Any, **kwargs: Any) -> Any:
+        protocol = backend.protocol_class(*args, **kwargs)
+        protocol.conn = FrameConnection(protocol, settings, is_client=False)
+        protocol._on_handshake = handshake_done
+        if tls.verify_peer:
+            _request_client_certificate(protocol)
+        return protocol
+
+    try:
+        server = await backend.serve(
+            host, port, configuration=config, create_protocol=create_protocol
+        )
+    except OSError as exc:
+        raise TransportError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    sockname = server._transport.get_extra_info("sockname")
+    return Listener(server, (str(sockname[0]), int(sockname[1])), tls.mode, backend.name)
+
+
+def _request_client_certificate(protocol: Any) -> None:
+    """Make aioquic's server ask for a client certificate (mutual TLS).
+
+    aioquic has the handshake step but no public switch; the TLS context is
+    created when the first packet arrives, so the flag is set right after.
+    """
+    quic = protocol._quic
+    initialize = quic._initialize
+
+    def _initialize(*args: Any, **kwargs: Any) -> None:
+        initialize(*args, **kwargs)
+        quic.tls._request_client_certificate = True
+
+    quic._initialize = _initialize
+
+
+def _verify_client_certificate(protocol: Any, tls: TlsConfig) -> str | None:
+    context = getattr(protocol._quic, "tls", None)
+    cert = getattr(context, "_peer_certificate", None)
+    if cert is None:
+        return "mutual TLS: the client presented no certificate"
+    try:
+        from aioquic.tls import verify_certificate
+
+        verify_certificate(
+            certificate=cert,
+            chain=list(getattr(context, "_peer_certificate_chain", [])),
+            cafile=tls.ca_file,
+        )
+    except Exception as exc:
+        return f"mutual TLS: client certificate not trusted: {exc}"
+    return None
+
+
+# --- client -----------------------------------------------------------------
+
+
+async def dial(
+    host: str,
+    port: int,
+    *,
+    tls: TlsConfig | None = None,
+    settings: QuicSettings = DEFAULT_CLIENT_SETTINGS,
+) -> FrameConnection:
+    """Connect to a zipper and return the frame connection (handshake done).
+
+    Raises:
+        ConnectError: the zipper did not answer within ``handshake_timeout`` or TLS failed.
+    """
+    tls = tls or TlsConfig.from_env()
+    backend = _resolve_backend(settings, tls, server=False)
+    config = _configuration(backend, settings, is_client=True, server_name=host)
+    if tls.cert_file and tls.key_file:
+        config.load_cert_chain(tls.cert_file, tls.key_file)
+    if tls.verify_peer:
+        config.verify_mode = ssl.CERT_REQUIRED
+        config.cafile = tls.ca_file
+    else:
+        config.verify_mode = ssl.CERT_NONE
+
+    created: list[Any] = []
+
+    def create_protocol(*args: Any, **kwargs: Any) -> Any:
+        protocol = backend.protocol_class(*args, **kwargs)
+        protocol.conn = FrameConnection(protocol, settings, is_client=True)
+        created.append(protocol)
+        return protocol
+
+    stack = contextlib.AsyncExitStack()
+    try:
+        protocol = await asyncio.wait_for(
+            stack.enter_async_context(
+                backend.connect(host, port, configuration=config, create_protocol=create_protocol)
+            ),
+            settings.handshake_timeout,
+        )
+    except asyncio.TimeoutError as exc:
+        await _discard(stack, created)
+        raise ConnectError(
+            f"cannot connect to zipper {host}:{port}: no QUIC handshake within "
+            f"{settings.handshake_timeout:g} s"
+        ) from exc
+    except (ConnectionError, OSError) as exc:
+        await _discard(stack, created)
+        detail = str(exc) or type(exc).__name__
+        if created:
+            failed = created[0].conn
+            if failed is not None and failed.close_reason:
+                detail = failed.close_reason
+        raise ConnectError(f"cannot connect to zipper {host}:{port}: {detail}") from exc
+    conn: FrameConnection = protocol.conn
+    conn._exit_stack = stack
+    interval = min(settings.keep_alive, settings.idle_timeout / 3)
+    if interval > 0:
+        conn._keepalive = asyncio.get_running_loop().create_task(conn._keep_alive(interval))
+    return conn  # type: ignore[no-any-return]
+
+
+async def _discard(stack: contextlib.AsyncExitStack, created: list[Any]) -> None:
+    for protocol in created:
+        with contextlib.suppress(Exception):
+            protocol._quic.close()
+    with contextlib.suppress(BaseException):
+        await asyncio.wait_for(stack.aclose(), 0.5)

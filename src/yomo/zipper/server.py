@@ -1,0 +1,573 @@
+"""The zipper: accepts sources and stream functions, authenticates them, routes frames.
+
+Go: core/server.go. Each connection gets a task that reads its frames; a
+DataFrame is routed to every stream function observing its tag (and wanted
+target), then handed to the mesh forwarders unless it came from a mesh peer.
+
+Slow consumers: with the default ``"block"`` policy nothing is dropped; a
+producer whose frame went to a function that is not reading waits until that
+function drains (QUIC flow control slows it in turn), while producers and
+functions not involved keep flowing. With ``"drop"`` a frame for a function
+whose unsent backlog is over ``drop_threshold`` is dropped, counted and logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from yomo._version import SPEC_VERSION
+from yomo.errors import ConfigError, ConnectionClosedError, ProtocolError, TimeoutError
+from yomo.transport import (
+    DEFAULT_ZIPPER_SETTINGS,
+    FrameConnection,
+    Listener,
+    QuicSettings,
+    TlsConfig,
+    listen,
+)
+from yomo.wire import (
+    ClientType,
+    DataFrame,
+    GoawayFrame,
+    HandshakeAckFrame,
+    HandshakeFrame,
+    RejectedFrame,
+    decode_metadata,
+    encode_data_frame,
+    encode_metadata,
+)
+from yomo.wire import metadata as md_keys
+
+from .auth import Authenticator, AuthFailed, authenticate, authenticator_for
+from .config import MeshPeer, ZipperConfig
+from .router import Router, TagRouter
+
+__all__ = [
+    "DEFAULT_HANDSHAKE_TIMEOUT",
+    "ConnectionInfo",
+    "SlowConsumerPolicy",
+    "Zipper",
+    "ZipperStats",
+]
+
+DEFAULT_HANDSHAKE_TIMEOUT = 5.0
+DEFAULT_DROP_THRESHOLD = 8 * 1024 * 1024
+SlowConsumerPolicy = Literal["block", "drop"]
+Forwarder = Callable[[int, bytes, bytes], None]
+"""Called with (tag, metadata bytes, encoded frame) for every frame that is not from a mesh peer."""
+
+_CLIENT_TYPE_NAMES = {
+    ClientType.SOURCE: "Source",
+    ClientType.UPSTREAM_ZIPPER: "UpstreamZipper",
+    ClientType.STREAM_FUNCTION: "StreamFunction",
+}
+
+
+def _type_name(client_type: int) -> str:
+    name = _CLIENT_TYPE_NAMES.get(client_type)  # type: ignore[call-overload]
+    return str(name) if name is not None else f"Unknown(0x{client_type:02x})"
+
+
+@dataclass
+class _TagCounters:
+    frames_in: int = 0
+    bytes_in: int = 0
+    frames_out: int = 0
+    bytes_out: int = 0
+    unobserved: int = 0
+    dropped: int = 0
+
+
+@dataclass
+class ZipperStats:
+    """Counters since start; ``Zipper.stats()`` returns a snapshot as a dict."""
+
+    started: float = field(default_factory=time.time)
+    rejections: int = 0
+    protocol_errors: int = 0
+    drops: int = 0
+    unobserved: int = 0
+    tags: dict[int, _TagCounters] = field(default_factory=dict)
+
+    def tag(self, tag: int) -> _TagCounters:
+        counters = self.tags.get(tag)
+        if counters is None:
+            counters = self.tags[tag] = _TagCounters()
+        return counters
+
+
+@dataclass(frozen=True)
+class ConnectionInfo:
+    """What the zipper knows of one registered connection."""
+
+    number: int
+    name: str
+    client_id: str
+    client_type: str
+    observed_tags: tuple[int, ...]
+    wanted_target: str
+    remote_address: tuple[str, int]
+    frames_in: int
+    frames_out: int
+    dropped: int
+
+
+class _Peer:
+    """A registered connection: identity from its handshake and its counters."""
+
+    __slots__ = (
+        "client_id",
+        "client_type",
+        "conn",
+        "dropped",
+        "frames_in",
+        "frames_out",
+        "last_drop_log",
+        "merge",
+        "name",
+        "number",
+        "tags",
+        "wanted_target",
+    )
+
+    def __init__(
+        self, number: int, hf: HandshakeFrame, merge: dict[str, str], conn: FrameConnection
+    ) -> None:
+        self.number = number
+        self.name = hf.name
+        self.client_id = hf.id
+        self.client_type = hf.client_type
+        self.tags = tuple(hf.observe_data_tags)
+        self.wanted_target = hf.wanted_target
+        self.merge = merge
+        self.conn = conn
+        self.frames_in = 0
+        self.frames_out = 0
+        self.dropped = 0
+        self.last_drop_log = 0.0
+
+    def describe(self) -> str:
+        return f"{_type_name(self.client_type)} {self.name!r} (id {self.client_id}, #{self.number})"
+
+
+class Zipper:
+    """A YoMo zipper on asyncio. ``yomo.Zipper`` is the same in synchronous form.
+
+    Args:
+        name: the zipper's name (used in logs and as its mesh identity).
+        host, port: where to listen; port 0 picks a free port (see ``address``).
+        authenticators: credential checkers; none lets everyone in.
+        tls: certificates; defaults to the ``YOMO_TLS_*`` variables.
+        quic: QUIC settings; defaults to Go's zipper values.
+        slow_consumer: ``"block"`` (lossless, default) or ``"drop"``.
+        drop_threshold: with ``"drop"``, the unsent bytes after which frames are dropped.
+        handshake_timeout: seconds a new connection has to send its HandshakeFrame.
+        mesh: peers to forward to (see ``yomo.zipper.mesh``).
+        router: a replacement ``Router``.
+        logger: defaults to ``logging.getLogger("yomo.zipper")``.
+    """
+
+    def __init__(
+        self,
+        name: str = "zipper",
+        host: str = "127.0.0.1",
+        port: int = 9000,
+        *,
+        authenticators: Sequence[Authenticator] = (),
+        tls: TlsConfig | None = None,
+        quic: QuicSettings | None = None,
+        slow_consumer: SlowConsumerPolicy = "block",
+        drop_threshold: int = DEFAULT_DROP_THRESHOLD,
+        handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+        mesh: Iterable[MeshPeer] = (),
+        router: Router[_Peer] | None = None,
+        logger: logging.Logger | None = None,
+        stats_interval: float = 30.0,
+    ) -> None:
+        if slow_consumer not in ("block", "drop"):
+            raise ConfigError(f"slow_consumer: expected 'block' or 'drop', got {slow_consumer!r}")
+        if not 0 <= port <= 65535:
+            raise ConfigError(f"port: expected 0..65535, got {port}")
+        self.name = name
+        self.host = host
+        self.port = port
+        self.authenticators = tuple(authenticators)
+        self.tls = tls
+        self.quic = quic or DEFAULT_ZIPPER_SETTINGS
+        self.slow_consumer: SlowConsumerPolicy = slow_consumer
+        self.drop_threshold = drop_threshold
+        self.handshake_timeout = handshake_timeout
+        self.mesh_peers = tuple(mesh)
+        self.log = logger or logging.getLogger("yomo.zipper")
+        self.stats_interval = stats_interval
+        self._router: Router[_Peer] = router if router is not None else TagRouter()
+        self._peers: dict[int, _Peer] = {}
+        self._numbers = itertools.count(1)
+        self._listener: Listener | None = None
+        self._stopped = asyncio.Event()
+        self._forwarders: list[Forwarder] = []
+        self._stats = ZipperStats()
+        self._background: list[asyncio.Task[None]] = []
+        self._mesh: Any = None
+        self._connections: set[FrameConnection] = set()
+
+    @classmethod
+    def from_config(cls, config: ZipperConfig, **options: Any) -> Zipper:
+        """A zipper from a parsed ``zipper.yaml`` (see ``yomo.zipper.config``)."""
+        auths: list[Authenticator] = list(options.pop("authenticators", ()))
+        if config.auth is not None:
+            auth = authenticator_for(config.auth.type, config.auth.token)
+            if auth is not None:
+                auths.append(auth)
+        return cls(
+            config.name,
+            config.host,
+            config.port,
+            authenticators=auths,
+            mesh=config.mesh,
+            **options,
+        )
+
+    # -- lifecycle ---------------------------------------------------------
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The ``(host, port)`` the zipper listens on (after ``start``)."""
+        if self._listener is None:
+            raise RuntimeError("yomo: the zipper is not started")
+        return self._listener.address
+
+    @property
+    def addr(self) -> str:
+        """``host:port`` to give to clients."""
+        host, port = self.address
+        return f"{host}:{port}"
+
+    async def start(self) -> None:
+        """Listen and return; connections are served in the background."""
+        if self._listener is not None:
+            return
+        tls = self.tls or TlsConfig.from_env()
+        self._listener = await listen(
+            self.host, self.port, self._on_connection, tls=tls, settings=self.quic
+        )
+        self.log.info(
+            "zipper %r listening on %s:%d (auth %s, %s, QUIC %s)",
+            self.name,
+            *self._listener.address,
+            ", ".join(a.name for a in self.authenticators) or "off",
+            self._listener.tls_mode,
+            self._listener.backend,
+        )
+        loop = asyncio.get_running_loop()
+        if self.stats_interval > 0:
+            self._background.append(loop.create_task(self._log_stats()))
+        if self.mesh_peers:
+            from .mesh import Mesh  # type: ignore[import-not-found,unused-ignore]
+
+            self._mesh = Mesh(self, self.mesh_peers)
+            await self._mesh.start()
+
+    async def serve(self) -> None:
+        """Start (if needed) and serve until ``stop`` is called."""
+        await self.start()
+        await self._stopped.wait()
+
+    async def stop(self, reason: str = "zipper is shutting down") -> None:
+        """Stop listening and close every connection with ``reason``."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        if self._mesh is not None:
+            await self._mesh.stop()
+        if self._listener is not None:
+            for conn in list(self._connections):
+                conn.close(reason)
+            await asyncio.sleep(0.05)  # let the CONNECTION_CLOSE frames go out
+            self._listener.close()
+        for task in self._background:
+            task.cancel()
+        self.log.info("zipper %r stopped: %s", self.name, reason)
+
+    async def __aenter__(self) -> Zipper:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- public helpers ----------------------------------------------------
+
+    def add_forwarder(self, forward: Forwarder) -> Callable[[], None]:
+        """Call ``forward`` for every frame not received from a mesh peer; returns a remover."""
+        self._forwarders.append(forward)
+        return lambda: self._forwarders.remove(forward)
+
+    def connections(self) -> list[ConnectionInfo]:
+        """The registered connections."""
+        return [
+            ConnectionInfo(
+                number=p.number,
+                name=p.name,
+                client_id=p.client_id,
+                client_type=_type_name(p.client_type),
+                observed_tags=p.tags,
+                wanted_target=p.wanted_target,
+                remote_address=p.conn.remote_address,
+                frames_in=p.frames_in,
+                frames_out=p.frames_out,
+                dropped=p.dropped,
+            )
+            for p in self._peers.values()
+        ]
+
+    def goaway(self, who: str | int, message: str = "goaway") -> int:
+        """Send a GoawayFrame to connections matching a number, client id or name; returns count."""
+        count = 0
+        for peer in list(self._peers.values()):
+            if who in (peer.number, peer.client_id, peer.name):
+                with contextlib.suppress(ConnectionClosedError):
+                    peer.conn.send_nowait(GoawayFrame(message=message))
+                asyncio.get_running_loop().call_later(0.2, peer.conn.close, message)
+                count += 1
+        return count
+
+    def stats(self) -> dict[str, Any]:
+        """A snapshot: connections by type, frames and bytes per tag, drops, rejections."""
+        by_type: dict[str, int] = {}
+        for peer in self._peers.values():
+            key = _type_name(peer.client_type)
+            by_type[key] = by_type.get(key, 0) + 1
+        s = self._stats
+        result: dict[str, Any] = {
+            "name": self.name,
+            "uptime": time.time() - s.started,
+            "connections": by_type,
+            "rejections": s.rejections,
+            "protocol_errors": s.protocol_errors,
+            "drops": s.drops,
+            "unobserved": s.unobserved,
+            "tags": {
+                tag: {
+                    "frames_in": c.frames_in,
+                    "bytes_in": c.bytes_in,
+                    "frames_out": c.frames_out,
+                    "bytes_out": c.bytes_out,
+                    "unobserved": c.unobserved,
+                    "dropped": c.dropped,
+                }
+                for tag, c in sorted(s.tags.items())
+            },
+        }
+        if self._mesh is not None:
+            result["mesh"] = self._mesh.stats()
+        return result
+
+    async def _log_stats(self) -> None:
+        while True:
+            await asyncio.sleep(self.stats_interval)
+            if self.log.isEnabledFor(logging.DEBUG):
+                self.log.debug("stats %s", self.stats())
+
+    # -- one connection ----------------------------------------------------
+
+    async def _on_connection(self, conn: FrameConnection) -> None:
+        self._connections.add(conn)
+        try:
+            peer = await self._handshake(conn)
+            if peer is None:
+                return
+            try:
+                await self._read_loop(peer)
+            finally:
+                self._unregister(peer)
+        finally:
+            self._connections.discard(conn)
+
+    async def _reject(self, conn: FrameConnection, message: str, hf: HandshakeFrame | None) -> None:
+        self._stats.rejections += 1
+        who = f"{_type_name(hf.client_type)} {hf.name!r} (id {hf.id})" if hf else "client"
+        self.log.warning("rejected %s from %s: %s", who, conn.remote_address, message)
+        with contextlib.suppress(Exception):
+            conn.send_nowait(RejectedFrame(message=message))
+            await _flush(conn)
+        conn.close(message)
+
+    async def _handshake(self, conn: FrameConnection) -> _Peer | None:
+        # Go: core/server.go handshake (version, auth, create connection, routes).
+        try:
+            first = await asyncio.wait_for(conn.read_frame(), self.handshake_timeout)
+        except asyncio.TimeoutError:
+            self._stats.rejections += 1
+            message = f"handshake timeout: no HandshakeFrame within {self.handshake_timeout:g} s"
+            self.log.warning("closed %s: %s", conn.remote_address, message)
+            conn.close(message)
+            return None
+        except ProtocolError as exc:
+            self._stats.protocol_errors += 1
+            self.log.warning("closed %s: %s", conn.remote_address, exc.message)
+            return None
+        except ConnectionClosedError:
+            return None
+        if not isinstance(first, HandshakeFrame):
+            await self._reject(
+                conn,
+                f"yomo: handshake read unexpected frame, read: {type(first).__name__}",
+                None,
+            )
+            return None
+        hf = first
+        if hf.version != SPEC_VERSION:
+            await self._reject(
+                conn,
+                f"version negotiation failed: client={hf.version}, server={SPEC_VERSION}",
+                hf,
+            )
+            return None
+        try:
+            merge = dict(authenticate(self.authenticators, hf.auth_name, hf.auth_payload))
+        except AuthFailed as exc:
+            await self._reject(conn, str(exc), hf)
+            return None
+        if hf.client_type not in _CLIENT_TYPE_NAMES:
+            await self._reject(conn, f"unknown client type 0x{hf.client_type:02x}", hf)
+            return None
+        if hf.wanted_target:
+            merge[md_keys.WANTED_TARGET] = hf.wanted_target
+        peer = _Peer(next(self._numbers), hf, merge, conn)
+        self._peers[peer.number] = peer
+        if peer.client_type == ClientType.STREAM_FUNCTION:
+            self._router.add(peer.number, peer.tags, peer.wanted_target, peer)
+        try:
+            conn.send_nowait(HandshakeAckFrame())
+        except ConnectionClosedError:
+            self._unregister(peer)
+            return None
+        tags = ", ".join(f"0x{t:x}" for t in peer.tags)
+        self.log.info(
+            "connected: %s from %s%s",
+            peer.describe(),
+            conn.remote_address,
+            f", observes [{tags}]" if tags else "",
+        )
+        return peer
+
+    def _unregister(self, peer: _Peer) -> None:
+        if self._peers.pop(peer.number, None) is None:
+            return
+        self._router.remove(peer.number)
+        reason = peer.conn.close_reason or "closed"
+        self.log.info("disconnected: %s: %s", peer.describe(), reason)
+
+    async def _read_loop(self, peer: _Peer) -> None:
+        conn = peer.conn
+        read = conn.read_frame
+        route = self._route
+        while True:
+            try:
+                frame = await read()
+            except ConnectionClosedError:
+                return
+            except ProtocolError as exc:
+                self._stats.protocol_errors += 1
+                self.log.warning("closed %s: %s", peer.describe(), exc.message)
+                return
+            if type(frame) is not DataFrame:
+                message = f"unexpected frame from client: {type(frame).__name__}"
+                self._stats.protocol_errors += 1
+                self.log.warning("closed %s: %s", peer.describe(), message)
+                conn.close(message)
+                return
+            try:
+                waits = route(peer, frame)
+            except ProtocolError as exc:
+                self._stats.protocol_errors += 1
+                self.log.warning("closed %s: %s", peer.describe(), exc.message)
+                conn.close(exc.message)
+                return
+            if waits:
+                for dest in waits:
+                    with contextlib.suppress(ConnectionClosedError, TimeoutError):
+                        await dest.conn.drain()
+
+    def _route(self, peer: _Peer, frame: DataFrame) -> list[_Peer] | None:
+        """Route one frame; returns the destinations the producer must wait for."""
+        tag = frame.tag
+        payload = frame.payload
+        size = len(payload)
+        peer.frames_in += 1
+        counters = self._stats.tag(tag)
+        counters.frames_in += 1
+        counters.bytes_in += size
+        raw_md = frame.metadata
+        md = decode_metadata(raw_md)
+        if peer.merge:
+            for key, value in peer.merge.items():
+                if value:
+                    md[key] = value
+                else:
+                    md.pop(key, None)
+            raw_md = encode_metadata(md)
+        dests = self._router.route(tag, md.get(md_keys.TARGET))
+        from_mesh = peer.client_type == ClientType.UPSTREAM_ZIPPER
+        if not dests and (from_mesh or not self._forwarders):
+            counters.unobserved += 1
+            self._stats.unobserved += 1
+            if self.log.isEnabledFor(logging.DEBUG):
+                self.log.debug("no observer for tag 0x%x (%d bytes)", tag, size)
+            return None
+        encoded = encode_data_frame(tag, raw_md, bytes(payload))
+        waits: list[_Peer] | None = None
+        drop = self.slow_consumer == "drop"
+        for dest in dests:
+            conn = dest.conn
+            if conn.closed:
+                continue
+            if drop and conn.send_backlog > self.drop_threshold:
+                self._count_drop(dest, tag, counters)
+                continue
+            try:
+                conn.send_nowait(encoded)
+            except ConnectionClosedError:
+                continue
+            dest.frames_out += 1
+            counters.frames_out += 1
+            counters.bytes_out += size
+            if not drop and not conn._drained.is_set():
+                if waits is None:
+                    waits = []
+                waits.append(dest)
+        if not from_mesh:
+            for forward in self._forwarders:
+                forward(tag, raw_md, encoded)
+        return waits
+
+    def _count_drop(self, dest: _Peer, tag: int, counters: _TagCounters) -> None:
+        dest.dropped += 1
+        counters.dropped += 1
+        self._stats.drops += 1
+        now = time.monotonic()
+        self.log.debug("dropped a frame of tag 0x%x for slow %s", tag, dest.describe())
+        if now - dest.last_drop_log >= 1.0:
+            dest.last_drop_log = now
+            self.log.warning(
+                "slow consumer %s: dropping frames (%d dropped so far, backlog %d bytes)",
+                dest.describe(),
+                dest.dropped,
+                dest.conn.send_backlog,
+            )
+
+
+async def _flush(conn: FrameConnection, limit: float = 0.5) -> None:
+    """Wait (bounded) until what was queued on ``conn`` has left, so a close doesn't eat it."""
+    deadline = asyncio.get_running_loop().time() + limit
+    while conn.send_backlog > 0 and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.005)
+    await asyncio.sleep(0.02)
