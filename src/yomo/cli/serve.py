@@ -18,6 +18,9 @@ __all__ = ["serve", "serve_zipper"]
 
 logger = logging.getLogger("yomo.cli")
 
+#: Seconds ``stop()`` may take after a signal before it is cancelled.
+_STOP_TIMEOUT = 10.0
+
 
 class _Zipper(Protocol):
     """The part of ``yomo.aio.Zipper`` this command drives."""
@@ -54,6 +57,8 @@ async def serve_zipper(config: ZipperConfig) -> None:
         if stopping:
             logger.warning("received %s again, stopping now", name)
             serving.cancel()
+            for task in stopping:
+                task.cancel()
             return
         logger.info("received %s, stopping the zipper", name)
         task = loop.create_task(zipper.stop(f"received {name}"))
@@ -72,13 +77,15 @@ async def serve_zipper(config: ZipperConfig) -> None:
         if not stopping:
             raise
     finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
-        for task in stopping:
-            if not task.done():
-                task.cancel()
-        if stopping:
-            await asyncio.gather(*stopping, return_exceptions=True)
+        try:
+            if stopping:  # let stop() finish closing connections, within a bound
+                _, late = await asyncio.wait(stopping, timeout=_STOP_TIMEOUT)
+                for task in late:
+                    task.cancel()
+                await asyncio.gather(*stopping, return_exceptions=True)
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
 
 
 @click.command()
