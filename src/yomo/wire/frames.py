@@ -1,0 +1,592 @@
+"""The six YoMo frames as dataclasses, and their Y3 encoding (PROTOCOL.md section 3).
+
+A frame is one Y3 node packet whose sequence id is the frame type and whose children are
+primitive packets. Encoding invalid values raises LocalProtocolError; decoding bad bytes
+raises RemoteProtocolError with the offset. The DataFrame paths are hand-written for speed
+because the zipper runs them for every message. Go: pkg/frame-codec/y3codec/*.go.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import TYPE_CHECKING, ClassVar, TypeAlias
+
+from yomo.errors import LocalProtocolError, RemoteProtocolError, ReservedTagError
+from yomo.wire.y3 import _LENGTHS, _read_length, decode_uint32, encode_length, encode_uint32
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = [
+    "DEFAULT_MAX_FRAME_SIZE",
+    "MAX_TAG",
+    "RESERVED_TAG_MAX",
+    "RESERVED_TAG_MIN",
+    "ClientType",
+    "ConnectToFrame",
+    "DataFrame",
+    "Frame",
+    "FrameType",
+    "GoawayFrame",
+    "HandshakeAckFrame",
+    "HandshakeFrame",
+    "RejectedFrame",
+    "check_tag",
+    "decode_frame",
+    "encode_data_frame",
+    "encode_frame",
+]
+
+#: Largest frame body (the node's value, after the tag byte and length) we accept.
+#: Go has no bound; we need one so a peer cannot make us buffer without end.
+DEFAULT_MAX_FRAME_SIZE = 16 * 1024 * 1024
+#: First data tag reserved for the system (Go v1.19+ refuse to write 0xF000..0xFFFF).
+RESERVED_TAG_MIN = 0xF000
+#: Last data tag reserved for the system.
+RESERVED_TAG_MAX = 0xFFFF
+#: Data tags are uint32.
+MAX_TAG = 0xFFFFFFFF
+
+
+class FrameType(IntEnum):
+    """Frame type codes; the first byte on the wire is ``type | 0x80``. Go: core/frame/frame.go."""
+
+    DATA = 0x3F
+    HANDSHAKE = 0x31
+    HANDSHAKE_ACK = 0x29
+    REJECTED = 0x39
+    GOAWAY = 0x2E
+    CONNECT_TO = 0x3E
+
+
+class ClientType(IntEnum):
+    """What kind of client sent a HandshakeFrame. Go: core/frame/frame.go ClientType."""
+
+    SOURCE = 0x5F
+    UPSTREAM_ZIPPER = 0x5E
+    STREAM_FUNCTION = 0x5D
+
+
+def check_tag(tag: int) -> int:
+    """Check that ``tag`` is a data tag an application may write.
+
+    Returns:
+        ``tag`` as a plain int.
+
+    Raises:
+        ReservedTagError: not an int, outside 0..0xFFFFFFFF, or in 0xF000..0xFFFF.
+    """
+    if isinstance(tag, bool) or not isinstance(tag, int):
+        raise ReservedTagError(f"tag must be an int, not {type(tag).__name__}")
+    if not 0 <= tag <= MAX_TAG:
+        raise ReservedTagError(f"tag {tag} is outside the uint32 range 0..0xFFFFFFFF")
+    if RESERVED_TAG_MIN <= tag <= RESERVED_TAG_MAX:
+        raise ReservedTagError(f"tag {tag:#x} is reserved for the system (0xF000..0xFFFF)")
+    return int(tag)
+
+
+# --------------------------------------------------------------------------- encoding
+
+#: Child headers (tag byte + length) for lengths below 8192, the common case.
+_PAYLOAD_HEADS: tuple[bytes, ...] = tuple(b"\x02" + h for h in _LENGTHS)
+_METADATA_HEADS: tuple[bytes, ...] = tuple(b"\x03" + h for h in _LENGTHS)
+#: Encoded tag children (``01 len value``) of recently used tags; bounded.
+_TAG_CHILDREN: dict[int, bytes] = {}
+_TAG_CHILDREN_MAX = 4096
+
+
+def _tag_child(tag: object) -> bytes:
+    if isinstance(tag, bool) or not isinstance(tag, int):
+        raise LocalProtocolError(f"DataFrame tag must be an int, not {type(tag).__name__}")
+    if not 0 <= tag <= MAX_TAG:
+        raise LocalProtocolError(f"DataFrame tag {tag} is outside the uint32 range 0..0xFFFFFFFF")
+    tag = int(tag)
+    value = encode_uint32(tag)
+    child = b"\x01" + _LENGTHS[len(value)] + value
+    if len(_TAG_CHILDREN) < _TAG_CHILDREN_MAX:
+        _TAG_CHILDREN[tag] = child
+    return child
+
+
+def _as_bytes(value: object, what: str) -> bytes | memoryview:
+    """Bytes as they are; other buffers as a flat byte view; anything else is an error."""
+    if type(value) is bytes:
+        return value
+    try:
+        view = memoryview(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise LocalProtocolError(f"{what} must be bytes, not {type(value).__name__}") from None
+    return view.cast("B") if view.format != "B" or view.ndim != 1 else view
+
+
+def encode_data_frame(tag: int, metadata: bytes | memoryview, payload: bytes | memoryview) -> bytes:
+    """Encode a DataFrame without building a :class:`DataFrame` (the zipper's hot path).
+
+    Args:
+        tag: the data tag, 0..0xFFFFFFFF (reserved tags are not refused here).
+        metadata: opaque metadata bytes (msgpack, see :mod:`yomo.wire.metadata`).
+        payload: the application data.
+
+    Returns:
+        ``BF len 01 len tag 03 len metadata 02 len payload``, Go's child order.
+
+    Raises:
+        LocalProtocolError: a tag outside uint32, or metadata/payload not bytes-like.
+    """
+    child = _TAG_CHILDREN.get(tag) if type(tag) is int else None
+    if child is None:
+        child = _tag_child(tag)
+    if type(metadata) is not bytes:
+        metadata = _as_bytes(metadata, "DataFrame metadata")
+    if type(payload) is not bytes:
+        payload = _as_bytes(payload, "DataFrame payload")
+    mlen = len(metadata)
+    plen = len(payload)
+    mhead = _METADATA_HEADS[mlen] if mlen < 8192 else b"\x03" + encode_length(mlen)
+    phead = _PAYLOAD_HEADS[plen] if plen < 8192 else b"\x02" + encode_length(plen)
+    size = len(child) + len(mhead) + mlen + len(phead) + plen
+    head = _LENGTHS[size] if size < 8192 else encode_length(size)
+    return b"".join((b"\xbf", head, child, mhead, metadata, phead, payload))
+
+
+def _str_value(value: object, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise LocalProtocolError(f"{what} must be a str, not {type(value).__name__}")
+    try:
+        return value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise LocalProtocolError(f"{what} cannot be encoded as UTF-8: {exc.reason}") from None
+
+
+def _primitive(seq_id: int, value: bytes | memoryview) -> bytes:
+    n = len(value)
+    return b"".join((bytes((seq_id,)), _LENGTHS[n] if n < 8192 else encode_length(n), value))
+
+
+def _node(frame_type: FrameType, children: list[bytes]) -> bytes:
+    body = b"".join(children)
+    n = len(body)
+    head = _LENGTHS[n] if n < 8192 else encode_length(n)
+    return b"".join((bytes((frame_type | 0x80,)), head, body))
+
+
+def _single_string_frame(frame_type: FrameType, value: object, what: str) -> bytes:
+    return _node(frame_type, [_primitive(0x01, _str_value(value, what))])
+
+
+# --------------------------------------------------------------------------- frames
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class DataFrame:
+    """Application data: a tag, opaque metadata (msgpack map) and the payload.
+
+    Decoded frames always hold ``bytes``; a frame built for sending may hold a memoryview.
+    """
+
+    TYPE: ClassVar[FrameType] = FrameType.DATA
+
+    tag: int
+    metadata: bytes = b""
+    payload: bytes = b""
+
+    def encode(self) -> bytes:
+        """Encode to Y3 bytes. Raises LocalProtocolError for a tag outside uint32."""
+        return encode_data_frame(self.tag, self.metadata, self.payload)
+
+    def __repr__(self) -> str:
+        payload = bytes(self.payload[:32])
+        more = "..." if len(self.payload) > 32 else ""
+        return (
+            f"DataFrame(tag={self.tag!r}, metadata={bytes(self.metadata)!r}, "
+            f"payload={payload!r}{more} ({len(self.payload)} bytes))"
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HandshakeFrame:
+    """The first frame a client sends: who it is, what it observes, its credential."""
+
+    TYPE: ClassVar[FrameType] = FrameType.HANDSHAKE
+
+    name: str = ""
+    id: str = ""
+    client_type: int = 0
+    observe_data_tags: tuple[int, ...] = field(default=())
+    auth_name: str = ""
+    auth_payload: str = ""
+    version: str = ""
+    function_definition: bytes = b""
+    wanted_target: str = ""
+
+    def __post_init__(self) -> None:
+        if type(self.observe_data_tags) is not tuple:
+            try:
+                tags = tuple(self.observe_data_tags)
+            except TypeError:
+                raise LocalProtocolError(
+                    "observe_data_tags must be a sequence of ints, "
+                    f"not {type(self.observe_data_tags).__name__}"
+                ) from None
+            object.__setattr__(self, "observe_data_tags", tags)
+
+    def encode(self) -> bytes:
+        """Encode to Y3 bytes.
+
+        The function definition child (0x09) is written only when non-empty, which is
+        byte-identical to a v1.17 client without one and to a v1.19+ client with one.
+
+        Raises:
+            LocalProtocolError: a field of the wrong type, a client type outside 0..255,
+                an observed tag outside uint32, or a string that is not encodable.
+        """
+        ct = self.client_type
+        if isinstance(ct, bool) or not isinstance(ct, int) or not 0 <= ct <= 0xFF:
+            raise LocalProtocolError(f"client_type must be an int in 0..255, got {ct!r}")
+        tags = self.observe_data_tags
+        for t in tags:
+            if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t <= MAX_TAG:
+                raise LocalProtocolError(f"observed tag {t!r} is not a uint32")
+        children = [
+            _primitive(0x01, _str_value(self.name, "HandshakeFrame name")),
+            _primitive(0x03, _str_value(self.id, "HandshakeFrame id")),
+            _primitive(0x02, bytes((ct,))),
+            _primitive(0x06, struct.pack(f"<{len(tags)}I", *tags)),
+            _primitive(0x04, _str_value(self.auth_name, "HandshakeFrame auth_name")),
+            _primitive(0x05, _str_value(self.auth_payload, "HandshakeFrame auth_payload")),
+            _primitive(0x07, _str_value(self.version, "HandshakeFrame version")),
+        ]
+        fd = _as_bytes(self.function_definition, "HandshakeFrame function_definition")
+        if len(fd):
+            children.append(_primitive(0x09, fd))
+        children.append(
+            _primitive(0x08, _str_value(self.wanted_target, "HandshakeFrame wanted_target"))
+        )
+        return _node(FrameType.HANDSHAKE, children)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HandshakeAckFrame:
+    """The zipper accepted the handshake."""
+
+    TYPE: ClassVar[FrameType] = FrameType.HANDSHAKE_ACK
+
+    def encode(self) -> bytes:
+        """Encode to Y3 bytes (always ``A9 00``)."""
+        return b"\xa9\x00"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RejectedFrame:
+    """The zipper refused the handshake (final: the client does not retry)."""
+
+    TYPE: ClassVar[FrameType] = FrameType.REJECTED
+
+    message: str = ""
+
+    def encode(self) -> bytes:
+        """Encode to Y3 bytes. Raises LocalProtocolError if message is not a str."""
+        return _single_string_frame(FrameType.REJECTED, self.message, "RejectedFrame message")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GoawayFrame:
+    """The zipper tells the client to close."""
+
+    TYPE: ClassVar[FrameType] = FrameType.GOAWAY
+
+    message: str = ""
+
+    def encode(self) -> bytes:
+        """Encode to Y3 bytes. Raises LocalProtocolError if message is not a str."""
+        return _single_string_frame(FrameType.GOAWAY, self.message, "GoawayFrame message")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectToFrame:
+    """The zipper redirects the client to ``endpoint`` (``host:port``)."""
+
+    TYPE: ClassVar[FrameType] = FrameType.CONNECT_TO
+
+    endpoint: str = ""
+
+    def encode(self) -> bytes:
+        """Encode to Y3 bytes. Raises LocalProtocolError if endpoint is not a str."""
+        return _single_string_frame(FrameType.CONNECT_TO, self.endpoint, "ConnectToFrame endpoint")
+
+
+#: Any YoMo frame.
+Frame: TypeAlias = (
+    DataFrame | HandshakeFrame | HandshakeAckFrame | RejectedFrame | GoawayFrame | ConnectToFrame
+)
+
+_FRAME_CLASSES = (
+    DataFrame,
+    HandshakeFrame,
+    HandshakeAckFrame,
+    RejectedFrame,
+    GoawayFrame,
+    ConnectToFrame,
+)
+
+
+def encode_frame(frame: Frame) -> bytes:
+    """Encode any frame to Y3 bytes.
+
+    Raises:
+        LocalProtocolError: ``frame`` is not a frame, or holds values the wire cannot carry.
+    """
+    if not isinstance(frame, _FRAME_CLASSES):
+        raise LocalProtocolError(f"not a YoMo frame: {type(frame).__name__}")
+    return frame.encode()
+
+
+# --------------------------------------------------------------------------- decoding
+#
+# A body decoder takes (buf, start, end, base): the frame's value is buf[start:end] and
+# ``base`` is where buf[0] sits in the caller's stream, for error offsets. ``buf`` is bytes
+# or a flat byte memoryview; fields are copied out as bytes/str.
+
+_BodyDecoder: TypeAlias = "Callable[[bytes | memoryview, int, int, int], Frame]"
+
+
+def _child_length(
+    buf: bytes | memoryview, p: int, end: int, base: int, what: str
+) -> tuple[int, int]:
+    result = _read_length(buf, p, end, base)
+    if result is None:
+        raise RemoteProtocolError(f"{what}: child length runs past the end of the frame", base + p)
+    if result[0] < 0:
+        raise RemoteProtocolError(f"{what}: negative child length {result[0]}", base + p)
+    return result
+
+
+def _node_child(what: str, t: int, at: int) -> RemoteProtocolError:
+    return RemoteProtocolError(
+        f"{what}: child tag byte {t:#04x} is a node packet; frame children must be primitive", at
+    )
+
+
+def _past_end(what: str, sid: int, n: int, left: int, at: int) -> RemoteProtocolError:
+    return RemoteProtocolError(
+        f"{what}: child {sid:#04x} length {n} runs past the end of the frame ({left} bytes left)",
+        at,
+    )
+
+
+def _children(
+    buf: bytes | memoryview, p: int, end: int, base: int, what: str
+) -> list[tuple[int, int, int]]:
+    """Split a frame body into (sequence id, value start, value end) of its children."""
+    out: list[tuple[int, int, int]] = []
+    while p < end:
+        t = buf[p]
+        if t & 0x80:
+            raise _node_child(what, t, base + p)
+        p += 1
+        if p < end and buf[p] < 0x40:
+            n = buf[p]
+            p += 1
+        else:
+            n, p = _child_length(buf, p, end, base, what)
+        q = p + n
+        if q > end:
+            raise _past_end(what, t & 0x3F, n, end - p, base + p)
+        out.append((t & 0x3F, p, q))
+        p = q
+    return out
+
+
+def _utf8(buf: bytes | memoryview, p: int, q: int, base: int, what: str) -> str:
+    try:
+        return str(buf[p:q], "utf-8")
+    except UnicodeDecodeError as exc:
+        raise RemoteProtocolError(f"{what} is not valid UTF-8", base + p + exc.start) from None
+
+
+_new_object = object.__new__
+# Slot setters of DataFrame: build decoded frames without the frozen __init__ (about twice
+# as fast); decoded fields are valid by construction.
+_set_tag = DataFrame.__dict__["tag"].__set__
+_set_metadata = DataFrame.__dict__["metadata"].__set__
+_set_payload = DataFrame.__dict__["payload"].__set__
+
+
+def _decode_data(buf: bytes | memoryview, p: int, end: int, base: int) -> DataFrame:
+    # Go: y3codec decodeDataFrame. Hand-inlined child loop with one- and two-byte length
+    # fast paths: this runs for every message through the zipper.
+    tag = 0
+    metadata: bytes | memoryview = b""
+    payload: bytes | memoryview = b""
+    while p < end:
+        t = buf[p]
+        if t & 0x80:
+            raise _node_child("DataFrame", t, base + p)
+        p += 1
+        if p + 1 < end:
+            n = buf[p]
+            if n < 0x40:  # 0..63
+                p += 1
+            elif 0x80 <= n < 0xC0 and buf[p + 1] < 0x80:  # 64..8191
+                n = ((n & 0x3F) << 7) | buf[p + 1]
+                p += 2
+            else:
+                n, p = _child_length(buf, p, end, base, "DataFrame")
+        else:
+            n, p = _child_length(buf, p, end, base, "DataFrame")
+        q = p + n
+        if q > end:
+            raise _past_end("DataFrame", t & 0x3F, n, end - p, base + p)
+        t &= 0x3F
+        if t == 0x02:
+            payload = buf[p:q]
+        elif t == 0x03:
+            metadata = buf[p:q]
+        elif t == 0x01:
+            if n == 1:
+                tag = buf[p]
+                if tag >= 0x80:
+                    tag |= 0xFFFFFF00
+            else:
+                tag = decode_uint32(buf[p:q], at=base + p)
+        p = q
+    if type(buf) is not bytes:
+        metadata = bytes(metadata)
+        payload = bytes(payload)
+    frame = _new_object(DataFrame)
+    _set_tag(frame, tag)
+    _set_metadata(frame, metadata)
+    _set_payload(frame, payload)
+    return frame
+
+
+def _decode_handshake(buf: bytes | memoryview, p: int, end: int, base: int) -> HandshakeFrame:
+    # Go: y3codec decodeHandshakeFrame
+    what = "HandshakeFrame"
+    fields: dict[str, object] = {}
+    for sid, a, b in _children(buf, p, end, base, what):
+        if sid == 0x01:
+            fields["name"] = _utf8(buf, a, b, base, "HandshakeFrame name")
+        elif sid == 0x03:
+            fields["id"] = _utf8(buf, a, b, base, "HandshakeFrame id")
+        elif sid == 0x02:
+            if b - a != 1:
+                raise RemoteProtocolError(
+                    f"HandshakeFrame client type is {b - a} bytes long, expected 1", base + a
+                )
+            fields["client_type"] = buf[a]
+        elif sid == 0x06:
+            if (b - a) % 4:
+                raise RemoteProtocolError(
+                    f"HandshakeFrame observed tags are {b - a} bytes, not a multiple of 4",
+                    base + a,
+                )
+            fields["observe_data_tags"] = struct.unpack(f"<{(b - a) // 4}I", buf[a:b])
+        elif sid == 0x04:
+            fields["auth_name"] = _utf8(buf, a, b, base, "HandshakeFrame auth name")
+        elif sid == 0x05:
+            fields["auth_payload"] = _utf8(buf, a, b, base, "HandshakeFrame auth payload")
+        elif sid == 0x07:
+            fields["version"] = _utf8(buf, a, b, base, "HandshakeFrame version")
+        elif sid == 0x09:
+            fields["function_definition"] = bytes(buf[a:b])
+        elif sid == 0x08:
+            fields["wanted_target"] = _utf8(buf, a, b, base, "HandshakeFrame wanted target")
+    return HandshakeFrame(**fields)  # type: ignore[arg-type]
+
+
+def _decode_ack(buf: bytes | memoryview, p: int, end: int, base: int) -> HandshakeAckFrame:
+    _children(buf, p, end, base, "HandshakeAckFrame")  # well-formed, content ignored
+    return HandshakeAckFrame()
+
+
+def _message(buf: bytes | memoryview, p: int, end: int, base: int, what: str) -> str:
+    value = ""
+    for sid, a, b in _children(buf, p, end, base, what):
+        if sid == 0x01:
+            value = _utf8(buf, a, b, base, what)
+    return value
+
+
+def _decode_rejected(buf: bytes | memoryview, p: int, end: int, base: int) -> RejectedFrame:
+    return RejectedFrame(message=_message(buf, p, end, base, "RejectedFrame message"))
+
+
+def _decode_goaway(buf: bytes | memoryview, p: int, end: int, base: int) -> GoawayFrame:
+    return GoawayFrame(message=_message(buf, p, end, base, "GoawayFrame message"))
+
+
+def _decode_connect_to(buf: bytes | memoryview, p: int, end: int, base: int) -> ConnectToFrame:
+    return ConnectToFrame(endpoint=_message(buf, p, end, base, "ConnectToFrame endpoint"))
+
+
+#: Body decoder by the frame's first byte (``type | 0x80``).
+_BODY_DECODERS: dict[int, _BodyDecoder] = {
+    FrameType.DATA | 0x80: _decode_data,
+    FrameType.HANDSHAKE | 0x80: _decode_handshake,
+    FrameType.HANDSHAKE_ACK | 0x80: _decode_ack,
+    FrameType.REJECTED | 0x80: _decode_rejected,
+    FrameType.GOAWAY | 0x80: _decode_goaway,
+    FrameType.CONNECT_TO | 0x80: _decode_connect_to,
+}
+
+
+def _bad_first_byte(b: int, at: int) -> RemoteProtocolError:
+    if not b & 0x80:
+        return RemoteProtocolError(
+            f"expected a frame (a node packet), got a primitive packet tag byte {b:#04x}", at
+        )
+    return RemoteProtocolError(f"unknown frame type {b & 0x7F:#04x} (tag byte {b:#04x})", at)
+
+
+def _too_large(size: int, limit: int, at: int) -> RemoteProtocolError:
+    return RemoteProtocolError(f"frame of {size} bytes exceeds the limit of {limit} bytes", at)
+
+
+def decode_frame(
+    data: bytes | bytearray | memoryview, *, max_frame_size: int | None = None
+) -> Frame:
+    """Decode exactly one whole frame.
+
+    Args:
+        data: the frame's bytes, nothing before or after.
+        max_frame_size: refuse a frame body longer than this (default: no limit).
+
+    Returns:
+        The frame. Unknown children are ignored, a repeated child's last copy wins and a
+        missing child leaves its field at the default (PROTOCOL.md section 2).
+
+    Raises:
+        RemoteProtocolError: empty or truncated input, trailing bytes, an unknown frame
+            type, a negative or too large length, or a bad child. The message says what
+            and the ``offset`` says where.
+    """
+    buf = data if type(data) is bytes else memoryview(data).cast("B")
+    size = len(buf)
+    if size == 0:
+        raise RemoteProtocolError("expected a frame, got empty input", 0)
+    decode = _BODY_DECODERS.get(buf[0])
+    if decode is None:
+        raise _bad_first_byte(buf[0], 0)
+    if size > 2 and 0x80 <= buf[1] < 0xC0 and buf[2] < 0x80:  # 64..8191, the common case
+        length = ((buf[1] & 0x3F) << 7) | buf[2]
+        p = 3
+    else:
+        result = _read_length(buf, 1, size)
+        if result is None:
+            raise RemoteProtocolError("frame length runs past the end of the input", 1)
+        length, p = result
+        if length < 0:
+            raise RemoteProtocolError(f"negative frame length {length}", 1)
+    if max_frame_size is not None and length > max_frame_size:
+        raise _too_large(length, max_frame_size, 1)
+    end = p + length
+    if end > size:
+        raise RemoteProtocolError(
+            f"frame length {length} runs past the end of the input ({size - p} bytes left)", 1
+        )
+    if end < size:
+        raise RemoteProtocolError(f"{size - end} trailing bytes after the frame", end)
+    return decode(buf, p, end, 0)
