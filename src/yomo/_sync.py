@@ -1,0 +1,343 @@
+"""The synchronous front door: the asyncio core driven from one background loop thread.
+
+Every sync call hands a coroutine to a single daemon event loop and waits for
+its result, so no logic is written twice (httpx-style ``Client`` over the
+core, but with one async implementation). Waits wake up regularly so Ctrl-C
+works in the calling thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, TypeVar
+
+from yomo.client.core import ClientState, ErrorHandler, ReconnectPolicy
+from yomo.client.sfn import AsyncStreamFunction
+from yomo.client.source import AsyncSource
+from yomo.transport import QuicSettings, TlsConfig
+from yomo.zipper.server import Zipper as AsyncZipper
+
+__all__ = ["LoopThread", "Source", "StreamFunction", "Zipper"]
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class LoopThread:
+    """One daemon thread running the event loop that every sync client shares."""
+
+    _instance: LoopThread | None = None
+    _lock = threading.Lock()
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name="yomo-loop", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    @classmethod
+    def get(cls) -> LoopThread:
+        """The shared loop thread, started on first use."""
+        with cls._lock:
+            if cls._instance is None:
+                cls._instance = LoopThread()
+            return cls._instance
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run ``coro`` on the loop and wait for its result (``timeout`` seconds at most)."""
+        if threading.current_thread() is self._thread:
+            coro.close()
+            raise RuntimeError(
+                "yomo: a blocking call was made on yomo's event loop thread; "
+                "use yomo.aio inside async handlers"
+            )
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        deadline = None if timeout is None else self.loop.time() + timeout
+        try:
+            while True:
+                try:
+                    return future.result(timeout=0.25)
+                except concurrent.futures.TimeoutError:
+                    if deadline is not None and self.loop.time() >= deadline:
+                        future.cancel()
+                        raise TimeoutError(f"yomo: no result within {timeout:g} s") from None
+        except KeyboardInterrupt:
+            future.cancel()
+            raise
+
+
+class Source:
+    """A YoMo source (synchronous). Same arguments as ``yomo.aio.Source``.
+
+    ::
+
+        with yomo.Source("my-source", "localhost:9000") as source:
+            source.write(0x33, b"hello")
+    """
+
+    def __init__(
+        self,
+        name: str,
+        zipper_addr: str = "localhost:9000",
+        *,
+        credential: str | None = None,
+        tls: TlsConfig | None = None,
+        quic: QuicSettings | None = None,
+        reconnect: ReconnectPolicy | None = None,
+        write_timeout: float = 30.0,
+        logger: Any = None,
+        tracer_provider: Any = None,
+    ) -> None:
+        self._loop = LoopThread.get()
+        self._aio = AsyncSource(
+            name,
+            zipper_addr,
+            credential=credential,
+            tls=tls,
+            quic=quic,
+            reconnect=reconnect,
+            write_timeout=write_timeout,
+            logger=logger,
+            tracer_provider=tracer_provider,
+        )
+
+    @property
+    def name(self) -> str:
+        """The source's name."""
+        return self._aio.name
+
+    @property
+    def client_id(self) -> str:
+        """The id written as ``yomo-source-id``."""
+        return self._aio.client_id
+
+    @property
+    def state(self) -> ClientState:
+        """Where the source is in its life."""
+        return self._aio.state
+
+    def set_error_handler(self, fn: ErrorHandler) -> None:
+        """Call ``fn(error)`` when the connection fails or the zipper rejects the source."""
+        self._aio.set_error_handler(fn)
+
+    def connect(self) -> None:
+        """Connect and handshake (raises ``RejectedError`` or ``ConnectError``)."""
+        self._loop.run(self._aio.connect())
+
+    def write(self, tag: int, data: bytes | None) -> None:
+        """Write ``data`` under ``tag``; waits (bounded) while the zipper is not reading."""
+        self._loop.run(self._aio.write(tag, data))
+
+    def write_with_target(self, tag: int, data: bytes | None, target: str) -> None:
+        """Write only to the stream functions whose wanted target is ``target``."""
+        self._loop.run(self._aio.write_with_target(tag, data, target))
+
+    def close(self) -> None:
+        """Send what was written and close (idempotent)."""
+        self._loop.run(self._aio.close())
+
+    def wait(self) -> None:
+        """Block until the source is closed."""
+        self._loop.run(self._aio.wait())
+
+    def __enter__(self) -> Source:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class StreamFunction:
+    """A YoMo stream function (synchronous). Same arguments as ``yomo.aio.StreamFunction``.
+
+    Plain handlers run on worker threads and get a ``Context`` whose ``write``
+    blocks; ``async def`` handlers run on the loop with an ``AsyncContext``.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        zipper_addr: str = "localhost:9000",
+        *,
+        observe_data_tags: Sequence[int] = (),
+        wanted_target: str = "",
+        credential: str | None = None,
+        tls: TlsConfig | None = None,
+        quic: QuicSettings | None = None,
+        reconnect: ReconnectPolicy | None = None,
+        write_timeout: float = 30.0,
+        logger: Any = None,
+        tracer_provider: Any = None,
+        concurrency: int = 1,
+        queue_size: int = 1024,
+    ) -> None:
+        self._loop = LoopThread.get()
+        self._aio = AsyncStreamFunction(
+            name,
+            zipper_addr,
+            observe_data_tags=observe_data_tags,
+            wanted_target=wanted_target,
+            credential=credential,
+            tls=tls,
+            quic=quic,
+            reconnect=reconnect,
+            write_timeout=write_timeout,
+            logger=logger,
+            tracer_provider=tracer_provider,
+            concurrency=concurrency,
+            queue_size=queue_size,
+        )
+
+    @property
+    def name(self) -> str:
+        """The function's name."""
+        return self._aio.name
+
+    @property
+    def client_id(self) -> str:
+        """The client id (connection ids are ``<client_id>-<n>``)."""
+        return self._aio.client_id
+
+    @property
+    def connection_id(self) -> str:
+        """The id of the current connection."""
+        return self._aio.connection_id
+
+    @property
+    def state(self) -> ClientState:
+        """Where the function is in its life."""
+        return self._aio.state
+
+    def set_observe_data_tags(self, *tags: int) -> None:
+        """Set the tags to receive (before ``connect``)."""
+        self._aio.set_observe_data_tags(*tags)
+
+    def set_wanted_target(self, target: str) -> None:
+        """Receive frames written with this target (before ``connect``)."""
+        self._aio.set_wanted_target(target)
+
+    def init(self, fn: F) -> F:
+        """Run ``fn()`` once before the first frame (usable as a decorator)."""
+        self._aio.init(fn)
+        return fn
+
+    def set_handler(self, fn: F) -> F:
+        """Handle each frame with ``fn(ctx)`` (usable as a decorator)."""
+        self._aio.set_handler(fn)
+        return fn
+
+    def set_pipe_handler(self, fn: F) -> F:
+        """Handle the ordered stream with ``fn(frames)`` (usable as a decorator)."""
+        self._aio.set_pipe_handler(fn)
+        return fn
+
+    def set_cron_handler(self, spec: str, fn: F) -> F:
+        """Run ``fn(ctx)`` on the cron schedule ``spec``."""
+        self._aio.set_cron_handler(spec, fn)
+        return fn
+
+    def set_error_handler(self, fn: ErrorHandler) -> None:
+        """Call ``fn(error)`` on connection failures, rejections and handler errors."""
+        self._aio.set_error_handler(fn)
+
+    def connect(self) -> None:
+        """Run ``init`` (first time only), connect and start handling frames."""
+        self._loop.run(self._aio.connect())
+
+    def write(self, tag: int, data: bytes | None) -> None:
+        """Write outside a handler (fresh tid, this function as the source)."""
+        self._loop.run(self._aio.write(tag, data))
+
+    def close(self) -> None:
+        """Let running handlers finish, send their writes, close (idempotent)."""
+        self._loop.run(self._aio.close())
+
+    def wait(self) -> None:
+        """Block until the function is closed (Ctrl-C interrupts)."""
+        self._loop.run(self._aio.wait())
+
+    def __enter__(self) -> StreamFunction:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Zipper:
+    """A zipper (synchronous): ``start()`` in the background or ``serve()`` blocking.
+
+    Same arguments as ``yomo.aio.Zipper``; ``port=0`` picks a free port and
+    ``address`` tells which.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._loop = LoopThread.get()
+        self._aio = self._loop.run(_construct(AsyncZipper, *args, **kwargs))
+
+    @classmethod
+    def from_config(cls, config: Any, **options: Any) -> Zipper:
+        """A zipper from a parsed ``zipper.yaml``."""
+        self = cls.__new__(cls)
+        self._loop = LoopThread.get()
+        self._aio = self._loop.run(_construct(AsyncZipper.from_config, config, **options))
+        return self
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The bound ``(host, port)``."""
+        return self._aio.address
+
+    @property
+    def addr(self) -> str:
+        """``host:port`` for clients."""
+        return self._aio.addr
+
+    def start(self) -> None:
+        """Listen and serve in the background."""
+        self._loop.run(self._aio.start())
+
+    def serve(self) -> None:
+        """Serve until ``stop`` (from another thread) or Ctrl-C."""
+        try:
+            self._loop.run(self._aio.serve())
+        except KeyboardInterrupt:
+            self.stop()
+
+    def stop(self, reason: str = "zipper is shutting down") -> None:
+        """Close every connection with ``reason`` and stop listening."""
+        self._loop.run(self._aio.stop(reason))
+
+    def stats(self) -> dict[str, Any]:
+        """Counters: connections by type, frames and bytes per tag, drops, rejections."""
+        return self._loop.run(_call(self._aio.stats))
+
+    def connections(self) -> list[Any]:
+        """The registered connections."""
+        return self._loop.run(_call(self._aio.connections))
+
+    def goaway(self, who: str | int, message: str = "goaway") -> int:
+        """Send a GoawayFrame to the matching connections."""
+        return self._loop.run(_call(self._aio.goaway, who, message))
+
+    def __enter__(self) -> Zipper:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+async def _construct(factory: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    return factory(*args, **kwargs)
+
+
+async def _call(fn: Callable[..., T], *args: Any) -> T:
+    return fn(*args)

@@ -1,0 +1,457 @@
+"""The asyncio StreamFunction: observes tags, handles frames, writes results.
+
+Go: sfn.go. Handlers come in three forms:
+
+* ``set_handler(fn)``: ``fn(ctx)`` per frame. ``async def`` handlers run on the
+  event loop, plain functions on a bounded pool of worker threads so a slow
+  model never stalls the network. ``concurrency`` frames are handled at once
+  (1, the default, keeps strict order; Go runs every frame in its own
+  goroutine). Returning ``(tag, data)`` writes it, like Go's AsyncHandler.
+* ``set_pipe_handler(fn)``: an ordered stream in, an ordered stream out.
+* ``set_cron_handler(spec, fn)``: runs on a cron schedule and may write.
+
+When handlers fall behind, reading from the zipper pauses (bounded queues), so
+backpressure reaches the producers instead of memory growing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import inspect
+import logging
+import queue
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import Any
+
+from yomo.errors import YomoError
+from yomo.transport import QuicSettings, TlsConfig
+from yomo.wire import SOURCE_ID, TARGET, TID, ClientType, DataFrame, check_tag, decode_metadata
+
+from .context import AsyncContext, Context, CronContext, build_frame
+from .core import ClientCore, ClientState, ErrorHandler, ReconnectPolicy, new_id
+from .tracing import Tracing
+
+__all__ = ["AsyncStreamFunction", "HandlerError"]
+
+_END = object()
+
+
+class HandlerError(YomoError):
+    """A handler raised; passed to the error handler, and the function keeps running."""
+
+    def __init__(self, name: str, tag: int, error: BaseException) -> None:
+        self.error = error
+        self.tag = tag
+        super().__init__(
+            f"handler of {name!r} failed on tag 0x{tag:x}: {type(error).__name__}: {error}"
+        )
+
+
+class AsyncStreamFunction:
+    """A YoMo stream function on asyncio (``yomo.aio.StreamFunction``).
+
+    Args:
+        name: the function's name, shown in the zipper's logs.
+        zipper_addr: ``host:port`` of the zipper.
+        observe_data_tags: tags to receive (also ``set_observe_data_tags``).
+        wanted_target: receive targeted frames only for this target.
+        credential: ``"token:<secret>"`` when the zipper has auth.
+        tls, quic, reconnect, write_timeout, logger, tracer_provider: as for Source.
+        concurrency: frames handled at once (1 keeps strict order).
+        queue_size: frames buffered for a pipe handler before reading pauses.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        zipper_addr: str = "localhost:9000",
+        *,
+        observe_data_tags: Sequence[int] = (),
+        wanted_target: str = "",
+        credential: str | None = None,
+        tls: TlsConfig | None = None,
+        quic: QuicSettings | None = None,
+        reconnect: ReconnectPolicy | None = None,
+        write_timeout: float = 30.0,
+        logger: logging.Logger | None = None,
+        tracer_provider: Any | None = None,
+        concurrency: int = 1,
+        queue_size: int = 1024,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("yomo: concurrency must be at least 1")
+        self._core = ClientCore(
+            name,
+            zipper_addr,
+            ClientType.STREAM_FUNCTION,
+            credential=credential,
+            wanted_target=wanted_target,
+            tls=tls,
+            quic=quic,
+            reconnect=reconnect,
+            write_timeout=write_timeout,
+            logger=logger,
+            on_frame=self._on_frame,
+        )
+        self.set_observe_data_tags(*observe_data_tags)
+        self.log = self._core.log
+        self.concurrency = concurrency
+        self.queue_size = queue_size
+        self._tracing = Tracing(tracer_provider, name)
+        self._handler: Callable[..., Any] | None = None
+        self._handler_is_async = False
+        self._pipe: Callable[..., Any] | None = None
+        self._init: Callable[[], Any] | None = None
+        self._initialized = False
+        self._cron: tuple[str, Callable[..., Any]] | None = None
+        self._cron_task: asyncio.Task[None] | None = None
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._inflight: set[asyncio.Future[Any]] = set()
+        self._pipe_in: Any = None
+        self._pipe_task: asyncio.Future[Any] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- configuration -----------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The function's name."""
+        return self._core.name
+
+    @property
+    def client_id(self) -> str:
+        """The client id (connection ids are ``<client_id>-<n>``)."""
+        return self._core.client_id
+
+    @property
+    def connection_id(self) -> str:
+        """The id of the current connection, ``<client_id>-<n>``."""
+        return self._core.connection_id
+
+    @property
+    def state(self) -> ClientState:
+        """Where the function is in its life."""
+        return self._core.state
+
+    def set_observe_data_tags(self, *tags: int) -> None:
+        """Set the tags to receive (before ``connect``)."""
+        flat: list[int] = []
+        for tag in tags:
+            if isinstance(tag, (list, tuple)):
+                flat.extend(tag)
+            else:
+                flat.append(tag)
+        for tag in flat:
+            check_tag(tag)
+        self._core.observe_data_tags = tuple(flat)
+
+    def set_wanted_target(self, target: str) -> None:
+        """Receive frames written with this target (before ``connect``)."""
+        self._core.wanted_target = target
+
+    def init(self, fn: Callable[[], Any]) -> None:
+        """Run ``fn()`` once, before the first frame, when the function first connects.
+
+        If it raises, ``connect()`` raises that error and nothing is handled.
+        """
+        self._check_callable(fn, "init")
+        self._init = fn
+
+    def set_handler(self, fn: Callable[..., Any]) -> None:
+        """Handle each frame with ``fn(ctx)``; it may return ``(tag, data)`` to write."""
+        self._check_callable(fn, "handler")
+        if self._pipe is not None:
+            raise YomoError("a pipe handler is already set; use one or the other")
+        self._handler = fn
+        self._handler_is_async = inspect.iscoroutinefunction(fn)
+
+    def set_pipe_handler(self, fn: Callable[..., Any]) -> None:
+        """Handle an ordered stream: ``fn(frames) -> (tag, data) items``, order kept both ways.
+
+        Sync: ``fn(Iterator[bytes]) -> Iterator[tuple[int, bytes]]`` (runs on a thread).
+        Async: ``fn(AsyncIterator[bytes]) -> AsyncIterator[tuple[int, bytes]]``.
+        """
+        self._check_callable(fn, "pipe handler")
+        if self._handler is not None:
+            raise YomoError("a handler is already set; use one or the other")
+        self._pipe = fn
+
+    def set_cron_handler(self, spec: str, fn: Callable[[CronContext], Any]) -> None:
+        """Run ``fn(ctx)`` on the cron schedule ``spec`` (e.g. ``"*/5 * * * *"``, ``"@every 1s"``)."""
+        self._check_callable(fn, "cron handler")
+        _next_cron_time(spec, time.time())  # validate now
+        self._cron = (spec, fn)
+
+    def set_error_handler(self, fn: ErrorHandler) -> None:
+        """Call ``fn(error)`` on connection failures, rejections and handler errors."""
+        self._core.add_error_handler(fn)
+
+    @staticmethod
+    def _check_callable(fn: object, what: str) -> None:
+        if not callable(fn):
+            raise TypeError(f"yomo: {what} must be callable, got {type(fn).__name__}")
+
+    # -- life --------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Run ``init`` (first time only), connect and start handling frames.
+
+        Raises:
+            RejectedError: the zipper rejected the function (final).
+            ConnectError: the zipper stayed unreachable for the connect timeout.
+            Exception: whatever ``init`` raised.
+        """
+        if self._handler is None and self._pipe is None and self._cron is None:
+            raise YomoError(f"stream function {self.name!r} has no handler: call set_handler")
+        if (self._handler or self._pipe) and not self._core.observe_data_tags:
+            raise YomoError(f"stream function {self.name!r} observes no tags")
+        self._loop = asyncio.get_running_loop()
+        if not self._initialized and self._init is not None:
+            if inspect.iscoroutinefunction(self._init):
+                await self._init()
+            else:
+                await asyncio.to_thread(self._init)
+        self._initialized = True
+        if self._handler is not None and not self._handler_is_async:
+            self._executor = concurrent.futures.ThreadPoolExecutor(
+                max_workers=self.concurrency, thread_name_prefix=f"yomo-sfn-{self.name}"
+            )
+        if self.concurrency > 1:
+            self._slots = asyncio.Semaphore(self.concurrency)
+        if self._pipe is not None:
+            self._start_pipe()
+        await self._core.connect()
+        if self._cron is not None:
+            self._cron_task = asyncio.get_running_loop().create_task(self._run_cron())
+
+    async def write(self, tag: int, data: bytes | None) -> None:
+        """Write outside a handler: fresh tid, this function as the source."""
+        frame = build_frame(tag, data, {SOURCE_ID: self._core.client_id, TID: new_id()})
+        if frame is not None:
+            await self._core.send(frame)
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Let running handlers finish (bounded by ``timeout``), send their writes, close."""
+        if self._cron_task is not None:
+            self._cron_task.cancel()
+        if self._pipe_task is not None and self._pipe_in is not None:
+            self._put_pipe_end()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(self._pipe_task), timeout)
+        if self._inflight:
+            await asyncio.wait(set(self._inflight), timeout=timeout)
+        await self._core.close()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def wait(self) -> None:
+        """Wait until the function is closed (``close``, a rejection or a goaway)."""
+        await self._core.wait()
+
+    async def __aenter__(self) -> AsyncStreamFunction:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- handling ----------------------------------------------------------
+
+    def _report(self, tag: int, exc: BaseException) -> None:
+        self._core._report(HandlerError(self.name, tag, exc))
+
+    async def _on_frame(self, frame: DataFrame) -> None:
+        if self._pipe is not None:
+            await self._feed_pipe(bytes(frame.payload))
+            return
+        if self._handler is None:
+            return
+        try:
+            md = decode_metadata(frame.metadata)
+        except YomoError as exc:
+            self._report(frame.tag, exc)
+            return
+        md.pop(TARGET, None)  # Go clears the target before handling
+        if self._slots is None:
+            await self._handle(frame.tag, bytes(frame.payload), md)
+            return
+        await self._slots.acquire()
+        task = asyncio.ensure_future(self._handle(frame.tag, bytes(frame.payload), md))
+        self._inflight.add(task)
+        task.add_done_callback(self._handled)
+
+    def _handled(self, task: asyncio.Future[Any]) -> None:
+        self._inflight.discard(task)
+        if self._slots is not None:
+            self._slots.release()
+
+    async def _handle(self, tag: int, data: bytes, md: dict[str, str]) -> None:
+        handler = self._handler
+        assert handler is not None
+        send = self._core.send
+        try:
+            with self._tracing.span(self.name, md, tag=tag, length=len(data)):
+                if self._handler_is_async:
+                    result = await handler(AsyncContext(tag, data, md, send))
+                else:
+                    ctx = Context(tag, data, md, self._blocking_send)
+                    loop = asyncio.get_running_loop()
+                    result = await loop.run_in_executor(self._executor, handler, ctx)
+                if result is not None:
+                    out_tag, out_data = result
+                    frame = build_frame(out_tag, out_data, md)
+                    if frame is not None:
+                        await send(frame)
+        except Exception as exc:
+            self._report(tag, exc)
+
+    def _blocking_send(self, frame: bytes) -> None:
+        loop = self._loop
+        assert loop is not None
+        if threading.get_ident() == getattr(loop, "_thread_id", None):
+            raise YomoError(
+                "a blocking write was called on the event loop: use an async def handler "
+                "and 'await ctx.write(...)' there"
+            )
+        asyncio.run_coroutine_threadsafe(self._core.send(frame), loop).result()
+
+    # -- pipe --------------------------------------------------------------
+
+    def _start_pipe(self) -> None:
+        fn = self._pipe
+        assert fn is not None
+        loop = asyncio.get_running_loop()
+        if inspect.isasyncgenfunction(fn) or inspect.iscoroutinefunction(fn):
+            self._pipe_in = asyncio.Queue(maxsize=self.queue_size)
+            self._pipe_task = loop.create_task(self._run_async_pipe(fn))
+        else:
+            self._pipe_in = queue.Queue(maxsize=self.queue_size)
+            self._pipe_task = asyncio.ensure_future(
+                loop.run_in_executor(None, self._run_sync_pipe, fn)
+            )
+
+    async def _feed_pipe(self, payload: bytes) -> None:
+        q = self._pipe_in
+        if isinstance(q, asyncio.Queue):
+            await q.put(payload)
+            return
+        try:
+            q.put_nowait(payload)
+        except queue.Full:
+            await asyncio.to_thread(q.put, payload)
+
+    def _put_pipe_end(self) -> None:
+        q = self._pipe_in
+        with contextlib.suppress(Exception):
+            q.put_nowait(_END)
+
+    def _pipe_frame(self, item: Any) -> bytes | None:
+        try:
+            tag, data = item
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"yomo: a pipe handler must yield (tag, data) pairs, got {item!r:.80}"
+            ) from None
+        return build_frame(tag, data, {SOURCE_ID: self._core.client_id, TID: new_id()})
+
+    async def _run_async_pipe(self, fn: Callable[..., Any]) -> None:
+        q: asyncio.Queue[Any] = self._pipe_in
+
+        async def frames() -> AsyncIterator[bytes]:
+            while True:
+                item = await q.get()
+                if item is _END:
+                    return
+                yield item
+
+        try:
+            out = fn(frames())
+            if inspect.isawaitable(out):
+                out = await out
+            if out is None:
+                return
+            async for item in out:
+                frame = self._pipe_frame(item)
+                if frame is not None:
+                    await self._core.send(frame)
+        except Exception as exc:
+            self._report(0, exc)
+
+    def _run_sync_pipe(self, fn: Callable[..., Any]) -> None:
+        q: queue.Queue[Any] = self._pipe_in
+
+        def frames() -> Iterator[bytes]:
+            while True:
+                item = q.get()
+                if item is _END:
+                    return
+                yield item
+
+        loop = self._loop
+        assert loop is not None
+        try:
+            out = fn(frames())
+            if out is None:
+                return
+            for item in out:
+                frame = self._pipe_frame(item)
+                if frame is not None:
+                    asyncio.run_coroutine_threadsafe(self._core.send(frame), loop).result()
+        except Exception as exc:
+            loop.call_soon_threadsafe(self._report, 0, exc)
+
+    # -- cron --------------------------------------------------------------
+
+    async def _run_cron(self) -> None:
+        assert self._cron is not None
+        spec, fn = self._cron
+        is_async = inspect.iscoroutinefunction(fn)
+        while True:
+            now = time.time()
+            await asyncio.sleep(max(0.0, _next_cron_time(spec, now) - now))
+            md = {SOURCE_ID: self._core.client_id, TID: new_id()}
+            try:
+                if is_async:
+                    await fn(CronContext(md, self._cron_write_async))
+                else:
+                    await asyncio.to_thread(fn, CronContext(md, self._cron_write_blocking))
+            except Exception as exc:
+                self._report(0, exc)
+
+    async def _cron_write_async(self, tag: int, data: Any, md: dict[str, str]) -> None:
+        frame = build_frame(tag, data, md)
+        if frame is not None:
+            await self._core.send(frame)
+
+    def _cron_write_blocking(self, tag: int, data: Any, md: dict[str, str]) -> None:
+        frame = build_frame(tag, data, md)
+        if frame is not None:
+            self._blocking_send(frame)
+
+
+def _next_cron_time(spec: str, now: float) -> float:
+    """The next time ``spec`` fires after ``now``; ``@every <n>s|m|h`` is accepted as in Go."""
+    if spec.startswith("@every "):
+        text = spec[len("@every ") :].strip()
+        units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+        for suffix in ("ms", "s", "m", "h"):
+            if text.endswith(suffix):
+                try:
+                    every = float(text[: -len(suffix)]) * units[suffix]
+                except ValueError:
+                    break
+                if every <= 0:
+                    break
+                return now + every
+        raise ValueError(f"yomo: bad cron spec {spec!r} (e.g. '@every 5s')")
+    from croniter import croniter
+
+    try:
+        return float(croniter(spec, now).get_next(float))
+    except (ValueError, KeyError) as exc:
+        raise ValueError(f"yomo: bad cron spec {spec!r}: {exc}") from None
