@@ -55,10 +55,13 @@ def go_toolchain() -> GoToolchain:
 @pytest.fixture(scope="session")
 def go_bins(go_toolchain: GoToolchain) -> GoBins:
     """Go peers and the v1.22.3 `yomo` CLI, built once into .cache/go; a build error fails the test."""
+    failure = ""
     try:
         bins = build_go_bins(go_toolchain)
     except GoBuildError as e:
-        pytest.fail(str(e), pytrace=False)
+        failure = str(e)
+    if failure:
+        pytest.fail(failure, pytrace=False)
     state = "cached" if bins.cached else "built"
     print(
         f"\ngo harness: {go_toolchain.version}; {bins.yomo_cli_version}; {state} in {bins.seconds:.1f}s",
