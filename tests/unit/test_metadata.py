@@ -1,0 +1,118 @@
+"""DataFrame metadata: msgpack map of str to str with Go's Set semantics."""
+
+from __future__ import annotations
+
+import msgpack
+import pytest
+
+from yomo.errors import LocalProtocolError, RemoteProtocolError
+from yomo.wire import (
+    SOURCE_ID,
+    SPAN_ID,
+    TARGET,
+    TID,
+    TRACE_ID,
+    TRACED,
+    WANTED_TARGET,
+    DataFrame,
+    decode_frame,
+    decode_metadata,
+    encode_metadata,
+    merge_metadata,
+)
+
+
+def test_reserved_keys() -> None:
+    assert (SOURCE_ID, TID, TRACE_ID, SPAN_ID, TRACED, TARGET, WANTED_TARGET) == (
+        "yomo-source-id",
+        "yomo-tid",
+        "yomo-trace-id",
+        "yomo-span-id",
+        "yomo-traced",
+        "yomo-target",
+        "yomo-wanted-target",
+    )
+
+
+def test_round_trip() -> None:
+    md = {SOURCE_ID: "src", TID: "t" * 21, TRACE_ID: "0" * 32, "ünï": "cødé ✓"}
+    raw = encode_metadata(md)
+    assert msgpack.unpackb(raw) == md
+    assert decode_metadata(raw) == md
+    assert decode_metadata(memoryview(raw)) == md
+    assert decode_metadata(bytearray(raw)) == md
+
+
+def test_empty_is_empty_bytes_both_ways() -> None:
+    assert encode_metadata({}) == b""
+    assert encode_metadata({"a": ""}) == b""
+    assert decode_metadata(b"") == {}
+    assert decode_metadata(b"\x80") == {}  # an explicit empty map
+    assert decode_metadata(b"\xc0") == {}  # nil: Go's msgpack decodes it as an empty map
+
+
+def test_empty_values_and_keys_are_dropped_on_encode() -> None:
+    raw = encode_metadata({"keep": "1", "drop": "", "": "no key"})
+    assert decode_metadata(raw) == {"keep": "1"}
+
+
+def test_go_style_encoding_decodes() -> None:
+    # vmihailenco/msgpack writes map[string]string with str types; bin also decodes
+    go_bytes = b"\x82\xaeyomo-source-id\xa3abc\xa8yomo-tid\xa3xyz"
+    assert decode_metadata(go_bytes) == {SOURCE_ID: "abc", TID: "xyz"}
+    as_bin = msgpack.packb({b"k": b"v"}, use_bin_type=True)
+    assert decode_metadata(as_bin) == {"k": "v"}
+
+
+def test_metadata_is_opaque_to_the_frame_codec() -> None:
+    md = encode_metadata({TID: "x"})
+    frame = decode_frame(DataFrame(tag=1, metadata=md, payload=b"p").encode())
+    assert isinstance(frame, DataFrame)
+    assert frame.metadata == md
+    assert decode_metadata(frame.metadata) == {TID: "x"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"\xc1", "not valid MessagePack"),  # never-used byte
+        (b"\x81\xa1k", "not valid MessagePack"),  # truncated
+        (b"\x81\xa1k\xa1v\x00", "bytes after"),
+        (msgpack.packb([1, 2]), "must be a MessagePack map"),
+        (msgpack.packb("str"), "must be a MessagePack map"),
+        (msgpack.packb(7), "must be a MessagePack map"),
+        (msgpack.packb({"k": 1}), "strings to strings"),
+        (msgpack.packb({1: "v"}), "strings to strings"),
+        (msgpack.packb({"k": None}), "strings to strings"),
+        (msgpack.packb({"k": {"nested": "map"}}), "strings to strings"),
+        (msgpack.packb({"k": b"\xff"}, use_bin_type=True), "strings to strings"),
+        (b"\x81\xa1k\xa1\xff", "not valid UTF-8"),
+        (b"\x91" * 100_000, "not valid MessagePack"),  # deeply nested arrays
+    ],
+)
+def test_bad_metadata_is_a_remote_error(raw: bytes, message: str) -> None:
+    with pytest.raises(RemoteProtocolError, match=message) as err:
+        decode_metadata(raw)
+    assert str(err.value).startswith("yomo: metadata")
+
+
+def test_merge_over_wins_and_empty_deletes() -> None:
+    base = {SOURCE_ID: "a", TID: "t1", "keep": "k", "empty": ""}
+    over = {TID: "t2", SOURCE_ID: "", WANTED_TARGET: "w", "": "ignored"}
+    merged = merge_metadata(base, over)
+    assert merged == {TID: "t2", "keep": "k", WANTED_TARGET: "w"}
+    assert base[SOURCE_ID] == "a"  # inputs are not modified
+    assert merge_metadata({}, {}) == {}
+
+
+@pytest.mark.parametrize("bad", [{"k": 1}, {1: "v"}, {"k": None}, {"k": b"v"}])
+def test_non_str_is_a_local_error(bad: dict[object, object]) -> None:
+    with pytest.raises(LocalProtocolError):
+        encode_metadata(bad)  # type: ignore[arg-type]
+    with pytest.raises(LocalProtocolError):
+        merge_metadata({}, bad)  # type: ignore[arg-type]
+
+
+def test_unencodable_string_is_a_local_error() -> None:
+    with pytest.raises(LocalProtocolError):
+        encode_metadata({"k": "\ud800"})
