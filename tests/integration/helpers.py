@@ -30,6 +30,7 @@ __all__ = [
     "PLAIN_TLS",
     "Clients",
     "Inbox",
+    "Pair",
     "Raw",
     "eventually",
     "frame_bytes",
@@ -217,3 +218,32 @@ class Raw:
         for conn in self.all:
             with contextlib.suppress(Exception):
                 await conn.aclose("test done")
+
+
+class Pair:
+    """A well-behaved source -> stream function pair on one tag, to prove traffic flows.
+
+    ``send(n)`` writes the next ``n`` numbered frames; ``check()`` waits until the
+    function has every frame sent so far, once each and in order.
+    """
+
+    def __init__(self, source: ClientCore, inbox: Inbox, tag: int) -> None:
+        self.source = source
+        self.inbox = inbox
+        self.tag = tag
+        self.sent = 0
+
+    @classmethod
+    async def start(cls, clients: Clients, z: Zipper | str, tag: int, name: str = "pair") -> Pair:
+        _, inbox = await clients.sfn(z, f"{name}-sfn", [tag])
+        source = await clients.source(z, f"{name}-src")
+        return cls(source, inbox, tag)
+
+    async def send(self, n: int, size: int = 0) -> None:
+        for _ in range(n):
+            await self.source.send(frame_bytes(self.tag, seq_payload(self.sent, size)))
+            self.sent += 1
+
+    async def check(self, timeout: float = 5.0) -> None:
+        await self.inbox.wait_count(self.sent, self.tag, timeout)
+        assert self.inbox.seqs(self.tag) == list(range(self.sent))
