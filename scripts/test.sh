@@ -11,7 +11,9 @@ fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
 "$VENV/bin/python" -m pip install -q -e '.[dev]'
 echo "== ruff"
-"$VENV/bin/ruff" check src tests bench examples
+lint_dirs=()
+for d in src tests bench examples fuzz; do [ -d "$d" ] && lint_dirs+=("$d"); done
+"$VENV/bin/ruff" check "${lint_dirs[@]}"
 "$VENV/bin/ruff" format --check src tests
 echo "== mypy (public API, strict)"
 "$VENV/bin/mypy"
