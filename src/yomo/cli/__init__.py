@@ -16,6 +16,8 @@ from collections.abc import Sequence
 import click
 
 from yomo._version import __version__
+from yomo.cli.init import init
+from yomo.cli.run import run
 from yomo.cli.serve import serve
 from yomo.cli.version import version
 
@@ -78,8 +80,8 @@ def cli(log_level: str, verbose: bool) -> None:
     configure_logging(logging.DEBUG if verbose else LOG_LEVELS[log_level.lower()])
 
 
-#: Every subcommand, in help order. ``run`` and ``init`` join here.
-COMMANDS: tuple[click.Command, ...] = (serve, version)
+#: Every subcommand, in help order.
+COMMANDS: tuple[click.Command, ...] = (serve, run, init, version)
 for _command in COMMANDS:
     cli.add_command(_command)
 
