@@ -61,6 +61,8 @@ ALPN = "yomo"
 CLOSE_CODE = 0x13
 BACKEND_ENV = "YOMO_QUIC_BACKEND"
 _BACKENDS = ("qh3", "aioquic")
+#: Datagrams of a received batch fed to QUIC at once; a pause takes effect between slices.
+_BATCH_SLICE = 8
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -412,6 +414,23 @@ def _make_protocol_class(backend: _Backend) -> type[Any]:
             self._quic.receive_datagram(data, addr, now=self._loop_time())
             self._process_events()
             self._transmit_soon()
+
+        def datagrams_received(self, data: list[bytes], addr: Any) -> None:
+            # qh3's batched UDP transport (recvmmsg/GRO, used by its clients) hands
+            # whole batches here and never calls datagram_received; without this a
+            # paused reader kept taking data and its queue grew without bound.
+            # Feed it in small slices, so a pause stops the rest of the batch.
+            quic = self._quic
+            many = getattr(quic, "receive_many_datagrams", None)
+            start, end = 0, len(data)
+            while start < end and not self._paused and many is not None:
+                many(data[start : start + _BATCH_SLICE], addr, now=self._loop_time())
+                self._process_events()
+                start += _BATCH_SLICE
+            for datagram in data[start:]:
+                self.datagram_received(datagram, addr)  # holds them while paused
+            if start:
+                self._transmit_soon()
 
         def _pause_reading(self) -> None:
             if not self._paused:
