@@ -117,6 +117,10 @@ class ConnectionInfo:
     frames_in: int
     frames_out: int
     dropped: int
+    send_backlog: int = 0
+    """Bytes queued for this client that are not on the wire yet."""
+    recv_backlog: int = 0
+    """Bytes of frames received from this client that wait to be routed."""
 
 
 class _Peer:
@@ -324,6 +328,8 @@ class Zipper:
                 frames_in=p.frames_in,
                 frames_out=p.frames_out,
                 dropped=p.dropped,
+                send_backlog=p.conn.send_backlog,
+                recv_backlog=p.conn.recv_backlog,
             )
             for p in self._peers.values()
         ]
