@@ -411,7 +411,7 @@ def _make_protocol_class(backend: _Backend) -> type[Any]:
                 return
             # Feed the datagram now but transmit once per loop turn: a burst of
             # datagrams then costs one batch of ACKs instead of one per packet.
-            self._quic.receive_datagram(data, addr, now=self._loop_time())
+            self._quic.receive_datagram(data, addr, now=self._loop.time())
             self._process_events()
             self._transmit_soon()
 
@@ -424,7 +424,7 @@ def _make_protocol_class(backend: _Backend) -> type[Any]:
             many = getattr(quic, "receive_many_datagrams", None)
             start, end = 0, len(data)
             while start < end and not self._paused and many is not None:
-                many(data[start : start + _BATCH_SLICE], addr, now=self._loop_time())
+                many(data[start : start + _BATCH_SLICE], addr, now=self._loop.time())
                 self._process_events()
                 start += _BATCH_SLICE
             for datagram in data[start:]:
