@@ -18,7 +18,7 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -174,6 +174,7 @@ class Zipper:
         drop_threshold: with ``"drop"``, the unsent bytes after which frames are dropped.
         handshake_timeout: seconds a new connection has to send its HandshakeFrame.
         mesh: peers to forward to (see ``yomo.zipper.mesh``).
+        mesh_options: keyword arguments for ``yomo.zipper.mesh.Mesh`` (queue bound, backoff).
         router: a replacement ``Router``.
         logger: defaults to ``logging.getLogger("yomo.zipper")``.
     """
@@ -191,6 +192,7 @@ class Zipper:
         drop_threshold: int = DEFAULT_DROP_THRESHOLD,
         handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
         mesh: Iterable[MeshPeer] = (),
+        mesh_options: Mapping[str, Any] | None = None,
         router: Router[_Peer] | None = None,
         logger: logging.Logger | None = None,
         stats_interval: float = 30.0,
@@ -209,6 +211,7 @@ class Zipper:
         self.drop_threshold = drop_threshold
         self.handshake_timeout = handshake_timeout
         self.mesh_peers = tuple(mesh)
+        self.mesh_options = dict(mesh_options or {})
         self.log = logger or logging.getLogger("yomo.zipper")
         self.stats_interval = stats_interval
         self._router: Router[_Peer] = router if router is not None else TagRouter()
@@ -276,7 +279,7 @@ class Zipper:
         if self.mesh_peers:
             from .mesh import Mesh  # type: ignore[import-not-found,unused-ignore]
 
-            self._mesh = Mesh(self, self.mesh_peers)
+            self._mesh = Mesh(self, self.mesh_peers, **self.mesh_options)
             await self._mesh.start()
 
     async def serve(self) -> None:

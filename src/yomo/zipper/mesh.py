@@ -1,0 +1,393 @@
+"""Zipper mesh: links to peer zippers, so frames from local producers reach every region.
+
+Go: zipper.go (downstream zippers). For every configured peer except itself a
+zipper keeps one ``Link``: a client of type UpstreamZipper (0x5E), named after
+this zipper, that authenticates with the peer's credential and redials forever
+with backoff. Every DataFrame from a local source or function is handed to each
+link; frames that arrive from a peer are never forwarded again (the server
+checks the client type), so in a full mesh each frame reaches each zipper once.
+
+Forwarding never blocks the router. Each link has a queue bounded in bytes and a
+sender task that moves frames onto the QUIC connection:
+
+- queue full (the peer is slower than the producers): the new frame is dropped;
+- link down or still connecting: the frame is dropped (Go drops them too);
+- the connection has no room for ``send_timeout`` seconds (1 s, like Go's write
+  deadline): the frame at the head of the queue is dropped.
+
+Drops are counted per link and reason and logged as a rate-limited warning.
+``stats()`` returns, per peer, the link's state and counters (see docs/mesh.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Literal
+
+from yomo.client.core import ClientCore, ClientState, ReconnectPolicy
+from yomo.errors import ConnectionClosedError, TimeoutError, YomoError
+from yomo.transport import TlsConfig
+from yomo.wire import ClientType
+
+from .config import MeshPeer
+
+if TYPE_CHECKING:
+    from .server import Zipper
+
+__all__ = [
+    "DEFAULT_MAX_QUEUE_BYTES",
+    "DEFAULT_MESH_RECONNECT",
+    "DEFAULT_SEND_TIMEOUT",
+    "Link",
+    "LinkState",
+    "Mesh",
+]
+
+#: Bytes of frames a link may hold for a peer that is not taking them (per peer).
+DEFAULT_MAX_QUEUE_BYTES = 4 * 1024 * 1024
+#: Seconds a frame may wait for room on the connection before it is dropped (Go: 1 s).
+DEFAULT_SEND_TIMEOUT = 1.0
+#: Redial policy of mesh links: 1 s first, capped at 10 s, never gives up.
+DEFAULT_MESH_RECONNECT = ReconnectPolicy(initial_delay=1.0, max_delay=10.0)
+#: Seconds between two drop warnings of one link.
+DROP_LOG_INTERVAL = 5.0
+
+LinkState = Literal["connecting", "up", "down", "closed"]
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class Link:
+    """One zipper's link to one peer: a reconnecting client, a bounded queue, a sender."""
+
+    def __init__(
+        self,
+        mesh: Mesh,
+        peer: MeshPeer,
+        *,
+        max_queue_bytes: int,
+        send_timeout: float,
+        reconnect: ReconnectPolicy,
+    ) -> None:
+        self.mesh = mesh
+        self.peer = peer
+        self.address = _address(peer.host, peer.port)
+        self.max_queue_bytes = max_queue_bytes
+        self.send_timeout = send_timeout
+        self.reconnect = reconnect
+        self.log = mesh.log
+        self.state: LinkState = "connecting"
+        self.core: ClientCore | None = None
+        self.queue: deque[bytes] = deque()
+        self.queued_bytes = 0
+        self.forwarded = 0
+        self.bytes_forwarded = 0
+        self.dropped_queue_full = 0
+        self.dropped_link_down = 0
+        self.dropped_send_timeout = 0
+        self.ups = 0
+        self.downs = 0
+        self.last_error = ""
+        self.since = time.time()
+        self._wake = asyncio.Event()
+        self._last_drop_log = 0.0
+        self._drops_at_last_log = 0
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def dropped(self) -> int:
+        """Frames for this peer that were not sent, for any reason."""
+        return self.dropped_queue_full + self.dropped_link_down + self.dropped_send_timeout
+
+    # -- the hot path ------------------------------------------------------
+
+    def offer(self, encoded: bytes) -> None:
+        """Queue a frame for the peer, or drop it; never blocks."""
+        if self.state != "up":
+            self.dropped_link_down += 1
+            self._log_drops()
+            return
+        size = len(encoded)
+        if self.queued_bytes + size > self.max_queue_bytes and self.queue:
+            self.dropped_queue_full += 1
+            self._log_drops()
+            return
+        self.queue.append(encoded)
+        self.queued_bytes += size
+        self._wake.set()
+
+    def _log_drops(self) -> None:
+        now = time.monotonic()
+        if now - self._last_drop_log < DROP_LOG_INTERVAL:
+            return
+        self._last_drop_log = now
+        total = self.dropped
+        self.log.warning(
+            "mesh %r -> %r (%s) is %s: dropped %d frame(s) since last report "
+            "(%d in all: %d link down, %d queue full, %d send timeout)",
+            self.mesh.name,
+            self.peer.name,
+            self.address,
+            "down" if self.state != "up" else "not keeping up",
+            total - self._drops_at_last_log,
+            total,
+            self.dropped_link_down,
+            self.dropped_queue_full,
+            self.dropped_send_timeout,
+        )
+        self._drops_at_last_log = total
+
+    def _drop_queue(self) -> None:
+        if self.queue:
+            self.dropped_link_down += len(self.queue)
+            self.queue.clear()
+            self.queued_bytes = 0
+            self._log_drops()
+
+    # -- state -------------------------------------------------------------
+
+    def _set_up(self) -> None:
+        if self.state == "up":
+            return
+        self.state = "up"
+        self.since = time.time()
+        self.ups += 1
+        core = self.core
+        self.log.info(
+            "mesh link %r -> %r (%s) is up (id %s)",
+            self.mesh.name,
+            self.peer.name,
+            self.address,
+            core.connection_id if core is not None else "?",
+        )
+
+    def _set_down(self, reason: str) -> None:
+        self.last_error = reason
+        if self.state != "up":
+            return
+        self.state = "down"
+        self.since = time.time()
+        self.downs += 1
+        self._drop_queue()
+        self.log.warning(
+            "mesh link %r -> %r (%s) is down: %s; redialling",
+            self.mesh.name,
+            self.peer.name,
+            self.address,
+            reason,
+        )
+
+    def _on_error(self, error: BaseException) -> None:
+        message = getattr(error, "message", None) or str(error) or type(error).__name__
+        self._set_down(message)
+
+    # -- tasks -------------------------------------------------------------
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._run()), loop.create_task(self._send_loop())]
+
+    async def stop(self, reason: str) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        was_up = self.state == "up"
+        self.state = "closed"
+        self.queue.clear()
+        self.queued_bytes = 0
+        core, self.core = self.core, None
+        if core is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(core.close(reason, drain_timeout=0.5), 2.0)
+        if was_up:
+            self.log.info("mesh link %r -> %r closed", self.mesh.name, self.peer.name)
+
+    def _new_core(self) -> ClientCore:
+        zipper = self.mesh.zipper
+        core = ClientCore(
+            zipper.name,
+            self.address,
+            ClientType.UPSTREAM_ZIPPER,
+            credential=self.peer.credential,
+            tls=zipper.tls or TlsConfig.from_env(),
+            quic=zipper.quic,
+            reconnect=dataclasses.replace(self.reconnect, connect_timeout=math.inf, enabled=True),
+            write_timeout=self.send_timeout,
+            logger=self.log.getChild("client"),
+        )
+        core.add_error_handler(self._on_error)
+        core.add_reconnected_handler(self._set_up)
+        return core
+
+    async def _run(self) -> None:
+        """Keep a client to the peer alive forever; a rejection ends one client, not the link."""
+        attempt = 0
+        while True:
+            core = self.core = self._new_core()
+            try:
+                await core.connect()  # retries unreachable peers without end
+            except YomoError as exc:  # rejected (bad credential, version): retry later
+                self.last_error = exc.message
+                delay = self.reconnect.delay(attempt)
+                attempt += 1
+                self.log.warning(
+                    "mesh link %r -> %r (%s) failed: %s; retrying in %.1f s",
+                    self.mesh.name,
+                    self.peer.name,
+                    self.address,
+                    exc.message,
+                    delay,
+                )
+                await core.close("rejected")
+                await asyncio.sleep(delay)
+                continue
+            attempt = 0
+            self._set_up()
+            await core.wait()  # the client redials by itself; it ends on goaway or rejection
+            error = core.final_error
+            self._set_down(str(error) if error is not None else "client closed")
+            await asyncio.sleep(self.reconnect.delay(0))
+
+    async def _send_loop(self) -> None:
+        """Move queued frames onto the connection; drop what cannot go within the timeout."""
+        sent_in_a_row = 0
+        while True:
+            if not self.queue:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            data = self.queue.popleft()
+            self.queued_bytes -= len(data)
+            core = self.core
+            conn = core._conn if core is not None else None
+            if (
+                conn is None
+                or conn.closed
+                or self.state != "up"
+                or core is None
+                or core.state is not ClientState.CONNECTED
+            ):
+                self.dropped_link_down += 1
+                self._log_drops()
+                continue
+            try:
+                await conn.drain(self.send_timeout)  # returns at once when there is room
+                conn.send_nowait(data)
+            except TimeoutError:
+                self.dropped_send_timeout += 1
+                self._log_drops()
+                continue
+            except ConnectionClosedError:
+                self.dropped_link_down += 1
+                self._log_drops()
+                continue
+            self.forwarded += 1
+            self.bytes_forwarded += len(data)
+            sent_in_a_row += 1
+            if sent_in_a_row >= 64:  # let the loop breathe while the queue drains
+                sent_in_a_row = 0
+                await asyncio.sleep(0)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "state": self.state,
+            "since": self.since,
+            "forwarded": self.forwarded,
+            "bytes_forwarded": self.bytes_forwarded,
+            "dropped": self.dropped,
+            "dropped_link_down": self.dropped_link_down,
+            "dropped_queue_full": self.dropped_queue_full,
+            "dropped_send_timeout": self.dropped_send_timeout,
+            "queued_frames": len(self.queue),
+            "queued_bytes": self.queued_bytes,
+            "ups": self.ups,
+            "downs": self.downs,
+            "last_error": self.last_error,
+        }
+
+
+class Mesh:
+    """The links of one zipper to its mesh peers; the server starts, stops and asks it.
+
+    Args:
+        zipper: the zipper whose frames are forwarded (its name, TLS and QUIC settings are used).
+        peers: the configured peers; the one named like the zipper is skipped.
+        max_queue_bytes: per peer, the bytes of frames waiting to be sent before new ones drop.
+        send_timeout: seconds a frame may wait for room on the connection before it drops.
+        reconnect: the redial backoff (retries never end, whatever ``connect_timeout`` says).
+    """
+
+    def __init__(
+        self,
+        zipper: Zipper,
+        peers: Iterable[MeshPeer],
+        *,
+        max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES,
+        send_timeout: float = DEFAULT_SEND_TIMEOUT,
+        reconnect: ReconnectPolicy = DEFAULT_MESH_RECONNECT,
+    ) -> None:
+        if max_queue_bytes <= 0:
+            raise ValueError(f"yomo: mesh max_queue_bytes must be positive, got {max_queue_bytes}")
+        if send_timeout <= 0:
+            raise ValueError(f"yomo: mesh send_timeout must be positive, got {send_timeout}")
+        self.zipper = zipper
+        self.name = zipper.name
+        self.log = zipper.log.getChild("mesh")
+        self.links: dict[str, Link] = {}
+        for peer in peers:
+            if peer.name == zipper.name or peer.name in self.links:
+                continue
+            self.links[peer.name] = Link(
+                self,
+                peer,
+                max_queue_bytes=max_queue_bytes,
+                send_timeout=send_timeout,
+                reconnect=reconnect,
+            )
+        self._remove_forwarder: Callable[[], None] | None = None
+
+    async def start(self) -> None:
+        """Start every link in the background and begin forwarding; returns at once."""
+        if self._remove_forwarder is not None or not self.links:
+            return
+        for link in self.links.values():
+            link.start()
+        self._remove_forwarder = self.zipper.add_forwarder(self._forward)
+        self.log.info(
+            "mesh %r: linking to %s",
+            self.name,
+            ", ".join(f"{n} ({link.address})" for n, link in self.links.items()),
+        )
+
+    def _forward(self, tag: int, metadata: bytes, encoded: bytes) -> None:
+        for link in self.links.values():
+            link.offer(encoded)
+
+    async def stop(self, reason: str = "zipper is shutting down") -> None:
+        """Stop forwarding and close every link."""
+        remove, self._remove_forwarder = self._remove_forwarder, None
+        if remove is None:
+            return
+        with contextlib.suppress(ValueError):
+            remove()
+        await asyncio.gather(*(link.stop(reason) for link in self.links.values()))
+
+    def stats(self) -> dict[str, dict[str, Any]]:
+        """Per peer name: link state, frames forwarded, dropped (by reason) and queued."""
+        return {name: link.stats() for name, link in self.links.items()}
+
+    def link_states(self) -> dict[str, LinkState]:
+        """Per peer name, the link's state."""
+        return {name: link.state for name, link in self.links.items()}
