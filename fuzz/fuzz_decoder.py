@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 try:
-    import atheris
+    import atheris  # type: ignore[import-untyped,import-not-found,unused-ignore]
 except ImportError:  # the fallback below needs only hypothesis
     atheris = None
 

@@ -173,3 +173,52 @@ def test_buffer_never_exceeds_limit_plus_header(header: bytes, limit: int) -> No
             assert decoder.buffered <= limit + MAX_HEADER_SIZE
     except ProtocolError:
         pass
+
+
+children = st.one_of(
+    st.lists(
+        st.tuples(st.sampled_from([0x01, 0x02, 0x03, 0x05, 0x41, 0x81]), st.binary(max_size=90)),
+        max_size=5,
+    ),
+    # Go's layout, the fast path's case
+    st.tuples(
+        st.binary(min_size=1, max_size=2), st.binary(max_size=90), st.binary(max_size=90)
+    ).map(lambda t: [(0x01, t[0]), (0x03, t[1]), (0x02, t[2])]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    kids=children,
+    tail=st.binary(max_size=4),
+    cut=st.integers(0, 3),
+    two_byte=st.booleans(),
+)
+def test_data_frame_fast_path_agrees_with_the_general_decoder(
+    kids: list[tuple[int, bytes]], tail: bytes, cut: int, two_byte: bool
+) -> None:
+    # the straight-line DataFrame reader must give the same frame or error as the general
+    # loop, and never read past the frame into the bytes that follow it
+    from yomo.wire.frames import _decode_data, _decode_data_any
+
+    def length(n: int) -> bytes:
+        return bytes((0x80 | n >> 7, n & 0x7F)) if two_byte else encode_length(n)
+
+    body = b"".join(bytes((sid,)) + length(len(v)) + v for sid, v in kids)
+    body = body[: len(body) - cut] if cut < len(body) else body
+    buf = body + tail
+
+    def run(fn: object) -> object:
+        try:
+            return fn(buf, 0, len(body), 0)  # type: ignore[operator]
+        except ProtocolError as exc:
+            return ("error", str(exc))
+
+    assert run(_decode_data) == run(_decode_data_any)
+    assert run(_decode_data) == run(_decode_data_any)
+    view = memoryview(buf)
+    try:
+        expected = _decode_data_any(buf, 0, len(body), 0)
+    except ProtocolError:
+        return
+    assert _decode_data(view, 0, len(body), 0) == expected

@@ -89,32 +89,71 @@ class FrameDecoder:
         if self._error is not None:
             raise self._error
         try:
-            if self._buf:
-                self._buf += data
-                with memoryview(self._buf) as view:
-                    frames, used = self._parse(view)
-                if used:
-                    del self._buf[:used]
-            else:
-                if type(data) is not bytes:
-                    data = memoryview(data).cast("B")
-                frames, used = self._parse(data)
-                if used < len(data):
-                    self._buf = bytearray(memoryview(data)[used:])
+            return self._feed(data)
         except ProtocolError as exc:
             self._error = exc
             self._buf = bytearray()
             raise
-        self._offset += used
+
+    def _feed(self, data: bytes | bytearray | memoryview) -> list[Frame]:
+        if type(data) is not bytes:
+            data = memoryview(data).cast("B")
+        frames: list[Frame] = []
+        pos = 0
+        size = len(data)
+        buf = self._buf
+        if buf:
+            # Finish the frame begun in an earlier feed, taking only the bytes it needs, so
+            # the frames after it are read straight from ``data`` without another copy.
+            while (header := self._pending_header(buf)) is None:
+                if pos >= size:
+                    return frames
+                buf.append(data[pos])
+                pos += 1
+            body, end = header
+            take = min(end - len(buf), size - pos)
+            if take > 0:
+                buf += memoryview(data)[pos : pos + take]
+                pos += take
+            if len(buf) < end:
+                return frames
+            decode = _BODY_DECODERS[buf[0]]
+            with memoryview(buf) as view:
+                frames.append(decode(view, body, end, self._offset))
+            self._offset += end
+            self._buf = bytearray()
+        parsed, used = self._parse(data, pos, self._offset - pos)
+        frames += parsed
+        self._offset += used - pos
+        if used < size:
+            self._buf = bytearray(memoryview(data)[used:])
         return frames
 
-    def _parse(self, buf: bytes | memoryview) -> tuple[list[Frame], int]:
-        """Decode the whole frames at the start of ``buf``; return them and bytes used."""
+    def _pending_header(self, buf: bytearray) -> tuple[int, int] | None:
+        """Where the body of the frame starting ``buf`` begins and ends.
+
+        None while the header is incomplete; raises for a bad type or length.
+        """
+        if _BODY_DECODERS.get(buf[0]) is None:
+            raise _bad_first_byte(buf[0], self._offset)
+        result = _read_length(buf, 1, len(buf), self._offset)
+        if result is None:
+            return None
+        length, p = result
+        if length < 0:
+            raise RemoteProtocolError(f"negative frame length {length}", self._offset + 1)
+        if length > self._max:
+            raise _too_large(length, self._max, self._offset + 1)
+        return p, p + length
+
+    def _parse(self, buf: bytes | memoryview, pos: int, base: int) -> tuple[list[Frame], int]:
+        """Decode the whole frames in ``buf`` from ``pos``; return them and where they end.
+
+        ``base`` is the stream offset of ``buf[0]``, for error messages.
+        """
         frames: list[Frame] = []
         size = len(buf)
         limit = self._max
-        base = self._offset
-        pos = 0
         while pos < size:
             decode = _BODY_DECODERS.get(buf[pos])
             if decode is None:

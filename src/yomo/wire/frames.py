@@ -414,9 +414,55 @@ _set_metadata = DataFrame.__dict__["metadata"].__set__
 _set_payload = DataFrame.__dict__["payload"].__set__
 
 
-def _decode_data(buf: bytes | memoryview, p: int, end: int, base: int) -> DataFrame:
-    # Go: y3codec decodeDataFrame. Hand-inlined child loop with one- and two-byte length
-    # fast paths: this runs for every message through the zipper.
+def _decode_data(buf: bytes | memoryview, start: int, end: int, base: int) -> DataFrame:
+    # Go: y3codec decodeDataFrame. This runs for every message through the zipper, so the
+    # layout Go writes (01 tag, 03 metadata, 02 payload, lengths below 8192) is read
+    # straight-line; anything else, including every malformed input, goes to the loop.
+    try:
+        # reads stay below ``end``: buf may hold the next frame's bytes after it
+        if end - start >= 7 and buf[start] == 0x01 and buf[start + 1] == 0x01:
+            tag = buf[start + 2]
+            if tag >= 0x80:
+                tag |= 0xFFFFFF00
+            p = start + 3
+            if buf[p] == 0x03:
+                n = buf[p + 1]
+                if n < 0x40:
+                    p += 2
+                elif 0x80 <= n < 0xC0 and buf[p + 2] < 0x80:
+                    n = ((n & 0x3F) << 7) | buf[p + 2]
+                    p += 3
+                else:
+                    n = -1
+                q = p + n
+                if n >= 0 and q + 1 < end and buf[q] == 0x02:
+                    metadata = buf[p:q]
+                    p = q + 1
+                    n = buf[p]
+                    if n < 0x40:
+                        p += 1
+                    elif 0x80 <= n < 0xC0 and p + 1 < end and buf[p + 1] < 0x80:
+                        n = ((n & 0x3F) << 7) | buf[p + 1]
+                        p += 2
+                    else:
+                        n = -1
+                    if n >= 0 and p + n == end:
+                        payload = buf[p:end]
+                        if type(buf) is not bytes:
+                            metadata = bytes(metadata)
+                            payload = bytes(payload)
+                        frame = _new_object(DataFrame)
+                        _set_tag(frame, tag)
+                        _set_metadata(frame, metadata)
+                        _set_payload(frame, payload)
+                        return frame
+    except IndexError:
+        pass
+    return _decode_data_any(buf, start, end, base)
+
+
+def _decode_data_any(buf: bytes | memoryview, p: int, end: int, base: int) -> DataFrame:
+    # Any child order, repeats, unknown children, every length form; reports errors.
     tag = 0
     metadata: bytes | memoryview = b""
     payload: bytes | memoryview = b""

@@ -83,7 +83,7 @@ def encode_length(n: int) -> bytes:
 
 
 def _read_length(
-    buf: bytes | memoryview, offset: int, end: int, base: int = 0
+    buf: bytes | bytearray | memoryview, offset: int, end: int, base: int = 0
 ) -> tuple[int, int] | None:
     """Read a length varint from ``buf[offset:end]``; None when more bytes are needed.
 
