@@ -32,7 +32,8 @@ def build_frame(tag: int, data: Any, metadata: Mapping[str, str]) -> bytes | Non
     if isinstance(data, str):
         raise TypeError("yomo: data must be bytes-like, got str (encode it first, e.g. .encode())")
     try:
-        payload = bytes(data) if not isinstance(data, bytes) else data
+        # memoryview accepts only the buffer protocol: bytes(42) would be 42 zero bytes
+        payload = data if isinstance(data, bytes) else memoryview(data).tobytes()
     except TypeError:
         raise TypeError(f"yomo: data must be bytes-like, got {type(data).__name__}") from None
     return encode_data_frame(tag, encode_metadata(metadata), payload)
