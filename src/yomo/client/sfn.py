@@ -115,6 +115,10 @@ class AsyncStreamFunction:
         self._pipe_in: Any = None
         self._pipe_task: asyncio.Future[Any] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._closing = False
+        self._busy = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     # -- configuration -----------------------------------------------------
 
@@ -237,8 +241,12 @@ class AsyncStreamFunction:
 
     async def close(self, timeout: float = 5.0) -> None:
         """Let running handlers finish (bounded by ``timeout``), send their writes, close."""
+        self._closing = True  # frames read from now on are not handled
         if self._cron_task is not None:
             self._cron_task.cancel()
+        if not self._idle.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), timeout)
         if self._pipe_task is not None and self._pipe_in is not None:
             self._put_pipe_end()
             with contextlib.suppress(Exception, asyncio.CancelledError):
@@ -266,6 +274,8 @@ class AsyncStreamFunction:
         self._core._report(HandlerError(self.name, tag, exc))
 
     async def _on_frame(self, frame: DataFrame) -> None:
+        if self._closing:
+            return
         if self._pipe is not None:
             await self._feed_pipe(bytes(frame.payload))
             return
@@ -281,6 +291,9 @@ class AsyncStreamFunction:
             await self._handle(frame.tag, bytes(frame.payload), md)
             return
         await self._slots.acquire()
+        if self._closing:
+            self._slots.release()
+            return
         task = asyncio.ensure_future(self._handle(frame.tag, bytes(frame.payload), md))
         self._inflight.add(task)
         task.add_done_callback(self._handled)
@@ -294,6 +307,8 @@ class AsyncStreamFunction:
         handler = self._handler
         assert handler is not None
         send = self._core.send
+        self._busy += 1
+        self._idle.clear()
         try:
             with self._tracing.span(self.name, md, tag=tag, length=len(data)):
                 if self._handler_is_async:
@@ -309,6 +324,10 @@ class AsyncStreamFunction:
                         await send(frame)
         except Exception as exc:
             self._report(tag, exc)
+        finally:
+            self._busy -= 1
+            if not self._busy:
+                self._idle.set()
 
     def _blocking_send(self, frame: bytes) -> None:
         loop = self._loop
