@@ -55,3 +55,12 @@ async def raw() -> AsyncIterator[Raw]:
     r = Raw()
     yield r
     await r.close_all()
+
+
+# Fixtures of the public-client tests (yomo.* and yomo.aio.*), kept in their own module.
+from .clients_helpers import (  # noqa: E402, F401
+    aio_clients,
+    aio_zipper,
+    sync_clients,
+    sync_zipper,
+)
