@@ -137,6 +137,7 @@ def test_int_subclass_tag_is_accepted() -> None:
     [
         DataFrame(tag=1, payload="text"),  # type: ignore[arg-type]
         DataFrame(tag=1, metadata=None),  # type: ignore[arg-type]
+        DataFrame(tag=1, payload=memoryview(b"abcdef")[::2]),  # type: ignore[arg-type]
         HandshakeFrame(client_type=256),
         HandshakeFrame(client_type=-1),
         HandshakeFrame(observe_data_tags=(-1,)),

@@ -116,9 +116,12 @@ def _as_bytes(value: object, what: str) -> bytes | memoryview:
         return value
     try:
         view = memoryview(value)  # type: ignore[arg-type]
-    except TypeError:
-        raise LocalProtocolError(f"{what} must be bytes, not {type(value).__name__}") from None
-    return view.cast("B") if view.format != "B" or view.ndim != 1 else view
+        flat = view.format == "B" and view.ndim == 1 and view.c_contiguous
+        return view if flat else view.cast("B")
+    except TypeError:  # not a buffer, or a non-contiguous one
+        raise LocalProtocolError(
+            f"{what} must be bytes (or a contiguous buffer), not {type(value).__name__}"
+        ) from None
 
 
 def encode_data_frame(tag: int, metadata: bytes | memoryview, payload: bytes | memoryview) -> bytes:
