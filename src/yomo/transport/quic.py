@@ -440,8 +440,13 @@ def _make_protocol_class(backend: _Backend) -> type[Any]:
         def _schedule_trickle(self) -> None:
             # While paused, let one held datagram through now and then so that
             # the connection's idle timer never fires for a merely slow reader.
+            # The idle timeout in force is the smaller of ours and the peer's (a
+            # client's 40 s meets the zipper's 5 s), so pace by that.
             conn = self.conn
             idle = conn._settings.idle_timeout if conn is not None else 5.0
+            peer = _peer_idle_timeout(self._quic)
+            if peer is not None:
+                idle = min(idle, peer)
             self._loop.call_later(max(idle / 4, 0.05), self._trickle)
 
         def _trickle(self) -> None:
@@ -502,6 +507,18 @@ def _make_protocol_class(backend: _Backend) -> type[Any]:
 
     _YomoProtocol.__name__ = f"YomoProtocol_{backend.name}"
     return _YomoProtocol
+
+
+def _peer_idle_timeout(quic: Any) -> float | None:
+    """The peer's max_idle_timeout in seconds, once its transport parameters are known."""
+    seconds = getattr(quic, "_remote_max_idle_timeout", None)  # aioquic
+    if seconds:
+        return float(seconds)
+    params = getattr(getattr(quic, "_tls", None), "remote_transport_parameters", None)  # qh3
+    millis = getattr(params, "max_idle_timeout", None)
+    if millis:
+        return float(millis) / 1000
+    return None
 
 
 def _describe_code(code: int) -> str:
@@ -571,15 +588,19 @@ async def listen(
     """
     tls = tls or TlsConfig.from_env()
     backend = _resolve_backend(settings, tls, server=True)
-    config = _configuration(backend, settings, is_client=False, server_name=None)
     if tls.cert_file and tls.key_file:
-        config.load_cert_chain(tls.cert_file, tls.key_file)
+        cert_file, key_file = tls.cert_file, tls.key_file
     else:
         pair = generate_self_signed(host)
-        config.load_cert_chain(pair.cert_file, pair.key_file)
-    if tls.verify_peer:
-        config.cafile = tls.ca_file
-        config.verify_mode = ssl.CERT_REQUIRED
+        cert_file, key_file = pair.cert_file, pair.key_file
+
+    def server_config(b: _Backend) -> Any:
+        config = _configuration(b, settings, is_client=False, server_name=None)
+        config.load_cert_chain(cert_file, key_file)
+        if tls.verify_peer:
+            config.cafile = tls.ca_file
+            config.verify_mode = ssl.CERT_REQUIRED
+        return config
 
     loop = asyncio.get_running_loop()
     tasks: set[asyncio.Task[None]] = set()
@@ -609,27 +630,111 @@ async def listen(
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
-    def create_protocol(*args: Any, **kwargs: Any) -> Any:
-        protocol = backend.protocol_class(*args, **kwargs)
-        protocol.conn = FrameConnection(protocol, settings, is_client=False)
-        protocol._on_handshake = handshake_done
-        if tls.verify_peer:
-            _request_client_certificate(protocol)
-        return protocol
+    def protocol_factory(b: _Backend) -> Callable[..., Any]:
+        def create_protocol(*args: Any, **kwargs: Any) -> Any:
+            protocol = b.protocol_class(*args, **kwargs)
+            protocol.conn = FrameConnection(protocol, settings, is_client=False)
+            protocol._on_handshake = handshake_done
+            if tls.verify_peer:
+                _request_client_certificate(protocol)
+            return protocol
 
+        return create_protocol
+
+    config, create_protocol = server_config(backend), protocol_factory(backend)
+    compat: tuple[_Backend, Any, Any] | None = None
+    if backend.name == "qh3":
+        try:
+            aioquic = _backend("aioquic")
+        except Exception as exc:  # pragma: no cover - aioquic is a dependency
+            log.warning("aioquic unavailable, Go (quic-go) clients cannot connect: %s", exc)
+        else:
+            compat = (aioquic, server_config(aioquic), protocol_factory(aioquic))
     try:
-        server = await _serve(backend, host, port, config, create_protocol)
+        server = await _serve(backend, host, port, config, create_protocol, compat)
     except OSError as exc:
         raise TransportError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     sockname = server._transport.get_extra_info("sockname")
-    return Listener(server, (str(sockname[0]), int(sockname[1])), tls.mode, backend.name)
+    name = backend.name if compat is None else f"{backend.name} (+aioquic for empty client ids)"
+    return Listener(server, (str(sockname[0]), int(sockname[1])), tls.mode, name)
 
 
-async def _serve(backend: _Backend, host: str, port: int, config: Any, create_protocol: Any) -> Any:
-    """Listen; with qh3 on Linux through its batched (recvmmsg/GSO) UDP transport."""
+class _SplitServer(asyncio.DatagramProtocol):
+    """One UDP socket, two QUIC servers: qh3 for most clients, aioquic for empty client ids.
+
+    qh3 2.1 cannot serve a client whose source connection id is empty: the
+    handshake fails ("initial_source_connection_id does not match") and its
+    replies go to the client's original destination id. quic-go, so every Go
+    YoMo client, uses empty ids; aioquic serves them fine. A datagram goes to
+    the server that owns its destination id; a new connection goes to aioquic
+    when its first packet carries an empty source id, to qh3 otherwise.
+    """
+
+    def __init__(self, fast: Any, compat: Any, cid_length: int) -> None:
+        self.fast = fast
+        self.compat = compat
+        self._cid_length = cid_length
+        self._transport: Any = None
+
+    def connection_made(self, transport: Any) -> None:
+        self._transport = transport
+        self.fast.connection_made(transport)
+        self.compat.connection_made(transport)
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self._route(data).datagram_received(data, addr)
+
+    def _route(self, data: bytes) -> Any:
+        compat = self.compat
+        if len(data) > 6 and data[0] & 0x80:  # long header: DCID length at byte 5
+            end = 6 + data[5]
+            dcid = bytes(data[6:end])
+            if dcid in compat._protocols:
+                return compat
+            if dcid in self.fast._protocols:
+                return self.fast
+            return compat if end < len(data) and data[end] == 0 else self.fast
+        if compat._protocols and bytes(data[1 : 1 + self._cid_length]) in compat._protocols:
+            return compat
+        return self.fast
+
+    def close(self) -> None:
+        for server in (self.fast, self.compat):
+            for protocol in set(server._protocols.values()):
+                protocol.close()
+            server._protocols.clear()
+        self._transport.close()
+
+
+async def _serve(
+    backend: _Backend,
+    host: str,
+    port: int,
+    config: Any,
+    create_protocol: Any,
+    compat: tuple[_Backend, Any, Any] | None = None,
+) -> Any:
+    """Listen; with qh3 on Linux through its batched (recvmmsg/GSO) UDP transport.
+
+    With ``compat`` (aioquic backend, config, protocol factory) the socket is
+    shared with an aioquic server for clients qh3 cannot serve (``_SplitServer``).
+    """
     if backend.name == "qh3":
+        factory: Callable[[], Any] = lambda: importlib.import_module(  # noqa: E731
+            "qh3.asyncio.server"
+        ).QuicServer(configuration=config, create_protocol=create_protocol)
+        if compat is not None:
+            qh3_factory = factory
+            compat_server = importlib.import_module("aioquic.asyncio.server").QuicServer
+
+            def factory() -> Any:
+                return _SplitServer(
+                    qh3_factory(),
+                    compat_server(configuration=compat[1], create_protocol=compat[2]),
+                    compat[1].connection_id_length,
+                )
+
         try:
-            server_mod = importlib.import_module("qh3.asyncio.server")
             transport_mod = importlib.import_module("qh3.asyncio._transport")
             optimized = transport_mod.create_optimized_datagram_transport
         except (ImportError, AttributeError):
@@ -641,16 +746,15 @@ async def _serve(backend: _Backend, host: str, port: int, config: Any, create_pr
             sock = socket.socket(family, socket.SOCK_DGRAM)
             try:
                 sock.bind((host, port))
-                _, server = await optimized(
-                    asyncio.get_running_loop(),
-                    lambda: server_mod.QuicServer(
-                        configuration=config, create_protocol=create_protocol
-                    ),
-                    sock=sock,
-                )
+                _, server = await optimized(asyncio.get_running_loop(), factory, sock=sock)
             except BaseException:
                 sock.close()
                 raise
+            return server
+        if compat is not None:
+            _, server = await asyncio.get_running_loop().create_datagram_endpoint(
+                factory, local_addr=(host, port)
+            )
             return server
     return await backend.serve(host, port, configuration=config, create_protocol=create_protocol)
 
