@@ -289,3 +289,23 @@ async def test_mesh_start_does_not_wait_for_peers(mesh_zipper):
     assert states(a) == {"nobody": "connecting"}
     await a.stop()
     assert states(a) == {"nobody": "closed"}
+
+
+async def test_example_demo_runs_and_exits_by_itself():
+    import sys
+    from pathlib import Path
+
+    demo = Path(__file__).parents[2] / "examples" / "mesh" / "run_demo.py"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(demo), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), 60.0)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    text = out.decode()
+    assert proc.returncode == 0, text
+    assert text.count("zipper-eu / sfn 'alerts' got tag 0x33") == 5, text
+    assert "done: every frame crossed the mesh" in text
