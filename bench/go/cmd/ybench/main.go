@@ -5,7 +5,8 @@
 //
 //	ybench source -zipper A -tag 0x10 -size 1024 -duration 3s [-rate 0]
 //	    writes payloads as fast as the zipper takes them (or at -rate/s);
-//	    prints {"event":"summary","written":N,...}.
+//	    prints {"event":"summary","written":N,...}, then stays connected
+//	    until SIGTERM (or -linger) so no frame is lost to Close.
 //	ybench sink -zipper A -observe 0x10 -size 1024 [-conns 8]
 //	    stream functions that count and check every frame (length, order);
 //	    prints {"event":"progress","frames":N} every 200 ms and, on SIGTERM,
@@ -102,6 +103,7 @@ func runSource(args []string) {
 	duration := fs.Duration("duration", 3*time.Second, "how long to write")
 	count := fs.Int("count", 0, "stop after this many writes (0: no limit)")
 	rate := fs.Float64("rate", 0, "writes per second (0: as fast as possible)")
+	linger := fs.Duration("linger", 120*time.Second, "stay connected this long after the last write")
 	_ = fs.Parse(args)
 
 	src := yomo.NewSource("bench-source", *zipper, yomo.WithLogger(logger()))
@@ -146,8 +148,12 @@ func runSource(args []string) {
 		"event": "summary", "written": written, "failed": failed, "size": *size,
 		"elapsed_s": elapsed, "fps": float64(written) / elapsed,
 	})
-	// Linger so the last frames leave before Close.
-	time.Sleep(300 * time.Millisecond)
+	// Stay connected until told to stop (bench/run.py waits for the functions
+	// to count everything first): Go's Close drops frames not yet sent.
+	select {
+	case <-ctx.Done():
+	case <-time.After(*linger):
+	}
 }
 
 // ------------------------------------------------------------------ sink
