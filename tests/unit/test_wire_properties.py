@@ -181,9 +181,9 @@ children = st.one_of(
         max_size=5,
     ),
     # Go's layout, the fast path's case
-    st.tuples(
-        st.binary(min_size=1, max_size=2), st.binary(max_size=90), st.binary(max_size=90)
-    ).map(lambda t: [(0x01, t[0]), (0x03, t[1]), (0x02, t[2])]),
+    st.tuples(st.binary(max_size=5), st.binary(max_size=90), st.binary(max_size=90)).map(
+        lambda t: [(0x01, t[0]), (0x03, t[1]), (0x02, t[2])]
+    ),
 )
 
 

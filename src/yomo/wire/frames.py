@@ -423,11 +423,17 @@ def _decode_data(buf: bytes | memoryview, start: int, end: int, base: int) -> Da
     # straight-line; anything else, including every malformed input, goes to the loop.
     try:
         # reads stay below ``end``: buf may hold the next frame's bytes after it
-        if end - start >= 7 and buf[start] == 0x01 and buf[start + 1] == 0x01:
+        n = buf[start + 1] if end - start >= 7 and buf[start] == 0x01 else 0
+        if n == 1:
             tag = buf[start + 2]
             if tag >= 0x80:
                 tag |= 0xFFFFFF00
-            p = start + 3
+        elif 1 < n <= 4 and end - start >= 6 + n:
+            tag = int.from_bytes(buf[start + 2 : start + 2 + n], "big", signed=True) & 0xFFFFFFFF
+        else:
+            n = 0
+        if n:
+            p = start + 2 + n
             if buf[p] == 0x03:
                 n = buf[p + 1]
                 if n < 0x40:
