@@ -255,7 +255,12 @@ async def test_slow_peer_does_not_stall_local_routing(mesh_zipper, clients: Clie
     seqs = stuck.seqs(TAG)
     assert seqs == sorted(set(seqs))
     assert len(seqs) < n
-    assert links(a)["zipper-b"]["forwarded"] + links(a)["zipper-b"]["dropped"] == n
+    # The frame the sender may still hold ends up forwarded or dropped: none is lost uncounted.
+    await eventually(
+        lambda: links(a)["zipper-b"]["forwarded"] + links(a)["zipper-b"]["dropped"] == n,
+        f"forwarded + dropped == {n}: {links(a)['zipper-b']}",
+        5.0,
+    )
 
 
 async def test_upstream_zipper_client_frames_are_not_forwarded(mesh_zipper, clients: Clients):
