@@ -118,11 +118,18 @@ class SyncClients:
         self.all.append(f)
         return f
 
-    def sink(self, addr: str, name: str, tags: list[int]) -> Collector:
-        """A connected stream function that records every frame of ``tags``."""
+    def sink(self, addr: str, name: str, tags: list[int], *, threaded: bool = False) -> Collector:
+        """A connected stream function that records every frame of ``tags``.
+
+        Its handler runs on the loop unless ``threaded`` (a plain handler on a worker thread).
+        """
         out = Collector()
+
+        async def collect(ctx: Any) -> None:
+            out.add(ctx)
+
         f = self.sfn(addr, name, tags)
-        f.set_handler(out.add)
+        f.set_handler(out.add if threaded else collect)
         f.connect()
         return out
 
