@@ -132,11 +132,18 @@ class Source:
 
     def write(self, tag: int, data: bytes | None) -> None:
         """Write ``data`` under ``tag``; waits (bounded) while the zipper is not reading."""
-        self._loop.run(self._aio.write(tag, data))
+        self._write(tag, data, None)
 
     def write_with_target(self, tag: int, data: bytes | None, target: str) -> None:
         """Write only to the stream functions whose wanted target is ``target``."""
-        self._loop.run(self._aio.write_with_target(tag, data, target))
+        self._write(tag, data, target)
+
+    def _write(self, tag: int, data: bytes | None, target: str | None) -> None:
+        # Build the frame here (bad tags and data raise in the caller's thread), then
+        # hand it to the loop without a round trip while the connection has room.
+        frame = self._aio._frame(tag, data, target)
+        if frame is not None:
+            self._aio._core.send_from_thread(frame, self._loop.loop)
 
     def close(self) -> None:
         """Send what was written and close (idempotent)."""

@@ -15,8 +15,8 @@ import contextlib
 import enum
 import inspect
 import logging
-import os
 import random
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -53,12 +53,15 @@ __all__ = [
 ]
 
 ErrorHandler = Callable[[BaseException], Any]
+#: Bytes a thread may hand to the loop without waiting (see ``send_from_thread``).
+THREAD_PENDING_BYTES = 1024 * 1024
 FrameHandler = Callable[[DataFrame], Awaitable[None]]
 
 
 def new_id() -> str:
     """A 21-character URL-safe random id, like Go's nanoid (client ids, tids)."""
-    return base64.urlsafe_b64encode(os.urandom(16))[:21].decode()
+    # Not a secret, so the fast PRNG will do (os.urandom is a syscall per write).
+    return base64.urlsafe_b64encode(random.getrandbits(128).to_bytes(16, "big"))[:21].decode()
 
 
 def parse_address(addr: str) -> tuple[str, int]:
@@ -149,6 +152,8 @@ class ClientCore:
         self._reconnected_handlers: list[Callable[[], Any]] = []
         self.final_error: BaseException | None = None
         self._callback_tasks: set[asyncio.Future[Any]] = set()
+        self._thread_lock = threading.Lock()
+        self._thread_pending = 0
 
     # -- callbacks ---------------------------------------------------------
 
@@ -445,6 +450,52 @@ class ClientCore:
                 with contextlib.suppress(ConnectionClosedError):
                     await conn.drain(max(deadline - loop.time(), 0.001))
             return
+
+    def send_from_thread(self, data: bytes, loop: asyncio.AbstractEventLoop) -> None:
+        """Send from a thread other than ``loop``'s (sync API, worker-thread handlers).
+
+        While the connection is up and has room, the frame is handed to the loop
+        without waiting for it (order is kept: the loop runs hand-offs in order),
+        with at most ``THREAD_PENDING_BYTES`` in hand-off; otherwise this blocks
+        like ``send``. A hand-off that finds the connection gone goes through
+        ``send`` (waiting for the reconnect); if that fails the error handler
+        gets the error, so nothing is lost silently.
+        """
+        conn = self._conn
+        size = len(data)
+        with self._thread_lock:
+            fast = (
+                self.state is ClientState.CONNECTED
+                and conn is not None
+                and conn._drained.is_set()
+                and self._thread_pending + size <= THREAD_PENDING_BYTES
+            )
+            if fast:
+                self._thread_pending += size
+        if fast:
+            loop.call_soon_threadsafe(self._hand_off, data)
+            return
+        asyncio.run_coroutine_threadsafe(self.send(data), loop).result()
+
+    def _hand_off(self, data: bytes) -> None:
+        with self._thread_lock:
+            self._thread_pending -= len(data)
+        conn = self._conn
+        if conn is not None and not conn.closed and self.state is ClientState.CONNECTED:
+            try:
+                conn.send_nowait(data)
+                return
+            except ConnectionClosedError:
+                pass
+        task = asyncio.ensure_future(self._send_reporting(data))
+        self._callback_tasks.add(task)
+        task.add_done_callback(self._callback_tasks.discard)
+
+    async def _send_reporting(self, data: bytes) -> None:
+        try:
+            await self.send(data)
+        except YomoError as exc:
+            self._report(exc)
 
     # -- closing -----------------------------------------------------------
 

@@ -337,7 +337,7 @@ class AsyncStreamFunction:
                 "a blocking write was called on the event loop: use an async def handler "
                 "and 'await ctx.write(...)' there"
             )
-        asyncio.run_coroutine_threadsafe(self._core.send(frame), loop).result()
+        self._core.send_from_thread(frame, loop)
 
     # -- pipe --------------------------------------------------------------
 

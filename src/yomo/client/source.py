@@ -105,16 +105,19 @@ class AsyncSource:
         await self._write(tag, data, target)
 
     async def _write(self, tag: int, data: bytes | None, target: str | None) -> None:
+        frame = self._frame(tag, data, target)
+        if frame is not None:
+            await self._core.send(frame)
+
+    def _frame(self, tag: int, data: bytes | None, target: str | None) -> bytes | None:
+        """Encode one write: a fresh tid, this source's id, the target and the trace."""
         md = {SOURCE_ID: self._core.client_id, TID: new_id()}
         if target:
             md[TARGET] = target
         if self._tracing.enabled:
             with self._tracing.span("source", md, tag=tag):
-                frame = build_frame(tag, data, md)
-        else:
-            frame = build_frame(tag, data, md)
-        if frame is not None:
-            await self._core.send(frame)
+                return build_frame(tag, data, md)
+        return build_frame(tag, data, md)
 
     async def close(self) -> None:
         """Send what was written and close (idempotent)."""
