@@ -49,14 +49,21 @@ class LoopThread:
                 cls._instance = LoopThread()
             return cls._instance
 
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        """Run ``coro`` on the loop and wait for its result (``timeout`` seconds at most)."""
+    def check_thread(self) -> None:
+        """Refuse a blocking call made on the loop thread itself: it would deadlock."""
         if threading.current_thread() is self._thread:
-            coro.close()
             raise RuntimeError(
                 "yomo: a blocking call was made on yomo's event loop thread; "
                 "use yomo.aio inside async handlers"
             )
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run ``coro`` on the loop and wait for its result (``timeout`` seconds at most)."""
+        try:
+            self.check_thread()
+        except RuntimeError:
+            coro.close()
+            raise
         future = asyncio.run_coroutine_threadsafe(coro, self.loop)
         deadline = None if timeout is None else self.loop.time() + timeout
         try:
@@ -141,6 +148,7 @@ class Source:
     def _write(self, tag: int, data: bytes | None, target: str | None) -> None:
         # Build the frame here (bad tags and data raise in the caller's thread), then
         # hand it to the loop without a round trip while the connection has room.
+        self._loop.check_thread()  # a write that has to wait would deadlock the loop
         frame = self._aio._frame(tag, data, target)
         if frame is not None:
             self._aio._core.send_from_thread(frame, self._loop.loop)
