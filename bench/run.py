@@ -408,7 +408,10 @@ def run_profile(r: Runner, size: int = 1024) -> dict[str, Any]:
 
 
 IDLE = "idle (waiting in epoll)"
-_SOCKET_CALLS = {"sendto", "_read_ready", "recvfrom", "sendmsg", "recvmsg", "sendmmsg", "recvmmsg"}
+_SOCKET_CALLS = {
+    "sendto", "_read_ready", "recvfrom", "sendmsg", "recvmsg", "sendmmsg", "recvmmsg",
+    "_raw_send", "_recv_rust", "_recv_plain", "_recv_gro_python", "_send_gso_python",
+}  # fmt: skip
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>.*?)(?::\d+)?\)$")
 
 

@@ -362,7 +362,12 @@ func runLat(args []string) {
 	t := parseTag(*tag)
 	interval := time.Duration(float64(time.Second) / *rate)
 	start := time.Now()
+	giveUp := start.Add(2 * *duration) // a zipper that cannot keep up: stop, report what was sent
 	for i := 0; i < n; i++ {
+		if time.Now().After(giveUp) {
+			n = i
+			break
+		}
 		next := start.Add(time.Duration(i) * interval)
 		if d := time.Until(next); d > 0 {
 			time.Sleep(d)
@@ -379,7 +384,7 @@ func runLat(args []string) {
 	skip := int(*rate * warmup.Seconds())
 	lat := make([]float64, 0, n)
 	lost := 0
-	for i, v := range recv {
+	for i, v := range recv[:n] {
 		if v == 0 {
 			lost++
 			continue
