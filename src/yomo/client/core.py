@@ -18,7 +18,7 @@ import logging
 import random
 import threading
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from yomo._version import SPEC_VERSION
@@ -189,8 +189,12 @@ class ClientCore:
 
     # -- connecting --------------------------------------------------------
 
-    async def _dial_once(self, host: str, port: int) -> FrameConnection:
-        conn = await dial(host, port, tls=self.tls, settings=self.quic)
+    async def _dial_once(self, host: str, port: int, budget: float | None) -> FrameConnection:
+        settings = self.quic
+        if budget is not None and budget < settings.handshake_timeout:
+            # connect() must give up at its connect timeout, not a handshake timeout later
+            settings = replace(settings, handshake_timeout=max(budget, 0.05))
+        conn = await dial(host, port, tls=self.tls, settings=settings)
         self.connection_id = f"{self.client_id}-{self._attempts}"
         self._attempts += 1
         auth_name, _, auth_payload = self.credential.partition(":")
@@ -231,11 +235,11 @@ class ClientCore:
             raise ConnectToError(reply.endpoint)
         raise RejectedError(f"unexpected reply to handshake: {type(reply).__name__}")
 
-    async def _dial(self) -> FrameConnection:
+    async def _dial(self, budget: float | None = None) -> FrameConnection:
         host, port = self.host, self.port
         for _ in range(4):  # follow at most a few ConnectTo redirects
             try:
-                return await self._dial_once(host, port)
+                return await self._dial_once(host, port, budget)
             except ConnectToError as exc:
                 self.log.info("%s %r: zipper redirects to %s", self._kind, self.name, exc.endpoint)
                 host, port = parse_address(exc.endpoint)
@@ -259,7 +263,7 @@ class ClientCore:
         attempt = 0
         while True:
             try:
-                conn = await self._dial()
+                conn = await self._dial(deadline - loop.time())
                 break
             except (RejectedError, ProtocolError) as exc:
                 self._finish(exc)
