@@ -373,38 +373,51 @@ def run_idle(r: Runner, kind: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- profile
 
 
-def run_profile(r: Runner, size: int = 1024) -> dict[str, Any]:
-    """py-spy on our zipper while a Go source pushes 1 KiB frames to a Go sink."""
+def run_profile(r: Runner, clients: str = "go", size: int = 1024) -> dict[str, Any]:
+    """py-spy on our zipper while a source pushes 1 KiB frames to a function (Go or Python)."""
     pyspy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(pyspy).exists():
         return {"error": "py-spy is not installed (pip install py-spy)"}
     secs = r.s.profile_seconds
     r.check_budget(secs + 15)
-    raw = OUT_DIR / f"profile-{time.strftime('%Y%m%dT%H%M%S')}.txt"
+    raw = OUT_DIR / f"profile-{clients}-{time.strftime('%Y%m%dT%H%M%S')}.txt"
+    dur = f"{secs + 2}s"
     with r.zipper("ours") as (z, addr):
-        sink = r.go("sink", f"-zipper={addr}", f"-observe={TAG_IN}", f"-size={size}")
+        if clients == "go":
+            sink = r.go("sink", f"-zipper={addr}", f"-observe={TAG_IN}", f"-size={size}")
+        else:
+            sink = r.py("sink", "-zipper", addr, "-observe", TAG_IN, "-size", str(size))
         try:
             _connected(sink)
-            src = r.go(
-                "source",
-                f"-zipper={addr}",
-                f"-tag={TAG_IN}",
-                f"-size={size}",
-                f"-duration={secs + 2}s",
-                "-linger=1s",
-            )
-            time.sleep(0.7)
+            if clients == "go":
+                src = r.go(
+                    "source", f"-zipper={addr}", f"-tag={TAG_IN}", f"-size={size}",
+                    f"-duration={dur}", "-linger=1s",
+                )  # fmt: skip
+            else:
+                src = r.py(
+                    "source", "-zipper", addr, "-tag", TAG_IN, "-size", str(size), "-duration", dur
+                )
+            _connected(src)
+            cpu0 = _zipper_cpu(z)
+            time.sleep(0.5)
             spy = subprocess.run(
                 [pyspy, "record", "-p", str(z.pid), "-d", str(int(secs)), "-r", "250",
                  "-f", "raw", "-o", str(raw), "--nonblocking", "--idle"],
                 capture_output=True, text=True, timeout=secs + 30, check=False,
             )  # fmt: skip
+            cpu = _zipper_cpu(z) - cpu0
+            frames = _last_progress(sink)
             r.stop(src)
         finally:
             r.stop(sink)
     if spy.returncode != 0 or not raw.exists():
         return {"error": f"py-spy failed (rc={spy.returncode}): {spy.stderr.strip()[-500:]}"}
-    return summarize_profile(raw)
+    out = summarize_profile(raw)
+    out["clients"] = clients
+    out["zipper_cpu_s"] = cpu
+    out["frames_at_function"] = frames
+    return out
 
 
 IDLE = "idle (waiting in epoll)"
@@ -421,8 +434,10 @@ def _category(file: str, func: str) -> str:
         return IDLE
     if func.rsplit(".", 1)[-1] in _SOCKET_CALLS:
         return "UDP socket syscalls (sendto/recvfrom, sendmmsg/recvmmsg)"
-    if "/qh3/" in f or "/aioquic/" in f:
-        return "QUIC library (qh3/aioquic: packets, crypto, ACKs)"
+    if "/qh3/" in f:
+        return "qh3 (QUIC: packets, crypto, ACKs, loss recovery)"
+    if "/aioquic/" in f:
+        return "aioquic (QUIC: packets, crypto, ACKs, loss recovery)"
     if "yomo/wire" in f:
         return "yomo.wire (frame decode/encode, metadata)"
     if "yomo/zipper" in f:
@@ -765,30 +780,8 @@ def render_markdown(res: dict[str, Any]) -> str:
         "- every frame arrived, in order, with the right length."
     ]
 
-    prof = res.get("profile") or {}
-    L += ["", "### Profile of our zipper (py-spy, 1 KiB throughput run)", ""]
-    if prof.get("error"):
-        L.append(f"Not profiled: {prof['error']}")
-    elif prof:
-        L.append(
-            f"py-spy at 250 Hz for {res['settings']['profile_seconds']:g} s on our zipper process "
-            f"while the Go source pushed 1 KiB frames to a Go function: {prof['samples']} samples, "
-            f"idle (in epoll) {prof.get('idle_pct_of_wall', 0)} % of them. Percentages below are of the "
-            f"{prof.get('busy_samples', prof['samples'])} busy samples; raw stacks in "
-            f"`{prof['raw_file']}` (gitignored). Self time by area:"
-        )
-        L += ["", "| area | % of samples |", "|---|---|"]
-        L += [f"| {k} | {v} |" for k, v in prof["by_area"].items()]
-        L += ["", "Top functions by self time:", "", "| function | % |", "|---|---|"]
-        L += [f"| `{k}` | {v} |" for k, v in prof["self_top"][:12]]
-        L += [
-            "",
-            "Our and QUIC-library functions by inclusive time:",
-            "",
-            "| function | % |",
-            "|---|---|",
-        ]
-        L += [f"| `{k}` | {v} |" for k, v in prof["inclusive_top"][:12]]
+    for key, who in (("profile", "Go"), ("profile_py", "Python")):
+        L += _render_profile(res, res.get(key) or {}, who)
     L += [
         "",
         "Charts: `bench/charts/throughput.png`, `bench/charts/latency.png`, `bench/charts/scale.png`. "
@@ -809,6 +802,31 @@ Run the whole suite (about 10 minutes on 2 cores; `--quick` takes about 3):
 It needs Go on PATH (builds Go YoMo v1.22.3 and bench/go into .cache/go) and the
 `bench` extra (matplotlib, psutil; py-spy for the profile). See bench/README.md.
 """
+
+
+def _render_profile(res: dict[str, Any], prof: dict[str, Any], who: str) -> list[str]:
+    L = ["", f"### Profile of our zipper (py-spy), 1 KiB source -> function, {who} clients", ""]
+    if prof.get("error"):
+        return [*L, f"Not profiled: {prof['error']}"]
+    if not prof:
+        return [*L, "Not profiled in this run."]
+    frames = prof.get("frames_at_function", 0)
+    cpu = prof.get("zipper_cpu_s", 0.0)
+    per = f", {1e6 * cpu / frames:.0f} µs of zipper CPU per frame" if frames else ""
+    L.append(
+        f"py-spy at 250 Hz for {res['settings']['profile_seconds']:g} s on our zipper process while "
+        f"a {who} source pushed 1 KiB frames to a {who} function ({frames:,} frames arrived{per}): "
+        f"{prof['samples']} samples, idle (in epoll) {prof.get('idle_pct_of_wall', 0)} % of them. "
+        f"Percentages are of the {prof.get('busy_samples', prof['samples'])} busy samples; raw "
+        f"stacks in `{prof['raw_file']}` (gitignored)."
+    )
+    L += ["", "| self time by area | % |", "|---|---|"]
+    L += [f"| {k} | {v} |" for k, v in prof["by_area"].items()]
+    L += ["", "| top functions, self time | % |", "|---|---|"]
+    L += [f"| `{k}` | {v} |" for k, v in prof["self_top"][:12]]
+    L += ["", "| our and QUIC-library functions, inclusive time | % |", "|---|---|"]
+    L += [f"| `{k}` | {v} |" for k, v in prof["inclusive_top"][:12]]
+    return L
 
 
 def write_markdown(res: dict[str, Any]) -> None:
@@ -1030,14 +1048,24 @@ def main(argv: list[str] | None = None) -> int:
             probe_ours(r, log)
             runs = run_all(r, log)
             profile: dict[str, Any] = {}
-            if not args.no_profile and getattr(r, "ours_backend_used", "none") != "none":
-                try:
-                    profile = run_profile(r)
-                except Exception as e:
-                    profile = {"error": f"{type(e).__name__}: {e}"[:500]}
-                finally:
-                    r.stop_all()
-                log(f"profile: {json.dumps(profile.get('by_area', profile))[:300]}")
+            profile_py: dict[str, Any] = {}
+            if not args.no_profile:
+                for clients in ("go", "py"):
+                    if clients == "go" and getattr(r, "ours_backend_used", "none") == "none":
+                        continue
+                    try:
+                        prof = run_profile(r, clients)
+                    except Exception as e:
+                        prof = {"error": f"{type(e).__name__}: {e}"[:500]}
+                    finally:
+                        r.stop_all()
+                    if clients == "go":
+                        profile = prof
+                    else:
+                        profile_py = prof
+                    log(
+                        f"profile ({clients} clients): {json.dumps(prof.get('by_area', prof))[:300]}"
+                    )
         finally:
             r.stop_all()
     cmd = "python bench/run.py" + (" --quick" if args.quick else "")
@@ -1057,6 +1085,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": runs,
         "summary": summarize(runs),
         "profile": profile,
+        "profile_py": profile_py,
     }
     stamp = time.strftime("%Y%m%dT%H%M%S")
     out = OUT_DIR / f"bench-{stamp}{'-quick' if args.quick else ''}.json"
