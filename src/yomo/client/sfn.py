@@ -420,7 +420,7 @@ class AsyncStreamFunction:
             for item in out:
                 frame = self._pipe_frame(item)
                 if frame is not None:
-                    asyncio.run_coroutine_threadsafe(self._core.send(frame), loop).result()
+                    self._core.send_from_thread(frame, loop)
         except Exception as exc:
             loop.call_soon_threadsafe(self._report, 0, exc)
 
