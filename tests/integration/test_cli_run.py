@@ -396,3 +396,28 @@ def test_ctrl_c_while_connecting_exits_cleanly(tmp_path: Path) -> None:
         p.wait_line("received SIGINT, stopped before connecting")
     finally:
         p.stop()
+
+
+def test_a_failing_handler_is_logged_and_the_function_keeps_going(
+    tmp_path: Path, served: str
+) -> None:
+    (tmp_path / "fn.py").write_text(
+        "DATA_TAGS = [0x70]\n\n"
+        "def handler(ctx):\n"
+        "    if ctx.data == b'bad':\n"
+        "        raise ValueError('cannot take bad')\n"
+        "    return 0x71, ctx.data\n"
+    )
+    sink = Sink(served, [0x71])
+    run = YomoProcess(["run", "fn.py", "-z", served], tmp_path)
+    try:
+        wait_observed(run, "fn")
+        write(served, 0x70, [b"bad", b"good"])
+        assert sink.wait(1) == [(0x71, b"good")]
+        run.wait_line("handler of 'fn' failed on tag 0x70: ValueError: cannot take bad")
+        run.wait_line("raise ValueError('cannot take bad')")
+        run.signal()
+        assert run.wait(15) == 0, run.output
+    finally:
+        run.stop()
+        sink.close()
