@@ -6,7 +6,9 @@ import asyncio
 
 import pytest
 
-from yomo.errors import AuthenticationError, ConnectionClosedError, RejectedError
+from yomo.client.core import ReconnectPolicy
+from yomo.errors import AuthenticationError, ConnectError, ConnectionClosedError, RejectedError
+from yomo.transport import QuicSettings
 from yomo.wire import ClientType, HandshakeAckFrame, RejectedFrame
 from yomo.zipper.auth import TokenAuth
 
@@ -125,3 +127,24 @@ async def test_client_core_rejection_is_final(zipper, clients, credential, messa
     await asyncio.wait_for(core.wait(), 1.0)
     with pytest.raises(Exception, match="closed"):
         await core.connect()
+
+
+async def test_unknown_client_type_is_rejected(zipper, raw):
+    z = await zipper()
+    await _expect_rejection(raw, z, "unknown client type 0x42", client_type=0x42)
+
+
+async def test_connect_to_nothing_fails_within_connect_timeout(zipper, clients):
+    z = await zipper()
+    addr = z.addr
+    await z.stop()
+    core = clients.make(
+        addr,
+        "src-nowhere",
+        ClientType.SOURCE,
+        reconnect=ReconnectPolicy(initial_delay=0.05, max_delay=0.1, connect_timeout=1.0),
+        quic=QuicSettings(handshake_timeout=0.3),
+    )
+    with pytest.raises(ConnectError, match="cannot connect to zipper"):
+        await core.connect()
+    assert core.closed

@@ -7,6 +7,9 @@ everything it will ever get from before the fence.
 
 from __future__ import annotations
 
+import asyncio
+import os
+
 from yomo.wire import DataFrame, decode_metadata
 from yomo.wire import metadata as mk
 
@@ -219,3 +222,38 @@ async def test_same_client_id_both_registered(zipper, clients):
     assert new_inbox.payloads() == [b"both"] + [b"after-%d" % i for i in range(5)]
     assert old_inbox.payloads() == [b"both"]
     assert z.stats()["tags"][30]["unobserved"] == 0
+
+
+async def test_payload_sizes_arrive_intact(zipper, clients):
+    z = await zipper()
+    _, sfn = await clients.sfn(z, "sfn", [12])
+    src = await clients.source(z)
+    # around the Y3 length encodings (1, 2 and 3 bytes) and across many datagrams
+    sizes = [0, 1, 63, 64, 8191, 8192, 65536, 1024 * 1024, 4 * 1024 * 1024 + 3]
+    payloads = [os.urandom(size) for size in sizes]
+    for p in payloads:
+        await src.send(frame_bytes(12, p, {mk.TID: f"t{len(p)}"}))
+    await sfn.wait_count(len(sizes), timeout=10.0)
+    assert [len(f.payload) for f in sfn.frames] == sizes
+    assert sfn.payloads() == payloads
+    assert [md_of(f)[mk.TID] for f in sfn.frames] == [f"t{s}" for s in sizes]
+
+
+async def test_many_sources_keep_per_source_order(zipper, clients):
+    z = await zipper()
+    _, sfn = await clients.sfn(z, "sfn", [13])
+    sources = [await clients.source(z, f"src-{i}") for i in range(4)]
+    per_source = 300
+
+    async def run(k: int) -> None:
+        for n in range(per_source):
+            await sources[k].send(frame_bytes(13, b"%d:%d" % (k, n)))
+
+    await asyncio.gather(*(run(k) for k in range(len(sources))))
+    await sfn.wait_count(per_source * len(sources), timeout=10.0)
+    seen: dict[int, list[int]] = {}
+    for p in sfn.payloads():
+        k, n = p.split(b":")
+        seen.setdefault(int(k), []).append(int(n))
+    assert seen == {k: list(range(per_source)) for k in range(len(sources))}
+    assert z.stats()["tags"][13]["frames_out"] == per_source * len(sources)
