@@ -261,3 +261,25 @@ def test_local_errors_are_not_remote() -> None:
     with pytest.raises(LocalProtocolError):
         encode_data_frame(-1, b"", b"")
     assert not issubclass(LocalProtocolError, RemoteProtocolError)
+
+
+def test_error_in_a_frame_completed_across_feeds_has_the_stream_offset() -> None:
+    ack = encode_frame(HandshakeAckFrame())
+    bad = frame_bytes(0x3F, encode_primitive(1, b"\x05"), b"\x83\x00")  # node child at 5
+    decoder = FrameDecoder()
+    assert decoder.feed(ack + bad[:1]) == [HandshakeAckFrame()]
+    assert decoder.feed(bad[1:4]) == []
+    with pytest.raises(RemoteProtocolError, match="node packet") as err:
+        decoder.feed(bad[4:] + ack)
+    assert err.value.offset == len(ack) + 5
+
+
+def test_header_split_inside_the_length_varint() -> None:
+    frame = DataFrame(tag=9, payload=b"q" * 20_000)  # 3-byte frame length
+    data = frame.encode() + encode_frame(HandshakeAckFrame())
+    decoder = FrameDecoder()
+    assert decoder.feed(data[:2]) == []
+    assert decoder.feed(data[2:3]) == []
+    assert decoder.buffered == 3
+    assert decoder.feed(data[3:]) == [frame, HandshakeAckFrame()]
+    assert decoder.buffered == 0
