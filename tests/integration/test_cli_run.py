@@ -421,3 +421,31 @@ def test_a_failing_handler_is_logged_and_the_function_keeps_going(
     finally:
         run.stop()
         sink.close()
+
+
+def test_run_survives_a_zipper_restart(tmp_path: Path) -> None:
+    first, addr = start_serve(tmp_path)
+    config = tmp_path / f"zipper-{addr.rsplit(':', 1)[1]}.yaml"  # written by start_serve
+    (tmp_path / "fn.py").write_text(GOOD_FN.replace("pass", "return 0x34, ctx.data.upper()"))
+    run = YomoProcess(["run", "fn.py", "-z", addr], tmp_path)
+    second = None
+    try:
+        wait_observed(run, "fn")
+        first.signal()
+        assert first.wait(15) == 0, first.output
+        second = YomoProcess(["serve", "-c", str(config)], tmp_path)  # same port
+        second.wait_line("connected: StreamFunction 'fn'", timeout=30)
+        run.wait_line("stream function 'fn' reconnected to")
+        sink = Sink(addr, [0x34])
+        try:
+            write(addr, 0x33, [b"again"])
+            assert sink.wait(1) == [(0x34, b"AGAIN")]
+        finally:
+            sink.close()
+        run.signal()
+        assert run.wait(15) == 0, run.output
+    finally:
+        run.stop()
+        first.stop()
+        if second is not None:
+            second.stop()
