@@ -319,7 +319,8 @@ class ClientCore:
         try:
             while True:
                 conn = self._conn
-                assert conn is not None
+                if conn is None:  # closed before the supervisor first ran
+                    return
                 outcome = await self._read_loop(conn)
                 if self.state is ClientState.CLOSED:
                     return

@@ -56,6 +56,13 @@ __all__ = [
 
 log = logging.getLogger("yomo.transport")
 
+# qh3 logs every normal close by the peer as a WARNING ("Native peer close");
+# the transport reports closes itself, so keep the library to errors unless
+# the application configured its logger.
+_quic_log = logging.getLogger("quic")
+if _quic_log.level == logging.NOTSET:
+    _quic_log.setLevel(logging.ERROR)
+
 ALPN = "yomo"
 #: Application error code YoMo closes connections with (Go: core/frame ErrCode 0x13).
 CLOSE_CODE = 0x13
@@ -413,7 +420,17 @@ def _make_protocol_class(backend: _Backend) -> type[Any]:
             # datagrams then costs one batch of ACKs instead of one per packet.
             self._quic.receive_datagram(data, addr, now=self._loop.time())
             self._process_events()
+            self._check_peer_close()
             self._transmit_soon()
+
+        def _check_peer_close(self) -> None:
+            # Both libraries report a peer's CONNECTION_CLOSE only after the draining
+            # period (about 3 PTO); tell our reader at once, with the peer's reason.
+            close = getattr(self._quic, "_close_event", None)
+            conn = self.conn
+            if close is not None and conn is not None and not conn.closed:
+                reason = close.reason_phrase or _describe_code(close.error_code)
+                conn._on_terminated(reason, remote=True)
 
         def datagrams_received(self, data: list[bytes], addr: Any) -> None:
             # qh3's batched UDP transport (recvmmsg/GRO, used by its clients) hands
@@ -430,6 +447,7 @@ def _make_protocol_class(backend: _Backend) -> type[Any]:
             for datagram in data[start:]:
                 self.datagram_received(datagram, addr)  # holds them while paused
             if start:
+                self._check_peer_close()
                 self._transmit_soon()
 
         def _pause_reading(self) -> None:
@@ -859,6 +877,9 @@ async def dial(
 
 async def _discard(stack: contextlib.AsyncExitStack, created: list[Any]) -> None:
     for protocol in created:
+        waiter = getattr(protocol, "_connected_waiter", None)
+        if waiter is not None:  # its ConnectionError is ours to report, not asyncio's
+            waiter.add_done_callback(lambda f: f.cancelled() or f.exception())
         with contextlib.suppress(Exception):
             protocol._quic.close()
     with contextlib.suppress(BaseException):
