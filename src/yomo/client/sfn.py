@@ -38,6 +38,8 @@ from .tracing import Tracing
 __all__ = ["AsyncStreamFunction", "HandlerError"]
 
 _END = object()
+#: Frames queued for a plain handler with concurrency 1 before reading pauses.
+_SERIAL_QUEUE = 32
 
 
 class HandlerError(YomoError):
@@ -116,6 +118,8 @@ class AsyncStreamFunction:
         self._pipe_task: asyncio.Future[Any] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
+        self._serial_in: queue.Queue[Any] | None = None
+        self._serial_thread: threading.Thread | None = None
         self._busy = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -221,7 +225,7 @@ class AsyncStreamFunction:
             else:
                 await asyncio.to_thread(self._init)
         self._initialized = True
-        if self._handler is not None and not self._handler_is_async:
+        if self._handler is not None and not self._handler_is_async and self.concurrency > 1:
             self._executor = concurrent.futures.ThreadPoolExecutor(
                 max_workers=self.concurrency, thread_name_prefix=f"yomo-sfn-{self.name}"
             )
@@ -247,6 +251,10 @@ class AsyncStreamFunction:
         if not self._idle.is_set():
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), timeout)
+        if self._serial_thread is not None and self._serial_in is not None:
+            # the worker drops what is queued and ends after the frame it is handling
+            await self._put_blocking(self._serial_in, _END)
+            await asyncio.to_thread(self._serial_thread.join, timeout)
         if self._pipe_task is not None and self._pipe_in is not None:
             self._put_pipe_end()
             with contextlib.suppress(Exception, asyncio.CancelledError):
@@ -288,7 +296,10 @@ class AsyncStreamFunction:
             return
         md.pop(TARGET, None)  # Go clears the target before handling
         if self._slots is None:
-            await self._handle(frame.tag, bytes(frame.payload), md)
+            if self._handler_is_async:
+                await self._handle(frame.tag, bytes(frame.payload), md)
+            else:
+                await self._feed_serial((frame.tag, bytes(frame.payload), md))
             return
         await self._slots.acquire()
         if self._closing:
@@ -328,6 +339,49 @@ class AsyncStreamFunction:
             self._busy -= 1
             if not self._busy:
                 self._idle.set()
+
+    # A plain handler with concurrency 1 runs on one worker thread fed by a small
+    # queue: the loop keeps reading while the handler works, and neither waits for
+    # the other per frame (a round trip per frame costs a GIL switch interval).
+
+    async def _feed_serial(self, item: tuple[int, bytes, dict[str, str]]) -> None:
+        q = self._serial_in
+        if q is None:
+            q = self._serial_in = queue.Queue(maxsize=_SERIAL_QUEUE)
+            self._serial_thread = threading.Thread(
+                target=self._run_serial, args=(q,), name=f"yomo-sfn-{self.name}", daemon=True
+            )
+            self._serial_thread.start()
+        await self._put_blocking(q, item)
+
+    @staticmethod
+    async def _put_blocking(q: queue.Queue[Any], item: Any) -> None:
+        try:
+            q.put_nowait(item)
+        except queue.Full:
+            await asyncio.to_thread(q.put, item)
+
+    def _run_serial(self, q: queue.Queue[Any]) -> None:
+        handler = self._handler
+        loop = self._loop
+        assert handler is not None and loop is not None
+        while True:
+            item = q.get()
+            if item is _END:
+                return
+            if self._closing:
+                continue  # close() stops handling; only the running frame finishes
+            tag, data, md = item
+            try:
+                with self._tracing.span(self.name, md, tag=tag, length=len(data)):
+                    result = handler(Context(tag, data, md, self._blocking_send))
+                    if result is not None:
+                        out_tag, out_data = result
+                        frame = build_frame(out_tag, out_data, md)
+                        if frame is not None:
+                            self._core.send_from_thread(frame, loop)
+            except Exception as exc:
+                loop.call_soon_threadsafe(self._report, tag, exc)
 
     def _blocking_send(self, frame: bytes) -> None:
         loop = self._loop
