@@ -283,3 +283,17 @@ def test_header_split_inside_the_length_varint() -> None:
     assert decoder.buffered == 3
     assert decoder.feed(data[3:]) == [frame, HandshakeAckFrame()]
     assert decoder.buffered == 0
+
+
+def test_reused_input_buffer_does_not_corrupt_a_pending_frame() -> None:
+    data = encode_data_frame(3, b"meta", b"a" * 500)
+    scratch = bytearray(data[:300])
+    decoder = FrameDecoder()
+    assert decoder.feed(scratch) == []
+    scratch[:] = b"\xff" * 300  # the caller reuses its receive buffer
+    view = memoryview(bytearray(data[300:400]))
+    assert decoder.feed(view) == []
+    view[:] = b"\xff" * 100
+    assert decoder.feed(bytearray(data[400:])) == [
+        DataFrame(tag=3, metadata=b"meta", payload=b"a" * 500)
+    ]

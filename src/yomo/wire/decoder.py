@@ -31,9 +31,14 @@ class FrameDecoder:
     are complete and keeps the partial rest. After a :class:`~yomo.errors.ProtocolError`
     it is poisoned: the buffer is dropped and every later :meth:`feed` raises the same
     error, because the stream can no longer be resynchronised.
+
+    Strategy: whole frames are decoded in place from the bytes just fed. Only a frame cut
+    by the end of a chunk is kept, as a list of pieces (``bytes`` input is kept by
+    reference, other buffers are copied since the caller may reuse them); when its last
+    piece arrives the pieces are joined once and decoded.
     """
 
-    __slots__ = ("_buf", "_error", "_max", "_offset")
+    __slots__ = ("_body", "_end", "_error", "_held", "_max", "_offset", "_parts")
 
     def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
         """Args:
@@ -48,9 +53,14 @@ class FrameDecoder:
         if max_frame_size < 0:
             raise ValueError(f"yomo: max_frame_size must be >= 0, not {max_frame_size}")
         self._max = max_frame_size
-        self._buf = bytearray()
         self._error: ProtocolError | None = None
-        self._offset = 0  # stream offset of self._buf[0], for error messages
+        self._offset = 0  # stream offset of the first byte not yet decoded
+        # the incomplete frame: its pieces, their total size, and once its header is
+        # complete where its body starts and where the frame ends (else -1)
+        self._parts: list[bytes | memoryview] = []
+        self._held = 0
+        self._body = -1
+        self._end = -1
 
     @property
     def max_frame_size(self) -> int:
@@ -63,7 +73,7 @@ class FrameDecoder:
 
         At most ``max_frame_size + MAX_HEADER_SIZE - 1`` between calls to :meth:`feed`.
         """
-        return len(self._buf)
+        return self._held
 
     @property
     def error(self) -> ProtocolError | None:
@@ -74,7 +84,8 @@ class FrameDecoder:
         """Add received bytes and return every frame completed so far, in order.
 
         Args:
-            data: the next bytes of the stream (may be empty).
+            data: the next bytes of the stream (may be empty). ``bytes`` are not copied
+                while a frame is pending; other buffers are, so they may be reused.
 
         Returns:
             The complete frames; the rest of an incomplete frame stays buffered.
@@ -92,59 +103,71 @@ class FrameDecoder:
             return self._feed(data)
         except ProtocolError as exc:
             self._error = exc
-            self._buf = bytearray()
+            self._parts = []
+            self._held = 0
             raise
 
     def _feed(self, data: bytes | bytearray | memoryview) -> list[Frame]:
-        if type(data) is not bytes:
-            data = memoryview(data).cast("B")
-        frames: list[Frame] = []
+        owned = type(data) is bytes  # immutable: pieces of it may be kept without a copy
+        buf: bytes | memoryview = data if owned else memoryview(data).cast("B")  # type: ignore[assignment]
+        size = len(buf)
         pos = 0
-        size = len(data)
-        buf = self._buf
-        if buf:
-            # Finish the frame begun in an earlier feed, taking only the bytes it needs, so
-            # the frames after it are read straight from ``data`` without another copy.
-            while (header := self._pending_header(buf)) is None:
-                if pos >= size:
-                    return frames
-                buf.append(data[pos])
-                pos += 1
-            body, end = header
-            take = min(end - len(buf), size - pos)
-            if take > 0:
-                buf += memoryview(data)[pos : pos + take]
-                pos += take
-            if len(buf) < end:
+        frames: list[Frame] = []
+        if self._held:
+            if self._end < 0 and not self._read_header(buf):
+                self._keep(buf, 0, owned)  # still no complete header: all of it is header
                 return frames
-            decode = _BODY_DECODERS[buf[0]]
-            with memoryview(buf) as view:
-                frames.append(decode(view, body, end, self._offset))
-            self._offset += end
-            self._buf = bytearray()
-        parsed, used = self._parse(data, pos, self._offset - pos)
+            need = self._end - self._held
+            if size < need:
+                self._keep(buf, 0, owned)
+                return frames
+            self._parts.append(buf if need == size else memoryview(buf)[:need])
+            frame = b"".join(self._parts)
+            self._parts = []
+            self._held = 0
+            frames.append(_BODY_DECODERS[frame[0]](frame, self._body, self._end, self._offset))
+            self._offset += self._end
+            pos = need
+        parsed, used = self._parse(buf, pos, self._offset - pos)
         frames += parsed
         self._offset += used - pos
         if used < size:
-            self._buf = bytearray(memoryview(data)[used:])
+            self._body = self._end = -1
+            self._keep(buf, used, False)  # a copy: the tail is usually a small part of data
         return frames
 
-    def _pending_header(self, buf: bytearray) -> tuple[int, int] | None:
-        """Where the body of the frame starting ``buf`` begins and ends.
+    def _keep(self, data: bytes | memoryview, start: int, owned: bool) -> None:
+        """Hold ``data[start:]`` as the next piece of the incomplete frame."""
+        if owned and start == 0:
+            self._parts.append(data)
+        else:
+            self._parts.append(bytes(memoryview(data)[start:]))
+        self._held += len(data) - start
 
-        None while the header is incomplete; raises for a bad type or length.
+    def _read_header(self, data: bytes | memoryview) -> bool:
+        """Parse the pending frame's header from the held bytes plus the start of ``data``.
+
+        Sets ``_body`` and ``_end`` and returns True once the header is complete; raises
+        for a bad type or length. While the header is incomplete fewer than
+        MAX_HEADER_SIZE bytes are held, except for a tail kept by the last feed, which is
+        one piece holding the header whole.
         """
-        if _BODY_DECODERS.get(buf[0]) is None:
-            raise _bad_first_byte(buf[0], self._offset)
-        result = _read_length(buf, 1, len(buf), self._offset)
+        head = self._parts[0]
+        if len(head) < MAX_HEADER_SIZE:
+            head = b"".join(self._parts) + bytes(memoryview(data)[:MAX_HEADER_SIZE])
+        if _BODY_DECODERS.get(head[0]) is None:
+            raise _bad_first_byte(head[0], self._offset)
+        result = _read_length(head, 1, len(head), self._offset)
         if result is None:
-            return None
-        length, p = result
+            return False
+        length, body = result
         if length < 0:
             raise RemoteProtocolError(f"negative frame length {length}", self._offset + 1)
         if length > self._max:
             raise _too_large(length, self._max, self._offset + 1)
-        return p, p + length
+        self._body = body
+        self._end = body + length
+        return True
 
     def _parse(self, buf: bytes | memoryview, pos: int, base: int) -> tuple[list[Frame], int]:
         """Decode the whole frames in ``buf`` from ``pos``; return them and where they end.
