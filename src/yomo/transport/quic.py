@@ -590,6 +590,16 @@ class Listener:
         """Stop accepting and close the socket (established connections are the caller's)."""
         self._server.close()
 
+    async def aclose(self, timeout: float = 1.0) -> None:
+        """Close, and wait (bounded) until the port is free again for a new listener."""
+        transport = getattr(self._server, "_transport", None)
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        self._server.close()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while sock is not None and sock.fileno() != -1 and loop.time() < deadline:
+            await asyncio.sleep(0.005)
+
 
 async def listen(
     host: str,

@@ -298,7 +298,7 @@ class Zipper:
             for conn in list(self._connections):
                 conn.close(reason)
             await asyncio.sleep(0.05)  # let the CONNECTION_CLOSE frames go out
-            self._listener.close()
+            await self._listener.aclose()
         for task in self._background:
             task.cancel()
         self.log.info("zipper %r stopped: %s", self.name, reason)
