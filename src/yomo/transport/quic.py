@@ -67,7 +67,7 @@ ALPN = "yomo"
 #: Application error code YoMo closes connections with (Go: core/frame ErrCode 0x13).
 CLOSE_CODE = 0x13
 BACKEND_ENV = "YOMO_QUIC_BACKEND"
-_BACKENDS = ("qh3", "aioquic")
+_BACKENDS = ("qh3", "aioquic", "aiopquic")
 #: Datagrams of a received batch fed to QUIC at once; a pause takes effect between slices.
 _BATCH_SLICE = 8
 
@@ -95,7 +95,7 @@ class QuicSettings:
     held_datagrams: int = 512
     """Datagrams kept while reading is paused; QUIC retransmits anything beyond."""
     backend: str | None = None
-    """``"qh3"`` or ``"aioquic"``; None picks ``YOMO_QUIC_BACKEND`` or qh3."""
+    """``"qh3"``, ``"aioquic"`` or ``"aiopquic"`` (optional, 3.12+); None: ``YOMO_QUIC_BACKEND`` or qh3."""
 
 
 DEFAULT_CLIENT_SETTINGS = QuicSettings()
@@ -321,12 +321,24 @@ class FrameConnection:
         await self.drain(timeout)
 
     async def drain_all(self, timeout: float = 5.0) -> None:
-        """Wait (bounded) until everything written has been sent and a ping came back."""
+        """Wait (bounded) until everything written has been sent and acknowledged.
+
+        A ping coming back is not enough: with loss, earlier packets may still
+        wait for retransmission, and closing the connection would drop them.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while self.send_backlog > 0 and not self._closed.is_set():
             if loop.time() >= deadline:
                 raise TimeoutError(f"{self.send_backlog} bytes still unsent after {timeout:g} s")
+            await asyncio.sleep(0.005)
+        stream_id = self._stream_id
+        while stream_id is not None and not self._closed.is_set():
+            unacked = self._protocol._unacked(stream_id)
+            if unacked <= 0:
+                break
+            if loop.time() >= deadline:
+                raise TimeoutError(f"{unacked} bytes still unacknowledged after {timeout:g} s")
             await asyncio.sleep(0.005)
         if not self._closed.is_set():
             with contextlib.suppress(Exception):
@@ -502,6 +514,18 @@ def _make_protocol_class(backend: _Backend) -> type[Any]:
             sender = stream.sender
             return int(sender._buffer_stop - sender.next_offset)
 
+        def _unacked(self, stream_id: int) -> int:
+            """Bytes sent but not acknowledged yet (qh3: all packets in flight)."""
+            quic = self._quic
+            core = getattr(quic, "_core", None)
+            if core is not None and hasattr(core, "bytes_in_flight"):
+                return int(core.bytes_in_flight)
+            stream = getattr(quic, "_streams", {}).get(stream_id)
+            if stream is None:
+                return 0
+            sender = stream.sender
+            return int(sender._buffer_stop - sender._buffer_start)
+
         def transmit(self) -> None:
             super().transmit()
             conn = self.conn
@@ -621,6 +645,18 @@ async def listen(
     else:
         pair = generate_self_signed(host)
         cert_file, key_file = pair.cert_file, pair.key_file
+    if backend.name == "aiopquic":  # optional backend, in its own module
+        from . import _aiopquic
+
+        return await _aiopquic.listen(
+            host,
+            port,
+            on_connection,
+            tls=tls,
+            settings=settings,
+            cert_file=cert_file,
+            key_file=key_file,
+        )
 
     def server_config(b: _Backend) -> Any:
         config = _configuration(b, settings, is_client=False, server_name=None)
@@ -838,6 +874,10 @@ async def dial(
     """
     tls = tls or TlsConfig.from_env()
     backend = _resolve_backend(settings, tls, server=False)
+    if backend.name == "aiopquic":  # optional backend, in its own module
+        from . import _aiopquic
+
+        return await _aiopquic.dial(host, port, tls=tls, settings=settings)
     config = _configuration(backend, settings, is_client=True, server_name=host)
     if tls.cert_file and tls.key_file:
         config.load_cert_chain(tls.cert_file, tls.key_file)
