@@ -18,6 +18,7 @@ import pytest
 
 import yomo
 import yomo.aio
+from yomo._sync import LoopThread
 from yomo.client.core import ReconnectPolicy
 from yomo.transport import TlsConfig
 
@@ -134,9 +135,16 @@ class SyncClients:
         return out
 
     def close_all(self) -> None:
-        for c in reversed(self.all):
+        """Close every client at once (each close may wait for QUIC's closing handshake)."""
+
+        async def close(c: yomo.Source | yomo.StreamFunction) -> None:
             with contextlib.suppress(Exception):
-                c.close()
+                await asyncio.wait_for(c._aio.close(), 6.0)
+
+        async def close_all() -> None:
+            await asyncio.gather(*(close(c) for c in self.all))
+
+        LoopThread.get().run(close_all())
 
 
 class AioClients:
@@ -172,9 +180,13 @@ class AioClients:
         return out
 
     async def close_all(self) -> None:
-        for c in reversed(self.all):
+        """Close every client at once (each close may wait for QUIC's closing handshake)."""
+
+        async def close(c: yomo.aio.Source | yomo.aio.StreamFunction) -> None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(c.close(), 6.0)
+
+        await asyncio.gather(*(close(c) for c in self.all))
 
 
 @pytest.fixture

@@ -47,7 +47,7 @@ async def test_pipe_keeps_order(aio_zipper, aio_clients, kind):
 
 
 def test_pipe_keeps_order_sync_front_door(sync_zipper, sync_clients):
-    n = 1_000  # each sync write is a thread hand-off; the order check needs no more
+    n = N
     z = sync_zipper()
     sink = sync_clients.sink(z.addr, "sink", [OUT])
     fn = sync_clients.sfn(z.addr, "pipe", [IN])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import pytest
 
@@ -20,6 +21,29 @@ from .clients_helpers import Collector, wait_until, wait_until_async
 
 IN = 0x33
 SLOW_RECONNECT = ReconnectPolicy(initial_delay=0.6, jitter=0.0, connect_timeout=3.0)
+
+
+async def _restart_aio(aio_zipper, port: int):
+    """A new zipper on ``port``; the old one's socket may close a loop turn after stop()."""
+    for _ in range(40):
+        try:
+            return await aio_zipper(port=port)
+        except yomo.YomoError as exc:
+            if "in use" not in str(exc):
+                raise
+            await asyncio.sleep(0.05)
+    raise AssertionError(f"port {port} stayed in use")
+
+
+def _restart_sync(sync_zipper, port: int):
+    for _ in range(40):
+        try:
+            return sync_zipper(port=port)
+        except yomo.YomoError as exc:
+            if "in use" not in str(exc):
+                raise
+            time.sleep(0.05)
+    raise AssertionError(f"port {port} stayed in use")
 
 
 def _frames_in(z, name: str) -> int:
@@ -48,7 +72,7 @@ async def test_function_reconnects_aio(aio_zipper, aio_clients):
 
     await z1.stop()
     await wait_until_async(lambda: fn.state is yomo.ClientState.RECONNECTING, "fn to notice")
-    z2 = await aio_zipper(port=port)
+    z2 = await _restart_aio(aio_zipper, port)
     await wait_until_async(lambda: fn.state is yomo.ClientState.CONNECTED, "fn back")
     await wait_until_async(lambda: src.state is yomo.ClientState.CONNECTED, "src back")
     assert fn.connection_id.startswith(f"{fn.client_id}-")
@@ -77,7 +101,7 @@ def test_function_reconnects_sync(sync_zipper, sync_clients):
 
     z1.stop()
     wait_until(lambda: fn.state is yomo.ClientState.RECONNECTING, "fn to notice")
-    z2 = sync_zipper(port=port)
+    z2 = _restart_sync(sync_zipper, port)
     wait_until(lambda: fn.state is yomo.ClientState.CONNECTED, "fn back")
     wait_until(lambda: src.state is yomo.ClientState.CONNECTED, "src back")
     assert fn.connection_id.startswith(f"{fn.client_id}-")
@@ -99,7 +123,7 @@ async def test_write_during_outage_waits_then_goes_through_aio(aio_zipper, aio_c
     write = asyncio.ensure_future(src.write(IN, b"during outage"))
     await asyncio.sleep(0.2)
     assert not write.done()
-    z2 = await aio_zipper(port=port)
+    z2 = await _restart_aio(aio_zipper, port)
     await asyncio.wait_for(write, 8.0)
     # which client is back first is up to QUIC retransmits, so check the zipper got it
     await wait_until_async(lambda: _frames_in(z2, "src") == 1, "the frame at the new zipper")
@@ -125,7 +149,7 @@ def test_write_during_outage_waits_then_goes_through_sync(sync_zipper, sync_clie
     writer.start()
     writer.join(0.2)
     assert writer.is_alive()
-    z2 = sync_zipper(port=port)
+    z2 = _restart_sync(sync_zipper, port)
     writer.join(8.0)
     assert not writer.is_alive()
     assert errors == []
