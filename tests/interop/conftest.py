@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from goharness import (
@@ -17,8 +20,12 @@ from goharness import (
     cache_is_warm,
     find_go_toolchain,
 )
+from pypeers import PLAIN_TLS
 
-__all__ = ["go_bins", "go_peer", "go_toolchain", "go_zipper"]
+from yomo.aio import Zipper
+from yomo.zipper.auth import TokenAuth
+
+__all__ = ["go_bins", "go_peer", "go_toolchain", "go_zipper", "py_zipper"]
 
 _HERE = Path(__file__).resolve().parent
 # A cold cache downloads modules and compiles the yomo CLI (about 1.5 min on
@@ -84,3 +91,30 @@ def go_peer(go_bins: GoBins) -> Iterator[GoPeers]:
     peers = GoPeers(go_bins)
     yield peers
     peers.stop_all()
+
+
+@pytest.fixture
+async def py_zipper() -> AsyncIterator[Callable[..., Awaitable[Zipper]]]:
+    """Factory: `await py_zipper(name="zipper-py", token=None, port=0, **options)` -> our started Zipper.
+
+    It runs in the test's event loop on 127.0.0.1; TLS is self-signed and
+    unverified unless `tls=` says otherwise (the runner's YOMO_TLS_* are ignored).
+    """
+    started: list[Zipper] = []
+
+    async def make(
+        name: str = "zipper-py", *, token: str | None = None, port: int = 0, **options: Any
+    ) -> Zipper:
+        options.setdefault("tls", PLAIN_TLS)
+        options.setdefault("stats_interval", 0)
+        if token is not None:
+            options["authenticators"] = [TokenAuth(token)]
+        z = Zipper(name, "127.0.0.1", port, **options)
+        await z.start()
+        started.append(z)
+        return z
+
+    yield make
+    for z in reversed(started):
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(z.stop(), 5.0)
