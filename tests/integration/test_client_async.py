@@ -57,7 +57,8 @@ async def test_handler_return_value_is_written(aio_zipper, aio_clients):
             return None
         return OUT, ctx.data[::-1]
 
-    fn = aio_clients.sfn(z.addr, "reverse", [IN])
+    fn = aio_clients.sfn(z.addr, "reverse")
+    fn.set_observe_data_tags(IN, [0x35, 0x36])  # tags and lists of tags
     fn.set_handler(reverse)
     await fn.connect()
     async with aio_clients.source(z.addr, "src") as src:
@@ -67,6 +68,8 @@ async def test_handler_return_value_is_written(aio_zipper, aio_clients):
     await sink.wait_async(2)
     await asyncio.sleep(0.1)
     assert sink.data() == [b"cba", b"zyx"]
+    (info,) = [c for c in z.connections() if c.name == "reverse"]
+    assert info.observed_tags == (IN, 0x35, 0x36)
 
 
 async def test_sync_handler_runs_on_worker_threads(aio_zipper, aio_clients):

@@ -56,7 +56,8 @@ def test_handler_return_value_is_written(sync_zipper, sync_clients):
             return None
         return OUT, ctx.data[::-1]
 
-    fn = sync_clients.sfn(z.addr, "reverse", [IN])
+    fn = sync_clients.sfn(z.addr, "reverse")
+    fn.set_observe_data_tags(IN, [0x35, 0x36])  # tags and lists of tags
     fn.set_handler(reverse)
     fn.connect()
     with sync_clients.source(z.addr, "src") as src:
@@ -66,6 +67,8 @@ def test_handler_return_value_is_written(sync_zipper, sync_clients):
     sink.wait(2)
     time.sleep(0.1)
     assert sink.data() == [b"cba", b"zyx"]
+    (info,) = [c for c in z.connections() if c.name == "reverse"]
+    assert info.observed_tags == (IN, 0x35, 0x36)
 
 
 def test_sync_handler_runs_on_worker_threads(sync_zipper, sync_clients):

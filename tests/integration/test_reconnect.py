@@ -116,7 +116,7 @@ def test_function_reconnects_sync(sync_zipper, sync_clients):
 async def test_write_during_outage_waits_then_goes_through_aio(aio_zipper, aio_clients):
     z1 = await aio_zipper()
     port = z1.address[1]
-    src = aio_clients.source(z1.addr, "src", reconnect=SLOW_RECONNECT, write_timeout=8.0)
+    src = aio_clients.source(z1.addr, "src", reconnect=SLOW_RECONNECT, write_timeout=3.0)
     await src.connect()
     await z1.stop()
     await wait_until_async(lambda: src.state is yomo.ClientState.RECONNECTING, "src to notice")
@@ -133,7 +133,7 @@ async def test_write_during_outage_waits_then_goes_through_aio(aio_zipper, aio_c
 def test_write_during_outage_waits_then_goes_through_sync(sync_zipper, sync_clients):
     z1 = sync_zipper()
     port = z1.address[1]
-    src = sync_clients.source(z1.addr, "src", reconnect=SLOW_RECONNECT, write_timeout=8.0)
+    src = sync_clients.source(z1.addr, "src", reconnect=SLOW_RECONNECT, write_timeout=3.0)
     src.connect()
     z1.stop()
     wait_until(lambda: src.state is yomo.ClientState.RECONNECTING, "src to notice")
