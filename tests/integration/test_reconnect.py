@@ -179,3 +179,44 @@ def test_write_during_outage_times_out_sync(sync_zipper, sync_clients):
         src.write(IN, b"lost")
     assert isinstance(info.value, TimeoutError)
     assert src.state is yomo.ClientState.RECONNECTING
+
+
+async def test_goaway_is_final_aio(aio_zipper, aio_clients):
+    z = await aio_zipper()
+    errors: list[BaseException] = []
+
+    async def handler(ctx: yomo.AsyncContext) -> None:
+        pass
+
+    fn = aio_clients.sfn(z.addr, "fn", [IN])
+    fn.set_handler(handler)
+    fn.set_error_handler(errors.append)
+    await fn.connect()
+    assert z.goaway("fn", "maintenance") == 1
+    await asyncio.wait_for(fn.wait(), 5.0)
+    assert fn.state is yomo.ClientState.CLOSED
+    assert len(errors) == 1
+    assert isinstance(errors[0], yomo.ConnectionClosedError)
+    assert "maintenance" in str(errors[0])
+    await asyncio.sleep(0.3)  # FAST_RECONNECT would have redialled by now
+    assert z.connections() == []
+
+
+def test_goaway_is_final_sync(sync_zipper, sync_clients):
+    z = sync_zipper()
+    errors: list[BaseException] = []
+    fn = sync_clients.sfn(z.addr, "fn", [IN])
+    fn.set_handler(lambda ctx: None)
+    fn.set_error_handler(errors.append)
+    fn.connect()
+    assert z.goaway("fn", "maintenance") == 1
+    waiter = threading.Thread(target=fn.wait)
+    waiter.start()
+    waiter.join(5.0)
+    assert not waiter.is_alive()
+    assert fn.state is yomo.ClientState.CLOSED
+    assert len(errors) == 1
+    assert isinstance(errors[0], yomo.ConnectionClosedError)
+    assert "maintenance" in str(errors[0])
+    time.sleep(0.3)
+    assert z.connections() == []
