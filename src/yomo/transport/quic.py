@@ -282,7 +282,13 @@ class FrameConnection:
             if not self._is_client:
                 raise ConnectionClosedError("the peer has not opened a stream yet")
             self._stream_id = protocol._quic.get_next_available_stream_id()
-        protocol._quic.send_stream_data(self._stream_id, payload)
+        try:
+            protocol._quic.send_stream_data(self._stream_id, payload)
+        except Exception as exc:  # qh3 raises once its connection is closed underneath us
+            self._on_quic_closed(str(exc))
+            raise ConnectionClosedError(
+                self.close_reason or "connection closed", remote=self.closed_by_peer
+            ) from None
         protocol._transmit_soon()
         if self._drained.is_set() and self.send_backlog > self._settings.send_high_water:
             self._drained.clear()
@@ -366,6 +372,15 @@ class FrameConnection:
         log.debug("closing connection to %s: %s", self.remote_address, reason)
         self.close(reason)
 
+    def _on_quic_closed(self, detail: str) -> None:
+        """The QUIC connection ended before its ConnectionTerminated event reached us."""
+        event = getattr(self._protocol._quic, "_close_event", None)
+        if event is not None:
+            reason = event.reason_phrase or _describe_code(event.error_code)
+            self._on_terminated(reason, remote=True)
+        else:
+            self._on_terminated(f"connection closed: {detail}", remote=False)
+
     def _on_terminated(self, reason: str, *, remote: bool) -> None:
         if self._closed.is_set():
             return
@@ -391,7 +406,7 @@ class FrameConnection:
                 await asyncio.wait_for(stack.aclose(), 1.0)
 
     async def _keep_alive(self, interval: float) -> None:
-        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+        with contextlib.suppress(asyncio.CancelledError, Exception):  # closed: no more pings
             while not self._closed.is_set():
                 await asyncio.sleep(interval)
                 self._protocol._quic.send_ping(0)
