@@ -121,3 +121,32 @@ async def test_zipper_stop_closes_clients_with_reason(zipper, raw):
     await asyncio.wait_for(conn.wait_closed(), 5.0)
     assert conn.close_reason == "going down for test"
     assert conn.closed_by_peer
+
+
+async def test_function_leaving_mid_stream_does_not_hurt_the_producer(zipper, clients):
+    """A function that closes while frames for it are in flight: the producer's
+    connection and the other functions are untouched."""
+    z = await zipper()
+    leaving, _ = await clients.sfn(z, "sfn-leaving", [3])
+    _, staying = await clients.sfn(z, "sfn-staying", [3])
+    src = await clients.source(z, "src-steady")
+    errors: list[BaseException] = []
+    src.add_error_handler(errors.append)
+    total = 3000
+
+    async def produce() -> None:
+        for i in range(total):
+            await src.send(frame_bytes(3, b"%d" % i))
+            if i % 50 == 0:
+                await asyncio.sleep(0)
+
+    task = asyncio.ensure_future(produce())
+    await staying.wait_count(200)
+    await leaving.close()
+    await asyncio.wait_for(task, 15.0)
+    await staying.wait_count(total, timeout=10.0)
+    assert staying.payloads() == [b"%d" % i for i in range(total)]
+    assert errors == []
+    assert src.connection_id.endswith("-0")
+    names = {c.name for c in z.connections()}
+    assert names == {"sfn-staying", "src-steady"}

@@ -1,0 +1,56 @@
+"""Transport edge cases on real QUIC connections over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from yomo.errors import ConnectionClosedError
+from yomo.transport import TlsConfig, dial, listen
+from yomo.wire import DataFrame
+
+
+@pytest.fixture(params=["qh3", "aioquic"])
+def backend(request, monkeypatch) -> str:
+    monkeypatch.setenv("YOMO_QUIC_BACKEND", request.param)
+    return request.param
+
+
+async def test_send_after_quic_closed_underneath_raises_connection_closed(backend):
+    """When the QUIC connection ends before its ConnectionTerminated event is handled,
+    writing must raise ConnectionClosedError (qh3 raised its own error, which killed the
+    zipper's task for the producer that happened to route a frame there)."""
+    accepted: asyncio.Queue = asyncio.Queue()
+
+    async def on_connection(conn) -> None:
+        await conn.read_frame()
+        await accepted.put(conn)
+        await conn.wait_closed()
+
+    listener = await listen("127.0.0.1", 0, on_connection, tls=TlsConfig())
+    client = await dial(*listener.address, tls=TlsConfig())
+    try:
+        client.send_nowait(DataFrame(tag=1, payload=b"hello"))
+        server_side = await asyncio.wait_for(accepted.get(), 5.0)
+        # end the QUIC connection without going through FrameConnection.close
+        server_side._protocol._quic.close(error_code=0x13, reason_phrase="gone")
+        # until the connection is seen closed, a write either works or raises
+        # ConnectionClosedError, never the QUIC library's own error
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5.0
+        while True:
+            try:
+                server_side.send_nowait(DataFrame(tag=1, payload=b"x"))
+            except ConnectionClosedError:
+                break
+            assert loop.time() < deadline, "writes kept working on a closed connection"
+            await asyncio.sleep(0.01)
+        assert server_side.closed
+        assert server_side.close_reason == "gone"
+        await asyncio.wait_for(server_side.wait_closed(), 5.0)
+        with pytest.raises(ConnectionClosedError):
+            await asyncio.wait_for(server_side.read_frame(), 5.0)
+    finally:
+        await client.aclose()
+        listener.close()
