@@ -148,3 +148,13 @@ async def test_connect_to_nothing_fails_within_connect_timeout(zipper, clients):
     with pytest.raises(ConnectError, match="cannot connect to zipper"):
         await core.connect()
     assert core.closed
+
+
+async def test_credential_without_colon_goes_to_default_authenticator(zipper, clients):
+    # Go's NewCredential: no colon -> empty auth name, the whole string is the payload
+    z = await zipper(authenticators=[TokenAuth("s3cret")])
+    src = await clients.source(z, "src-bare", credential="s3cret")
+    assert src.connection_id.endswith("-0")
+    bad = clients.make(z, "src-bare-bad", ClientType.SOURCE, credential="nope")
+    with pytest.raises(AuthenticationError, match="invalid token: nope"):
+        await bad.connect()
