@@ -665,12 +665,16 @@ class GoPeers:
         name: str = "go-sfn",
         credential: str | None = None,
         wanted_target: str | None = None,
+        out_target: str | None = None,
         verbose: bool = False,
         wait: bool = True,
         timeout: float = 15.0,
         env: Mapping[str, str] | None = None,
     ) -> GoProcess:
-        """Start a stream function (mode "handler", "ordered" or "pipe"); waits until connected."""
+        """Start a stream function (mode "handler", "ordered" or "pipe"); waits until connected.
+
+        out_target makes the replies targeted (handler: Context.WriteWithTarget).
+        """
         p = self.start(
             "sfn",
             zipper,
@@ -682,6 +686,7 @@ class GoPeers:
             transform=transform,
             mode=mode,
             wanted_target=wanted_target,
+            out_target=out_target,
             v=verbose,
         )
         return self._connected(p, wait, timeout)

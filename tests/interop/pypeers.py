@@ -68,7 +68,7 @@ class PyFrame:
         return self.md.get("yomo-target")
 
 
-@dataclass
+@dataclass(eq=False)
 class PySink:
     """A Python stream function that records every frame in arrival order (concurrency 1)."""
 

@@ -10,7 +10,7 @@
 //	ordered  a core.Client of type StreamFunction whose frame observer queues
 //	         frames for one writer goroutine: replies keep the arrival order
 //	         and the frame's metadata (the target key is dropped, as the
-//	         handler path does).
+//	         handler path does, or set to -out-target).
 //	pipe     yomo.NewStreamFunction + SetPipeHandler; Go hands the pipe only
 //	         the payload bytes, so replies carry no metadata of the input.
 package main
@@ -39,6 +39,7 @@ func main() {
 	outTag := flag.String("out-tag", "0x34", "tag of the replies; empty = no reply")
 	transform := flag.String("transform", "upper", `"identity", "upper" or "prefix:<s>"`)
 	wanted := flag.String("wanted-target", "", "wanted target")
+	outTarget := flag.String("out-target", "", "reply with this target (Context.WriteWithTarget)")
 	mode := flag.String("mode", "handler", "handler | ordered | pipe")
 	pipe := flag.Bool("pipe", false, "same as -mode pipe")
 	verbose := flag.Bool("v", false, "print one line per handled frame")
@@ -105,7 +106,9 @@ func main() {
 		if *mode == "handler" {
 			_ = sfn.SetHandler(func(ctx serverless.Context) {
 				var err error
-				if reply {
+				if reply && *outTarget != "" {
+					err = ctx.WriteWithTarget(out, apply(ctx.Data()), *outTarget)
+				} else if reply {
 					err = ctx.Write(out, apply(ctx.Data()))
 				}
 				tid, ok := ctx.Metadata(metadata.TIDKey)
@@ -157,7 +160,7 @@ func main() {
 				}
 				md, err := metadata.Decode(f.Metadata)
 				if err == nil {
-					md.Set(metadata.TargetKey, "")
+					md.Set(metadata.TargetKey, *outTarget)
 					var raw []byte
 					raw, err = md.Encode()
 					if err == nil && reply {
