@@ -17,7 +17,7 @@ import pytest
 
 from yomo.client.core import ReconnectPolicy
 from yomo.transport import QuicSettings
-from yomo.wire import ClientType
+from yomo.wire import ClientType, DataFrame
 from yomo.zipper.config import MeshPeer
 from yomo.zipper.server import Zipper
 
@@ -314,3 +314,34 @@ async def test_example_demo_runs_and_exits_by_itself():
     assert proc.returncode == 0, text
     assert text.count("zipper-eu / sfn 'alerts' got tag 0x33") == 5, text
     assert "done: every frame crossed the mesh" in text
+
+
+async def test_frames_written_by_a_function_are_forwarded(mesh_zipper, clients: Clients):
+    ports = ports_for(NAMES[:2])
+    peers = mesh_of(ports)
+    a = await mesh_zipper("zipper-a", ports["zipper-a"], peers)
+    b = await mesh_zipper("zipper-b", ports["zipper-b"], peers)
+    await all_up([a, b])
+    _, results = await clients.sfn(b, "results-on-b", [TAG + 1])
+
+    # A function on a answers every TAG frame with a TAG+1 frame, written back to a.
+    async def answer(frame: DataFrame) -> None:
+        await worker.send(frame_bytes(TAG + 1, b"answer:" + bytes(frame.payload)))
+
+    worker, _ = await clients.sfn(a, "worker-on-a", [TAG], inbox=Inbox(handler=answer))
+    src = await clients.source(a, "source-a")
+    await src.send(frame_bytes(TAG, b"question"))
+    await results.wait_payload(b"answer:question", timeout=10.0)
+    assert links(a)["zipper-b"]["forwarded"] == 2  # the question and the answer
+
+
+async def test_goaway_from_a_peer_does_not_end_the_link(mesh_zipper):
+    ports = ports_for(NAMES[:2])
+    peers = mesh_of(ports)
+    a = await mesh_zipper("zipper-a", ports["zipper-a"], peers)
+    b = await mesh_zipper("zipper-b", ports["zipper-b"], peers)
+    await all_up([a, b])
+    assert b.goaway("zipper-a", "go away for now") == 1
+    await eventually(lambda: links(a)["zipper-b"]["downs"] == 1, "a's link to b down", 10.0)
+    await eventually(lambda: links(a)["zipper-b"]["ups"] == 2, "a's link to b up again", 10.0)
+    assert states(a) == {"zipper-b": "up"}
