@@ -1,6 +1,6 @@
 """A stream function for zipper-eu: prints every reading, wherever it was written.
 
-    yomo run -z 127.0.0.1:9002 -d token:demo-secret alerts.py
+yomo run -z 127.0.0.1:9002 -d token:demo-secret alerts.py
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A source for zipper-asia: writes one reading a second, ten in all.
 
-    python sensor.py [ZIPPER_ADDR]     (default 127.0.0.1:9003)
+python sensor.py [ZIPPER_ADDR]     (default 127.0.0.1:9003)
 """
 
 from __future__ import annotations
