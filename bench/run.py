@@ -263,9 +263,9 @@ def _tail(p: gh.GoProcess, n: int = 8) -> str:
 
 
 def run_throughput(
-    r: Runner, kind: str, size: int, conns: int = 1, clients: str = "go"
+    r: Runner, kind: str, size: int, conns: int = 1, clients: str = "go", sources: int = 1
 ) -> dict[str, Any]:
-    """Scenarios 1, 2 and 5: one source at full speed -> zipper -> `conns` counting functions."""
+    """Scenarios 1, 2 and 5: `sources` sources at full speed -> zipper -> `conns` counting functions."""
     r.check_budget(r.s.duration + 12)
     with r.zipper(kind) as (z, addr):
         if clients == "go":
@@ -285,6 +285,7 @@ def run_throughput(
                     f"-tag={TAG_IN}",
                     f"-size={size}",
                     f"-duration={dur}",
+                    f"-conns={sources}",
                 )
             else:
                 src = r.py(
@@ -645,6 +646,7 @@ TABLE = [
     ("throughput-1024", "mbps", "Throughput 1 KiB", "MB/s", True, None),
     ("throughput-65536", "fps", "Throughput 64 KiB", "frames/s", True, None),
     ("throughput-65536", "mbps", "Throughput 64 KiB", "MB/s", True, None),
+    ("sources4-1024", "fps", "Throughput 1 KiB, 4 sources -> 1 function", "frames/s", True, None),
     ("fanout-8", "fps", "Fan-out 1->8, 1 KiB, delivered", "frames/s", True, None),
     ("fanout-8", "per_function_fps", "Fan-out 1->8, per function", "frames/s", True, None),
     ("latency-1000", "p50_ms", "Latency @1,000/s p50", "ms", False, None),
@@ -975,6 +977,7 @@ def run_all(r: Runner, log: Callable[[str], None]) -> list[dict[str, Any]]:
     plan: list[tuple[str, Callable[[str], dict[str, Any]]]] = []
     for size in s.sizes:
         plan.append((f"throughput-{size}", lambda z, size=size: run_throughput(r, z, size)))
+    plan.append(("sources4-1024", lambda z: run_throughput(r, z, 1024, sources=4)))
     plan.append(
         (f"fanout-{s.fanout}", lambda z: run_throughput(r, z, s.fanout_size, conns=s.fanout))
     )

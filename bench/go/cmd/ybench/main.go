@@ -3,8 +3,9 @@
 // It drives a zipper (ours or Go's, the same binary against both) with Go YoMo
 // v1.22.3 clients and prints its results as JSON lines on stdout:
 //
-//	ybench source -zipper A -tag 0x10 -size 1024 -duration 3s [-rate 0]
-//	    writes payloads as fast as the zipper takes them (or at -rate/s);
+//	ybench source -zipper A -tag 0x10 -size 1024 -duration 3s [-rate 0] [-conns 1]
+//	    writes payloads as fast as the zipper takes them (or at -rate/s),
+//	    from -conns source connections at once;
 //	    prints {"event":"summary","written":N,...}, then stays connected
 //	    until SIGTERM (or -linger) so no frame is lost to Close.
 //	ybench sink -zipper A -observe 0x10 -size 1024 [-conns 8]
@@ -104,14 +105,19 @@ func runSource(args []string) {
 	count := fs.Int("count", 0, "stop after this many writes (0: no limit)")
 	rate := fs.Float64("rate", 0, "writes per second (0: as fast as possible)")
 	linger := fs.Duration("linger", 120*time.Second, "stay connected this long after the last write")
+	conns := fs.Int("conns", 1, "source connections writing at once (each its own sequence)")
 	_ = fs.Parse(args)
 
-	src := yomo.NewSource("bench-source", *zipper, yomo.WithLogger(logger()))
-	if err := src.Connect(); err != nil {
-		fatal("connect_error", err)
+	sources := make([]yomo.Source, *conns)
+	for c := range sources {
+		src := yomo.NewSource(fmt.Sprintf("bench-source-%d", c), *zipper, yomo.WithLogger(logger()))
+		if err := src.Connect(); err != nil {
+			fatal("connect_error", err)
+		}
+		defer func() { _ = src.Close() }()
+		sources[c] = src
 	}
-	defer func() { _ = src.Close() }()
-	emit(map[string]any{"event": "connected"})
+	emit(map[string]any{"event": "connected", "conns": *conns})
 	t := parseTag(*tag)
 	ctx, stop := signalContext()
 	defer stop()
@@ -122,31 +128,40 @@ func runSource(args []string) {
 	if *rate > 0 {
 		interval = time.Duration(float64(time.Second) / *rate)
 	}
-	written, failed := 0, 0
-	for i := 0; ; i++ {
-		if *count > 0 && i >= *count {
-			break
-		}
-		now := time.Now()
-		if now.After(deadline) || ctx.Err() != nil {
-			break
-		}
-		if interval > 0 {
-			next := start.Add(time.Duration(i) * interval)
-			if d := next.Sub(now); d > 0 {
-				time.Sleep(d)
+	var written, failed atomic.Int64
+	var wg sync.WaitGroup
+	for c, src := range sources {
+		wg.Add(1)
+		go func(c int, src yomo.Source) {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				if *count > 0 && i >= *count {
+					return
+				}
+				now := time.Now()
+				if now.After(deadline) || ctx.Err() != nil {
+					return
+				}
+				if interval > 0 {
+					next := start.Add(time.Duration(i) * interval)
+					if d := next.Sub(now); d > 0 {
+						time.Sleep(d)
+					}
+				}
+				// Sequence numbers carry the connection in their top 16 bits.
+				if err := src.Write(t, payload(uint64(c)<<48|uint64(i), *size)); err != nil {
+					failed.Add(1)
+					return
+				}
+				written.Add(1)
 			}
-		}
-		if err := src.Write(t, payload(uint64(i), *size)); err != nil {
-			failed++
-			break
-		}
-		written++
+		}(c, src)
 	}
+	wg.Wait()
 	elapsed := time.Since(start).Seconds()
 	emit(map[string]any{
-		"event": "summary", "written": written, "failed": failed, "size": *size,
-		"elapsed_s": elapsed, "fps": float64(written) / elapsed,
+		"event": "summary", "written": written.Load(), "failed": failed.Load(), "size": *size,
+		"conns": *conns, "elapsed_s": elapsed, "fps": float64(written.Load()) / elapsed,
 	})
 	// Stay connected until told to stop (bench/run.py waits for the functions
 	// to count everything first): Go's Close drops frames not yet sent.
@@ -160,8 +175,8 @@ func runSource(args []string) {
 
 type counter struct {
 	frames, bytes, badLen, outOfOrder int64
-	lastSeq                           int64
-	first, last                       int64 // unix ns
+	lastSeq                           map[uint64]int64 // by source connection (top 16 bits)
+	first, last                       int64            // unix ns
 }
 
 func runSink(args []string) {
@@ -179,7 +194,7 @@ func runSink(args []string) {
 	var total atomic.Int64
 	clients := make([]*core.Client, 0, *conns)
 	for i := 0; i < *conns; i++ {
-		c := &counter{lastSeq: -1}
+		c := &counter{lastSeq: map[uint64]int64{}}
 		counters[i] = c
 		cl := core.NewClient(fmt.Sprintf("%s-%d", *name, i), *zipper, core.ClientTypeStreamFunction,
 			core.WithLogger(logger()))
@@ -198,11 +213,12 @@ func runSink(args []string) {
 				c.badLen++
 			}
 			if len(p) >= 8 {
-				seq := int64(binary.BigEndian.Uint64(p[:8]))
-				if seq <= c.lastSeq {
+				raw := binary.BigEndian.Uint64(p[:8])
+				src, seq := raw>>48, int64(raw&(1<<48-1))
+				if last, ok := c.lastSeq[src]; ok && seq <= last {
 					c.outOfOrder++
 				}
-				c.lastSeq = seq
+				c.lastSeq[src] = seq
 			}
 			mu.Unlock()
 			total.Add(1)
