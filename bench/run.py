@@ -424,7 +424,7 @@ def run_profile(r: Runner, clients: str = "go", size: int = 1024) -> dict[str, A
 IDLE = "idle (waiting in epoll)"
 _SOCKET_CALLS = {
     "sendto", "_read_ready", "recvfrom", "sendmsg", "recvmsg", "sendmmsg", "recvmmsg",
-    "_raw_send", "_recv_rust", "_recv_plain", "_recv_gro_python", "_send_gso_python",
+    "_raw_send", "sendto_many", "_recv_rust", "_recv_plain", "_recv_gro_python", "_send_gso_python",
 }  # fmt: skip
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>.*?)(?::\d+)?\)$")
 
@@ -472,10 +472,11 @@ def summarize_profile(raw: Path) -> dict[str, Any]:
         m = _FRAME.match(leaf)
         file, func = (m["file"], m["func"]) if m else ("", leaf)
         short = f"{func} ({Path(file).name})" if file else func
-        self_t[short] += n
-        cats[_category(file, func)] += n
-        if _category(file, func) == IDLE:
+        category = _category(file, func)
+        cats[category] += n
+        if category == IDLE:
             continue
+        self_t[short] += n
         busy += n
         seen: set[str] = set()
         for fr in frames:
@@ -488,7 +489,6 @@ def summarize_profile(raw: Path) -> dict[str, Any]:
                 incl[key] += n
     pct = (lambda n: round(100.0 * n / busy, 1)) if busy else (lambda n: 0.0)
     idle = cats.pop(IDLE, 0)
-    self_t = collections.Counter({k: v for k, v in self_t.items() if not k.startswith("select (")})
     return {
         "raw_file": str(raw.relative_to(ROOT)),
         "samples": total,
