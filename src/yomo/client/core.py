@@ -226,6 +226,9 @@ class ClientCore:
         except ProtocolError:
             await conn.aclose()
             raise
+        except BaseException:  # cancelled mid-handshake: don't leave the connection open
+            conn.close("client closed")
+            raise
         if isinstance(reply, HandshakeAckFrame):
             return conn
         await conn.aclose()
