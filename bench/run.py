@@ -553,8 +553,8 @@ def probe_ours(r: Runner, log: Callable[[str], None]) -> None:
             finally:
                 r.stop(src)
             backend_line = next((ln for ln in z.stderr if "listening on" in ln), "")
-        m = re.search(r"QUIC (\w+)\)", backend_line)
-        used = m.group(1) if m else backend
+        quic = backend_line.rstrip().split("QUIC ", 1)
+        used = quic[1][:-1] if len(quic) == 2 and quic[1].endswith(")") else backend
         if ev.get("event") == "connected":
             r.ours_backend_used = used  # type: ignore[attr-defined]
             if backend != candidates[0]:
@@ -562,6 +562,12 @@ def probe_ours(r: Runner, log: Callable[[str], None]) -> None:
                     f"Our zipper runs on the {used} QUIC backend (YOMO_QUIC_BACKEND={used}): "
                     f"Go YoMo clients could not connect to it on the default backend "
                     f"({r.probe_error})."  # type: ignore[attr-defined]
+                )
+            if "aioquic for empty" in used:
+                r.notes.append(
+                    "Go YoMo clients (quic-go) use zero-length connection ids, which qh3 2.1.0 "
+                    "cannot serve, so our zipper hands them to its aioquic path: every Go-client "
+                    "figure for our zipper measures aioquic; Python clients (scenario 5) use qh3."
                 )
             log(f"ours: QUIC backend {used} accepts Go clients")
             return
@@ -738,7 +744,7 @@ def render_markdown(res: dict[str, Any]) -> str:
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, {m['os']}; "
         f"Python {m['python']}, {m['go']}; YoMo for Python {m['yomo_python']} "
         f"(qh3 {m['qh3']}, aioquic {m['aioquic']}, uvloop {m['uvloop']}); "
-        f"Go YoMo {m['go_yomo']} (quic-go {m['quic_go']})."
+        f"Go YoMo {m['go_yomo'].replace('YoMo CLI Version: ', '')} (quic-go {m['quic_go']})."
     )
     L.append("")
     L.append(
