@@ -41,26 +41,40 @@ FAST_RECONNECT = ReconnectPolicy(initial_delay=0.05, max_delay=0.3, jitter=0.1, 
 PLAIN_TLS = TlsConfig()
 
 
+def _timed_out(timeout: float, what: str, state: Callable[[], str] | None) -> AssertionError:
+    detail = f" ({state()})" if state is not None else ""
+    return AssertionError(f"timed out after {timeout:g} s waiting for {what}{detail}")
+
+
 def wait_until(
-    condition: Callable[[], bool], what: str = "condition", timeout: float = 5.0
+    condition: Callable[[], bool],
+    what: str = "condition",
+    timeout: float = 5.0,
+    state: Callable[[], str] | None = None,
 ) -> None:
-    """Poll ``condition`` (from a plain thread) until true; fail after ``timeout`` s."""
+    """Poll ``condition`` (from a plain thread) until true; fail after ``timeout`` s.
+
+    ``state()`` describes the situation in the failure message.
+    """
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+            raise _timed_out(timeout, what, state)
         time.sleep(0.005)
 
 
 async def wait_until_async(
-    condition: Callable[[], bool], what: str = "condition", timeout: float = 5.0
+    condition: Callable[[], bool],
+    what: str = "condition",
+    timeout: float = 5.0,
+    state: Callable[[], str] | None = None,
 ) -> None:
     """Poll ``condition`` on the running loop until true; fail after ``timeout`` s."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while not condition():
         if loop.time() >= deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+            raise _timed_out(timeout, what, state)
         await asyncio.sleep(0.005)
 
 

@@ -109,6 +109,8 @@ async def test_slow_consumer_holds_back_the_source_aio(aio_zipper, aio_clients):
         await wait_until_async(
             lambda: _recv_backlog(z, "producer") > BUFFERS["recv_high_water"],
             "the zipper to stop reading the producer",
+            timeout=10.0,
+            state=lambda: f"sent {sent}, {z.connections()}",
         )
         stalled_at = sent
         await asyncio.sleep(0.3)
@@ -170,6 +172,8 @@ def test_slow_consumer_holds_back_the_source_sync(sync_zipper, sync_clients):
         wait_until(
             lambda: _recv_backlog(z, "producer") > BUFFERS["recv_high_water"],
             "the zipper to stop reading the producer",
+            timeout=10.0,
+            state=lambda: f"sent {sent}, {z.connections()}",
         )
         stalled_at = sent
         producer.join(0.3)
