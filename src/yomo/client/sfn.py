@@ -214,6 +214,12 @@ class AsyncStreamFunction:
             ConnectError: the zipper stayed unreachable for the connect timeout.
             Exception: whatever ``init`` raised.
         """
+        if self._core.state in (
+            ClientState.CONNECTING,
+            ClientState.CONNECTED,
+            ClientState.RECONNECTING,
+        ):
+            return  # already connected: a second pipe or cron task would run everything twice
         if self._handler is None and self._pipe is None and self._cron is None:
             raise YomoError(f"stream function {self.name!r} has no handler: call set_handler")
         if (self._handler or self._pipe) and not self._core.observe_data_tags:
