@@ -468,3 +468,24 @@ async def test_tracing_spans_form_one_trace(aio_zipper, aio_clients):
     assert md["yomo-span-id"] == format(fn_span.context.span_id, "016x")
     assert md["yomo-traced"] == "true"
     assert sink.data() == [b"TRACE ME"]
+
+
+async def test_connect_twice_is_harmless(aio_zipper, aio_clients):
+    z = await aio_zipper()
+    active, peak, runs = 0, 0, 0
+
+    async def tick(ctx: yomo.CronContext) -> None:
+        nonlocal active, peak, runs
+        active += 1
+        peak = max(peak, active)
+        await asyncio.sleep(0.3)  # longer than the period: a second cron task would overlap
+        active -= 1
+        runs += 1
+
+    fn = aio_clients.sfn(z.addr, "cron")
+    fn.set_cron_handler("@every 100ms", tick)
+    await fn.connect()
+    await fn.connect()
+    await wait_until_async(lambda: runs >= 3, "three cron runs")
+    assert peak == 1
+    assert len(z.connections()) == 1

@@ -441,3 +441,26 @@ def test_tracing_spans_form_one_trace(sync_zipper, sync_clients):
     assert md["yomo-span-id"] == format(fn_span.context.span_id, "016x")
     assert md["yomo-traced"] == "true"
     assert sink.data() == [b"TRACE ME"]
+
+
+def test_connect_twice_is_harmless(sync_zipper, sync_clients):
+    z = sync_zipper()
+    lock = threading.Lock()
+    state = {"active": 0, "peak": 0, "runs": 0}
+
+    def tick(ctx: yomo.CronContext) -> None:
+        with lock:
+            state["active"] += 1
+            state["peak"] = max(state["peak"], state["active"])
+        time.sleep(0.3)  # longer than the period: a second cron task would overlap
+        with lock:
+            state["active"] -= 1
+            state["runs"] += 1
+
+    fn = sync_clients.sfn(z.addr, "cron")
+    fn.set_cron_handler("@every 100ms", tick)
+    fn.connect()
+    fn.connect()
+    wait_until(lambda: state["runs"] >= 3, "three cron runs")
+    assert state["peak"] == 1
+    assert len(z.connections()) == 1
