@@ -270,9 +270,12 @@ class StreamFunction:
         """Write outside a handler (fresh tid, this function as the source)."""
         self._loop.run(self._aio.write(tag, data))
 
-    def close(self) -> None:
-        """Let running handlers finish, send their writes, close (idempotent)."""
-        self._loop.run(self._aio.close())
+    def close(self, timeout: float = 5.0) -> None:
+        """Let running handlers finish (bounded by ``timeout``), send their writes, close.
+
+        Idempotent, like ``yomo.aio.StreamFunction.close``.
+        """
+        self._loop.run(self._aio.close(timeout))
 
     def wait(self) -> None:
         """Block until the function is closed (Ctrl-C interrupts)."""
