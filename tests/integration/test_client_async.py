@@ -489,3 +489,27 @@ async def test_connect_twice_is_harmless(aio_zipper, aio_clients):
     await wait_until_async(lambda: runs >= 3, "three cron runs")
     assert peak == 1
     assert len(z.connections()) == 1
+
+
+async def test_close_gives_up_on_a_stuck_handler(aio_zipper, aio_clients):
+    z = await aio_zipper()
+    errors: list[BaseException] = []
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def stuck(ctx: yomo.AsyncContext) -> None:
+        started.set()
+        await release.wait()
+        await ctx.write(OUT, b"too late")
+
+    fn = aio_clients.sfn(z.addr, "stuck", [IN])
+    fn.set_handler(stuck)
+    fn.set_error_handler(errors.append)
+    await fn.connect()
+    src = aio_clients.source(z.addr)
+    await src.connect()
+    await src.write(IN, b"x")
+    await asyncio.wait_for(started.wait(), 5.0)
+    await asyncio.wait_for(fn.close(timeout=0.3), 5.0)
+    assert fn.state is yomo.ClientState.CLOSED
+    release.set()
+    await wait_until_async(lambda: [c.name for c in z.connections()] == ["source"], "fn gone")

@@ -464,3 +464,31 @@ def test_connect_twice_is_harmless(sync_zipper, sync_clients):
     wait_until(lambda: state["runs"] >= 3, "three cron runs")
     assert state["peak"] == 1
     assert len(z.connections()) == 1
+
+
+def test_close_gives_up_on_a_stuck_handler(sync_zipper, sync_clients):
+    z = sync_zipper()
+    errors: list[BaseException] = []
+    started, release = threading.Event(), threading.Event()
+
+    def stuck(ctx: yomo.Context) -> None:
+        started.set()
+        release.wait(10)
+        ctx.write(OUT, b"too late")
+
+    fn = sync_clients.sfn(z.addr, "stuck", [IN])
+    fn.set_handler(stuck)
+    fn.set_error_handler(errors.append)
+    fn.connect()
+    src = sync_clients.source(z.addr)
+    src.connect()
+    src.write(IN, b"x")
+    assert started.wait(5.0)
+    fn.close(timeout=0.3)
+    assert fn.state is yomo.ClientState.CLOSED
+    release.set()
+    # the late write fails and is reported, not lost silently
+    wait_until(lambda: len(errors) == 1, "the late write's error")
+    assert isinstance(errors[0], yomo.HandlerError)
+    assert isinstance(errors[0].error, yomo.YomoError)
+    wait_until(lambda: [c.name for c in z.connections()] == ["source"], "fn gone")
