@@ -173,9 +173,11 @@ class Runner:
         port = gh.free_udp_port()
         cfg = self.tmp / f"zipper-{kind}-{port}.yaml"
         cfg.write_text(yaml.safe_dump({"name": f"bench-{kind}", "host": "127.0.0.1", "port": port}))
-        if kind == "ours":
+        if kind.startswith("ours"):
             argv = [sys.executable, "-m", "yomo", "serve", "-c", str(cfg)]
             env = {"YOMO_LOG_LEVEL": "info", **self.base_env, **self.ours_env}
+            if kind == "ours-aioquic":  # diagnostic: the whole zipper on aioquic
+                env["YOMO_QUIC_BACKEND"] = "aioquic"
         else:
             argv = [str(self.bins.yomo), "serve", "-c", str(cfg)]
             env = {}
@@ -793,6 +795,19 @@ def render_markdown(res: dict[str, Any]) -> str:
         )
         name = "ours" if z == "ours" else "Go v1.22.3"
         L.append(f"| {name} (frames/s) | {_cell(go_c)} | {_cell(py_c)} | {ratio} |")
+    diag = s.get("clients-py-1024-aioquic", {}).get("ours-aioquic") or {}
+    qh3 = s.get("clients-py-1024", {}).get("ours") or {}
+    if diag.get("fps"):
+        L += [
+            "",
+            "Diagnostic, same Python clients: our zipper with its qh3 path (default) vs forced onto "
+            "aioquic (`YOMO_QUIC_BACKEND=aioquic`, the path Go clients take):",
+            "",
+            "| our zipper | frames/s | zipper CPU per frame (µs) |",
+            "|---|---|---|",
+            f"| qh3 (default) | {_cell(qh3.get('fps'))} | {_cell(qh3.get('zipper_cpu_us_per_frame'))} |",
+            f"| aioquic | {_cell(diag.get('fps'))} | {_cell(diag.get('zipper_cpu_us_per_frame'))} |",
+        ]
 
     L += ["", "### Checks", ""]
     bad = [
@@ -991,10 +1006,13 @@ def run_all(r: Runner, log: Callable[[str], None]) -> list[dict[str, Any]]:
         plan.append((f"latency-{rate}", lambda z, rate=rate: run_latency(r, z, rate)))
     plan.append(("idle", lambda z: run_idle(r, z)))
     plan.append(("clients-py-1024", lambda z: run_throughput(r, z, 1024, clients="py")))
+    only = {"clients-py-1024-aioquic": ("ours-aioquic",)}
+    plan.append(("clients-py-1024-aioquic", lambda z: run_throughput(r, z, 1024, clients="py")))
     go_blocked = getattr(r, "ours_backend_used", "") == "none"
     for case, fn in plan:
         for rep in range(s.repeats):
             order = ZIPPERS if rep % 2 == 0 else tuple(reversed(ZIPPERS))
+            order = only.get(case, order)
             for z in order:
                 entry: dict[str, Any] = {"case": case, "zipper": z, "repeat": rep + 1}
                 entry["loadavg_1m_before"] = round(os.getloadavg()[0], 2)
