@@ -61,7 +61,7 @@ def test_chain_sync(sync_zipper, sync_clients, handler):
     if handler == "async":
         a.set_handler(upper)
     else:
-        a.set_handler(lambda ctx: ctx.write(OUT, ctx.data.upper()))
+        a.set_handler(lambda ctx: (OUT, ctx.data.upper()))  # the returned form keeps the tid too
     a.connect()
     src = sync_clients.source(z.addr, "src")
     src.connect()
