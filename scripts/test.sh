@@ -19,3 +19,24 @@ echo "== mypy (public API, strict)"
 "$VENV/bin/mypy"
 echo "== pytest"
 "$VENV/bin/python" -m pytest -ra "$@"
+# The optional aiopquic backend has wheels for Python 3.12+ only: its tests and the
+# wire/unit tests again under 3.12, in a venv of its own, when a python3.12 runs here.
+py312=${PYTHON312:-}
+if [ -z "$py312" ] && command -v python3.12 >/dev/null 2>&1; then
+  if python3.12 -c '' >/dev/null 2>&1; then
+    py312=python3.12
+  elif command -v pyenv >/dev/null 2>&1; then  # a pyenv shim whose version is not selected
+    v=$(pyenv versions --bare 2>/dev/null | grep -E '^3\.12(\.|$)' | tail -n 1 || true)
+    [ -n "$v" ] && py312="$(pyenv root)/versions/$v/bin/python3.12"
+  fi
+fi
+if [ -n "$py312" ] && "$py312" -c 'import sys; assert sys.version_info[:2] >= (3, 12)' >/dev/null 2>&1; then
+  echo "== pytest under $("$py312" -V) (aiopquic backend, wire and unit tests)"
+  VENV312=${YOMO_TEST_VENV312:-.venv-test312}
+  [ -x "$VENV312/bin/python" ] || "$py312" -m venv "$VENV312"
+  "$VENV312/bin/python" -m pip install -q --upgrade pip
+  "$VENV312/bin/python" -m pip install -q -e '.[dev,fast]'
+  "$VENV312/bin/python" -m pytest -ra tests/unit tests/integration/test_backend_aiopquic.py
+else
+  echo "== skipped: aiopquic backend tests (no working python3.12 on PATH; set PYTHON312=/path/to/python3.12)"
+fi

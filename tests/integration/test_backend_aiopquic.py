@@ -17,7 +17,7 @@ pytest.importorskip(
     "aiopquic", reason="aiopquic backend needs Python 3.12+ and pip install 'pyyomo[fast]'"
 )
 
-from yomo.client.core import ClientState
+from yomo.client.core import ClientState, ReconnectPolicy
 from yomo.errors import ConnectError, ConnectionClosedError, TimeoutError, TransportError
 from yomo.transport import (
     DEFAULT_ZIPPER_SETTINGS,
@@ -337,15 +337,23 @@ async def test_zipper_closes_a_producer_it_cannot_hold_back(zipper, clients, cap
 # --- mixing backends -----------------------------------------------------------------
 
 
+#: qh3 2.1 (the zipper's default) fails some handshakes with an aiopquic client ("packet
+#: builder capacity exhausted" in qh3, about 1 in 3 on a loaded machine); clients redial.
+REDIAL = ReconnectPolicy(initial_delay=0.05, max_delay=0.3, connect_timeout=20.0)
+
+
 @pytest.mark.parametrize(
     ("zipper_backend", "client_backend"), [("qh3", "aiopquic"), ("aiopquic", "qh3")]
 )
 async def test_aiopquic_and_qh3_interoperate(zipper, clients, zipper_backend, client_backend):
     z = await zipper(quic=replace(DEFAULT_ZIPPER_SETTINGS, backend=zipper_backend))
     assert z._listener is not None and z._listener.backend.startswith(zipper_backend)
-    cq = QuicSettings(backend=client_backend)
-    _, inbox = await clients.sfn(z, "sfn-mix", [0x30], quic=cq)
-    src = await clients.source(z, "src-mix", quic=cq)
+    cq = QuicSettings(backend=client_backend, handshake_timeout=1.0)
+    _, inbox = await clients.sfn(z, "sfn-mix", [0x30], quic=cq, reconnect=REDIAL)
+    src = await clients.source(z, "src-mix", quic=cq, reconnect=REDIAL)
+    assert type(src._conn).__name__ == (
+        "AiopquicConnection" if client_backend == "aiopquic" else "FrameConnection"
+    )
     for i in range(500):
         await src.send(frame_bytes(0x30, seq_payload(i, KIB)))
     await inbox.wait_count(500, timeout=20.0)
