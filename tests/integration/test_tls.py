@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from yomo.client.core import ReconnectPolicy
 from yomo.errors import ConnectError, ConnectionClosedError, YomoError
-from yomo.transport import TlsConfig, dial
+from yomo.transport import DEFAULT_ZIPPER_SETTINGS, TlsConfig, dial
 from yomo.transport.tls import CertificatePair, generate_ca, issue_certificate
 from yomo.wire import ClientType, HandshakeAckFrame
 
 from .helpers import frame_bytes
 
+#: only aioquic can ask for client certificates: pin it even when YOMO_QUIC_BACKEND says qh3
+MTLS_ZIPPER = replace(DEFAULT_ZIPPER_SETTINGS, backend="aioquic")
 NO_RETRY = ReconnectPolicy(initial_delay=0.05, connect_timeout=0.5, enabled=False)
 
 
@@ -62,7 +65,7 @@ async def test_client_verifying_self_signed_zipper_fails(zipper, pki):
 
 
 async def test_mutual_tls_client_with_ca_certificate_connects(zipper, clients, pki):
-    z = await zipper(tls=pki.tls(pki.server))
+    z = await zipper(tls=pki.tls(pki.server), quic=MTLS_ZIPPER)
     _, inbox = await clients.sfn(z, "sfn-mtls", [1], tls=pki.tls(pki.client))
     src = await clients.source(z, "src-mtls", tls=pki.tls(pki.client))
     for i in range(10):
@@ -89,7 +92,7 @@ async def _refused(z, raw, tls: TlsConfig) -> str:
 
 
 async def test_mutual_tls_client_without_certificate_is_refused(zipper, clients, raw, pki):
-    z = await zipper(tls=pki.tls(pki.server))
+    z = await zipper(tls=pki.tls(pki.server), quic=MTLS_ZIPPER)
     reason = await _refused(z, raw, pki.tls(None))
     assert reason == "mutual TLS: the client presented no certificate"
     assert z.connections() == []
@@ -100,7 +103,7 @@ async def test_mutual_tls_client_without_certificate_is_refused(zipper, clients,
 
 
 async def test_mutual_tls_client_with_other_ca_certificate_is_refused(zipper, clients, raw, pki):
-    z = await zipper(tls=pki.tls(pki.server))
+    z = await zipper(tls=pki.tls(pki.server), quic=MTLS_ZIPPER)
     # the client trusts the zipper but presents a certificate of another CA
     reason = await _refused(z, raw, pki.tls(pki.other_client))
     assert reason.startswith("mutual TLS: client certificate not trusted: "), reason
@@ -113,7 +116,7 @@ async def test_mutual_tls_client_with_other_ca_certificate_is_refused(zipper, cl
 
 
 async def test_client_rejects_zipper_certificate_of_other_ca(zipper, clients, pki):
-    z = await zipper(tls=pki.tls(pki.other_server, pki.other_ca))
+    z = await zipper(tls=pki.tls(pki.other_server, pki.other_ca), quic=MTLS_ZIPPER)
     core = clients.make(z, "src-verify", ClientType.SOURCE, tls=pki.tls(pki.client))
     core.reconnect = NO_RETRY
     with pytest.raises(ConnectError, match="issuer certificate"):
@@ -122,7 +125,7 @@ async def test_client_rejects_zipper_certificate_of_other_ca(zipper, clients, pk
 
 
 async def test_mutual_tls_raw_handshake_after_tls(zipper, raw, pki):
-    z = await zipper(tls=pki.tls(pki.server))
+    z = await zipper(tls=pki.tls(pki.server), quic=MTLS_ZIPPER)
     conn, reply = await raw.handshake(z, name="raw-mtls", tls=pki.tls(pki.client))
     assert isinstance(reply, HandshakeAckFrame)
     assert not conn.closed
