@@ -497,7 +497,12 @@ def _make_protocol_class(backend: _Backend) -> type[Any]:
         def _trickle(self) -> None:
             if not self._paused:
                 return
-            if self._held:
+            conn = self.conn
+            # Trickling adds to the reader's queue; past twice the high-water mark
+            # it stops, so memory stays bounded even for a reader stalled for hours
+            # (the connection then times out and the client reconnects).
+            full = conn is not None and conn._frames_bytes > 2 * conn._settings.recv_high_water
+            if self._held and not full:
                 data, addr = self._held.popleft()
                 super().datagram_received(data, addr)
             if self._paused and not (self.conn is not None and self.conn.closed):
