@@ -16,9 +16,14 @@ How it differs from qh3, and what this module does about it:
   bytes out of its ring. A dialled connection owns its picoquic thread, so
   pausing means not taking events: the peer is held by real flow control.
   The zipper's connections share one engine whose events are taken for all
-  of them at once, so one connection cannot be paused without stalling every
-  other one; a zipper connection whose unread frames pass
-  ``_SERVER_RECV_CAP_FACTOR`` x ``recv_high_water`` is closed with a reason.
+  of them at once, so one connection cannot be paused alone. A zipper
+  connection's unread frames may therefore pass ``recv_high_water``; at
+  ``_SERVER_RECV_CAP_FACTOR`` x ``recv_high_water`` the whole engine stops
+  taking events (every connection waits, held by flow control) until the
+  reader is half a high-water mark below the cap. If it is still above after
+  ``_SERVER_BRAKE_SECONDS`` (a reader stuck, or waiting on a peer that itself
+  waits on the engine), that connection is closed with a reason and the
+  engine goes on.
 * closing: picoquic sends only the error code (0x13), never a reason phrase,
   and reports only the code, so ``close_reason`` of a connection closed by
   its peer is "closed by peer".
@@ -57,8 +62,10 @@ NAME = "aiopquic"
 _SEND_CHUNK = 256 * 1024
 #: Seconds between checks of the send ring while a writer waits (backs up aiopquic's events).
 _SEND_POLL = 0.005
-#: A zipper connection is closed once this many times ``recv_high_water`` bytes wait unread.
+#: At this many times ``recv_high_water`` unread bytes, a zipper stops taking events at all.
 _SERVER_RECV_CAP_FACTOR = 4
+#: Seconds a zipper's engine may stay stopped for one connection before that connection is closed.
+_SERVER_BRAKE_SECONDS = 2.0
 
 _lib_cache: SimpleNamespace | None = None
 
@@ -150,6 +157,10 @@ class AiopquicConnection(FrameConnection):
         self._flush_handle: asyncio.Handle | None = None
         self._poll_handle: asyncio.TimerHandle | None = None
         self._address: tuple[str, int] | None = None
+        self._braking: _Brake | None = None  # the zipper's engine is stopped for this one
+        cap = _SERVER_RECV_CAP_FACTOR * settings.recv_high_water
+        self._brake_cap = cap
+        self._brake_release = cap - settings.recv_high_water // 2
 
     # -- information -------------------------------------------------------
 
@@ -174,6 +185,15 @@ class AiopquicConnection(FrameConnection):
         with contextlib.suppress(Exception):
             ring = int(self._protocol._quic.tx_data_ring_used(self._stream_id))
         return ring + self._pending_bytes
+
+    # -- reading -----------------------------------------------------------
+
+    async def read_frame(self) -> Frame:
+        """The next frame from the peer (see ``FrameConnection.read_frame``)."""
+        frame = await super().read_frame()
+        if self._braking is not None and self._frames_bytes <= self._brake_release:
+            self._braking.release(self)
+        return frame
 
     # -- writing -----------------------------------------------------------
 
@@ -294,6 +314,8 @@ class AiopquicConnection(FrameConnection):
 
     def _on_terminated(self, reason: str, *, remote: bool) -> None:
         super()._on_terminated(reason, remote=remote)
+        if self._braking is not None:
+            self._braking.release(self)
         self._pending.clear()
         self._pending_bytes = 0
         for handle in (self._flush_handle, self._poll_handle):
@@ -313,6 +335,7 @@ def _make_protocol_class(lib: SimpleNamespace) -> type[Any]:
             super().__init__(quic, stream_handler=stream_handler)
             self.conn: AiopquicConnection | None = None
             self._paused = False
+            self._brake: _Brake | None = None  # set on a zipper's connections
             self._on_handshake: Callable[[Any], None] | None = None
             self._handshake_done = asyncio.Event()
 
@@ -368,13 +391,15 @@ def _make_protocol_class(lib: SimpleNamespace) -> type[Any]:
         def _pause_reading(self) -> None:
             conn = self.conn
             if self._quic._engine is not None:  # zipper side: shared engine, see module notes
-                if conn is not None:
-                    cap = _SERVER_RECV_CAP_FACTOR * conn._settings.recv_high_water
-                    if conn.recv_backlog > cap and not conn.closed:
-                        conn._abort(
-                            f"stopped reading with {conn.recv_backlog} bytes unread: the "
-                            "aiopquic backend cannot hold back a zipper's client"
-                        )
+                brake = self._brake
+                if (
+                    brake is not None
+                    and conn is not None
+                    and conn._braking is None
+                    and conn._frames_bytes > conn._brake_cap
+                    and not conn.closed
+                ):
+                    brake.engage(conn)
                 return
             if not self._paused:
                 self._paused = True
@@ -396,6 +421,70 @@ def _make_protocol_class(lib: SimpleNamespace) -> type[Any]:
 
 
 # --- server -----------------------------------------------------------------
+
+
+class _Brake:
+    """Stops a zipper's engine from taking events while a connection is over its cap."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.server: Any = None  # aiopquic's QuicServer, once listening
+        self.closed = False
+        self._held: dict[AiopquicConnection, asyncio.TimerHandle] = {}
+        self._stopped = False
+
+    def engage(self, conn: AiopquicConnection) -> None:
+        conn._braking = self
+        self._held[conn] = self._loop.call_later(_SERVER_BRAKE_SECONDS, self._expire, conn)
+        engine = getattr(self.server, "_engine", None)
+        if not self._stopped and engine is not None and not self.closed:
+            self._stopped = True
+            with contextlib.suppress(Exception):
+                self._loop.remove_reader(engine.eventfd)
+
+    def release(self, conn: AiopquicConnection) -> None:
+        conn._braking = None
+        timer = self._held.pop(conn, None)
+        if timer is not None:
+            timer.cancel()
+        if self._stopped and not self._held:
+            self._stopped = False
+            engine = getattr(self.server, "_engine", None)
+            if engine is not None and not self.closed and engine.eventfd >= 0:
+                self._loop.add_reader(engine.eventfd, self._drain)
+                self._loop.call_soon(self._drain)
+
+    def _drain(self) -> None:
+        # aiopquic's own reader, except that nothing is taken while stopped
+        engine = getattr(self.server, "_engine", None)
+        if not self._stopped and not self.closed and engine is not None:
+            engine.drain_and_route()
+
+    def _expire(self, conn: AiopquicConnection) -> None:
+        self._held.pop(conn, None)
+        conn._abort(
+            f"stopped reading with {conn.recv_backlog} bytes unread for "
+            f"{_SERVER_BRAKE_SECONDS:g} s; the aiopquic backend cannot hold back one "
+            "client of a zipper alone"
+        )  # _on_terminated releases the brake
+
+    def close(self) -> None:
+        self.closed = True
+        for timer in self._held.values():
+            timer.cancel()
+        self._held.clear()
+        if self.server is not None:
+            self.server.close()
+
+
+class _Server:
+    """What ``Listener`` closes: the brake, then aiopquic's server."""
+
+    def __init__(self, brake: _Brake) -> None:
+        self._brake = brake
+
+    def close(self) -> None:
+        self._brake.close()
 
 
 def _family(host: str) -> int | None:
@@ -438,6 +527,7 @@ async def listen(
     config.load_cert_chain(cert_file, key_file)
     loop = asyncio.get_running_loop()
     tasks: set[asyncio.Task[None]] = set()
+    brake = _Brake(loop)
 
     async def run(conn: FrameConnection) -> None:
         try:
@@ -459,6 +549,7 @@ async def listen(
         protocol = lib.protocol_class(quic, stream_handler=stream_handler)
         protocol.conn = AiopquicConnection(protocol, settings, is_client=False)
         protocol._on_handshake = handshake_done
+        protocol._brake = brake
         return protocol
 
     attempts = 5 if port == 0 else 1
@@ -479,7 +570,8 @@ async def listen(
             "IPv6" if family == socket.AF_INET6 else "IPv4",
             host,
         )
-    return Listener(server, (host, bind_port), tls.mode, f"{NAME} {lib.version}")
+    brake.server = server
+    return Listener(_Server(brake), (host, bind_port), tls.mode, f"{NAME} {lib.version}")
 
 
 # --- client -----------------------------------------------------------------
