@@ -279,7 +279,7 @@ class ClientCore:
                     error = ConnectError(
                         f"cannot connect to zipper at {self.zipper_addr} after "
                         f"{attempt + 1} attempt(s) in {self.reconnect.connect_timeout:g} s: "
-                        f"{exc.message}"
+                        f"{_last_cause(exc.message)}"
                     )
                     self._finish(error)
                     self._report(error)
@@ -535,6 +535,14 @@ class ClientCore:
     def closed(self) -> bool:
         """True once the client is closed."""
         return self._closed.is_set()
+
+
+def _last_cause(message: str) -> str:
+    """``"cannot connect to zipper h:p: no handshake"`` -> ``"no handshake"`` (no repeats)."""
+    prefix = "cannot connect to zipper "
+    if message.startswith(prefix) and ": " in message:
+        return message.split(": ", 1)[1]
+    return message
 
 
 def _rejection(message: str) -> RejectedError:
