@@ -5,6 +5,7 @@ so bench/run.py drives either the same way::
 
     python bench/pyclient.py source -zipper 127.0.0.1:9000 -tag 0x10 -size 1024 -duration 3
     python bench/pyclient.py sink -zipper 127.0.0.1:9000 -observe 0x10 -size 1024
+    python bench/pyclient.py idle -zipper 127.0.0.1:9000 -n 300
 """
 
 from __future__ import annotations
@@ -123,6 +124,47 @@ async def run_sink(args: argparse.Namespace) -> None:
     await sfn.close()
 
 
+async def run_idle(args: argparse.Namespace) -> None:
+    fns: list[yomo.aio.StreamFunction] = []
+    slots = asyncio.Semaphore(args.parallel)
+    failed = 0
+
+    async def one(i: int) -> None:
+        nonlocal failed
+        async with slots:
+            fn = yomo.aio.StreamFunction(
+                f"bench-py-idle-{i}", args.zipper, observe_data_tags=[0x99]
+            )
+            fn.set_handler(lambda ctx: None)
+            try:
+                await fn.connect()
+            except Exception:
+                failed += 1
+                return
+            fns.append(fn)
+
+    start = time.monotonic()
+    await asyncio.gather(*(one(i) for i in range(args.n)))
+    secs = time.monotonic() - start
+    emit(
+        {
+            "event": "connected",
+            "n": args.n,
+            "ok": len(fns),
+            "failed": failed,
+            "seconds": secs,
+            "hps": len(fns) / secs,
+        }
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(stop.wait(), 300)
+    await asyncio.gather(*(fn.close() for fn in fns), return_exceptions=True)
+
+
 def _seconds(text: str) -> float:
     return float(text[:-1] if text.endswith("s") else text)
 
@@ -140,8 +182,13 @@ def main(argv: list[str] | None = None) -> None:
     sink.add_argument("-zipper", default="127.0.0.1:9000")
     sink.add_argument("-observe", default="0x10")
     sink.add_argument("-size", type=int, default=0)
+    idle = sub.add_parser("idle")
+    idle.add_argument("-zipper", default="127.0.0.1:9000")
+    idle.add_argument("-n", type=int, default=300)
+    idle.add_argument("-parallel", type=int, default=16)
     args = parser.parse_args(argv)
-    asyncio.run(run_source(args) if args.cmd == "source" else run_sink(args))
+    run = {"source": run_source, "sink": run_sink, "idle": run_idle}[args.cmd]
+    asyncio.run(run(args))
 
 
 if __name__ == "__main__":

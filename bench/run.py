@@ -66,6 +66,7 @@ class Settings:
     rates: tuple[int, ...]
     lat_duration: dict[int, float]
     idle_n: int
+    idle_py_n: int
     idle_parallel: int
     profile_seconds: float
     budget: float  # seconds for the whole run; runs past it are skipped
@@ -85,6 +86,7 @@ class Settings:
                 rates=(1000, 10000),
                 lat_duration={1000: 2.0, 10000: 1.5},
                 idle_n=200,
+                idle_py_n=100,
                 idle_parallel=16,
                 profile_seconds=3.0,
                 budget=budget or 300.0,
@@ -100,6 +102,7 @@ class Settings:
             rates=(1000, 10000),
             lat_duration={1000: 5.0, 10000: 3.0},
             idle_n=1000,
+            idle_py_n=300,
             idle_parallel=16,
             profile_seconds=6.0,
             budget=budget or 840.0,
@@ -350,13 +353,19 @@ def run_latency(r: Runner, kind: str, rate: int) -> dict[str, Any]:
     return {k: s[k] for k in s if k != "event"}
 
 
-def run_idle(r: Runner, kind: str) -> dict[str, Any]:
-    """Scenario 4: n idle Go stream functions; zipper RSS per connection and handshakes/s."""
+def run_idle(r: Runner, kind: str, clients: str = "go") -> dict[str, Any]:
+    """Scenario 4: n idle stream functions; zipper RSS per connection and handshakes/s."""
     r.check_budget(25)
     with r.zipper(kind) as (z, addr):
         time.sleep(1.0)
         rss0 = _zipper_rss(z)
-        idle = r.go("idle", f"-zipper={addr}", f"-n={r.s.idle_n}", f"-parallel={r.s.idle_parallel}")
+        if clients == "go":
+            idle = r.go(
+                "idle", f"-zipper={addr}", f"-n={r.s.idle_n}", f"-parallel={r.s.idle_parallel}"
+            )
+        else:
+            n = r.s.idle_py_n
+            idle = r.py("idle", "-zipper", addr, "-n", str(n), "-parallel", str(r.s.idle_parallel))
         try:
             ev = idle.wait_event("connected", 90)
             time.sleep(2.0)  # let keep-alives and buffers settle
@@ -669,6 +678,8 @@ TABLE = [
     ("latency-10000", "rate_achieved", "Latency @10,000/s rate achieved", "msg/s", True, None),
     ("idle", "kib_per_conn", "Idle functions: memory per connection", "KiB", False, 1.0),
     ("idle", "handshakes_per_s", "Idle functions: handshakes", "per s", True, None),
+    ("idle-py", "kib_per_conn", "Idle Python functions: memory per connection", "KiB", False, None),
+    ("idle-py", "handshakes_per_s", "Idle Python functions: handshakes", "per s", True, None),
     ("throughput-64", "zipper_cpu_us_per_frame", "Zipper CPU per frame, 64 B", "µs", False, None),
     (
         "throughput-1024",
@@ -983,9 +994,13 @@ def charts(res: dict[str, Any]) -> list[str]:
     fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(13, 4))
     bars(a1, ["fanout-8"], "fps", ["1 source -> 8 functions"])
     a1.set_title("Fan-out: frames/s delivered (1 KiB)")
-    bars(a2, ["idle"], "kib_per_conn", [f"{res['settings']['idle_n']} idle functions"])
+    idle_cases = ["idle", "idle-py"] if "idle-py" in s else ["idle"]
+    idle_labels = [f"{res['settings']['idle_n']} Go functions"]
+    if len(idle_cases) == 2:
+        idle_labels.append(f"{res['settings'].get('idle_py_n', '?')} Python functions")
+    bars(a2, idle_cases, "kib_per_conn", idle_labels)
     a2.set_title("Zipper memory per idle connection (KiB)")
-    bars(a3, ["idle"], "handshakes_per_s", ["handshakes/s"])
+    bars(a3, idle_cases, "handshakes_per_s", idle_labels)
     a3.set_title("Handshakes per second")
     fig.tight_layout()
     fig.savefig(CHARTS_DIR / "scale.png", dpi=110)
@@ -1010,6 +1025,7 @@ def run_all(r: Runner, log: Callable[[str], None]) -> list[dict[str, Any]]:
     for rate in s.rates:
         plan.append((f"latency-{rate}", lambda z, rate=rate: run_latency(r, z, rate)))
     plan.append(("idle", lambda z: run_idle(r, z)))
+    plan.append(("idle-py", lambda z: run_idle(r, z, clients="py")))
     plan.append(("clients-py-1024", lambda z: run_throughput(r, z, 1024, clients="py")))
     only = {"clients-py-1024-aioquic": ("ours-aioquic",)}
     plan.append(("clients-py-1024-aioquic", lambda z: run_throughput(r, z, 1024, clients="py")))
