@@ -863,7 +863,7 @@ def render_markdown(res: dict[str, Any]) -> str:
 
 HEADER = """# Benchmarks: YoMo for Python vs Go YoMo v1.22.3
 
-Run the whole suite (about 10 minutes on 2 cores; `--quick` takes about 3):
+Run the whole suite (about 10 minutes on 2 cores; `--quick`, about 2, writes only bench/out/):
 
     .venv-test/bin/python bench/run.py            # or: bash bench/run.sh
     .venv-test/bin/python bench/run.py --quick
