@@ -983,7 +983,15 @@ def charts(res: dict[str, Any]) -> list[str]:
         ax.set_xticks(range(3), ["p50", "p99", "p99.9"])
         ax.set_yscale("log")
         ax.set_ylabel("ms (log)")
-        ax.set_title(f"{rate:,}/s, source -> zipper -> A -> zipper -> sink")
+        got = [
+            ((s.get(case, {}).get(z) or {}).get("rate_achieved") or {}).get("median", 0.0)
+            for z in ZIPPERS
+        ]
+        ax.set_title(
+            f"{rate:,}/s target (achieved: ours {got[0]:,.0f}, Go {got[1]:,.0f})\n"
+            "source -> zipper -> A -> zipper -> sink",
+            fontsize=10,
+        )
         ax.legend(fontsize=8)
     fig.suptitle("Round-trip latency (64 B payload; median of repeats)")
     fig.tight_layout()
