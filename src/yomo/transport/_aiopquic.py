@@ -53,7 +53,7 @@ from yomo.wire import Frame
 from .quic import ALPN, CLOSE_CODE, FrameConnection, Listener, QuicSettings, _describe_code
 from .tls import TlsConfig
 
-__all__ = ["NAME", "AiopquicConnection", "dial", "listen", "load"]
+__all__ = ["NAME", "AiopquicConnection", "dial", "listen"]
 
 log = logging.getLogger("yomo.transport")
 
@@ -112,12 +112,6 @@ def _quiet_yomo_closes(record: logging.LogRecord) -> bool:
         and len(args) == 2
         and args[1] == CLOSE_CODE
     )
-
-
-def load() -> tuple[str, Any, Any]:
-    """``(version, connect, base protocol class)``; raises TransportError when not installed."""
-    lib = _lib()
-    return lib.version, lib.connect, lib.base_protocol
 
 
 def _pow2(n: int) -> int:
