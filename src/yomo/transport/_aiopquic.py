@@ -148,6 +148,7 @@ class AiopquicConnection(FrameConnection):
         self._loop = asyncio.get_running_loop()
         self._pending: deque[bytes] = deque()
         self._pending_bytes = 0
+        self._ring_bound = 0  # ring bytes at the last flush: the ring only shrinks until the next
         self._flush_handle: asyncio.Handle | None = None
         self._poll_handle: asyncio.TimerHandle | None = None
         self._address: tuple[str, int] | None = None
@@ -217,7 +218,12 @@ class AiopquicConnection(FrameConnection):
         self._pending_bytes += size
         if self._flush_handle is None:
             self._flush_handle = self._loop.call_soon(self._flush)
-        if self._drained.is_set() and self.send_backlog > self._settings.send_high_water:
+        high = self._settings.send_high_water
+        if (
+            self._drained.is_set()
+            and self._pending_bytes + self._ring_bound > high
+            and self.send_backlog > high
+        ):
             self._drained.clear()
             self._watch_send()
 
@@ -245,9 +251,10 @@ class AiopquicConnection(FrameConnection):
                 quic.send_stream_data(sid, chunk)
             except BufferError:  # ring (or picoquic's event ring) full: retry when it drains
                 self._watch_send()
-                return
+                break
             pending.popleft()
             self._pending_bytes -= len(chunk)
+        self._ring_bound = int(quic.tx_data_ring_used(sid))
 
     def _check_drained(self) -> None:
         if self._pending:
