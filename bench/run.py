@@ -50,6 +50,22 @@ RESULTS_MD = BENCH / "RESULTS.md"
 BEGIN = "<!-- bench/run.py: generated section begin -->"
 END = "<!-- bench/run.py: generated section end -->"
 ZIPPERS = ("ours", "go")
+#: Our zipper on the opt-in aiopquic backend (needs a Python 3.12 venv): a third zipper when present.
+AIOPQUIC = "ours-aiopquic"
+NAMES = {
+    "ours": "ours",
+    AIOPQUIC: "ours, aiopquic",
+    "go": "Go v1.22.3",
+    "ours-aioquic": "ours, aioquic only",
+}
+
+
+def zippers_in(summary: dict[str, Any]) -> tuple[str, ...]:
+    """The zippers of a run, in table order."""
+    present = {z for case in summary.values() for z in case}
+    return tuple(z for z in ("ours", AIOPQUIC, "go") if z in present) or ZIPPERS
+
+
 TAG_IN, TAG_OUT = "0x10", "0x11"
 
 
@@ -95,20 +111,25 @@ class Settings:
         return cls(
             quick=False,
             repeats=3,
-            duration=4.0,
+            duration=3.0,
             sizes=(64, 1024, 65536),
             fanout=8,
             fanout_size=1024,
             rates=(1000, 10000),
-            lat_duration={1000: 5.0, 10000: 3.0},
+            lat_duration={1000: 5.0, 10000: 2.0},
             idle_n=1000,
             idle_py_n=300,
             idle_parallel=16,
-            profile_seconds=6.0,
+            profile_seconds=4.0,
             budget=budget or 840.0,
             ours_backend=ours_backend,
             # the goal figures, and the noisiest: more samples of them.
-            extra_repeats={"throughput-1024": 5, "latency-1000": 5},
+            extra_repeats={
+                "throughput-1024": 5,
+                "latency-1000": 5,
+                "idle-py": 2,
+                "clients-py-1024-aioquic": 2,
+            },
         )
 
 
@@ -132,6 +153,8 @@ class Runner:
         self.base_env: dict[str, str] = {}
         self.ours_env: dict[str, str] = {}
         self.notes: list[str] = []
+        self.zippers: tuple[str, ...] = ZIPPERS
+        self.py312: str | None = None
 
     # -- time --------------------------------------------------------------
 
@@ -179,7 +202,11 @@ class Runner:
         port = gh.free_udp_port()
         cfg = self.tmp / f"zipper-{kind}-{port}.yaml"
         cfg.write_text(yaml.safe_dump({"name": f"bench-{kind}", "host": "127.0.0.1", "port": port}))
-        if kind.startswith("ours"):
+        if kind == AIOPQUIC:
+            assert self.py312 is not None
+            argv = [self.py312, "-m", "yomo", "serve", "-c", str(cfg)]
+            env = {"YOMO_LOG_LEVEL": "info", **self.base_env, "YOMO_QUIC_BACKEND": "aiopquic"}
+        elif kind.startswith("ours"):
             argv = [sys.executable, "-m", "yomo", "serve", "-c", str(cfg)]
             env = {"YOMO_LOG_LEVEL": "info", **self.base_env, **self.ours_env}
             if kind == "ours-aioquic":  # diagnostic: the whole zipper on aioquic
@@ -388,16 +415,18 @@ def run_idle(r: Runner, kind: str, clients: str = "go") -> dict[str, Any]:
 # --------------------------------------------------------------------------- profile
 
 
-def run_profile(r: Runner, clients: str = "go", size: int = 1024) -> dict[str, Any]:
+def run_profile(
+    r: Runner, clients: str = "go", size: int = 1024, kind: str = "ours"
+) -> dict[str, Any]:
     """py-spy on our zipper while a source pushes 1 KiB frames to a function (Go or Python)."""
     pyspy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(pyspy).exists():
         return {"error": "py-spy is not installed (pip install py-spy)"}
     secs = r.s.profile_seconds
     r.check_budget(secs + 15)
-    raw = OUT_DIR / f"profile-{clients}-{time.strftime('%Y%m%dT%H%M%S')}.txt"
+    raw = OUT_DIR / f"profile-{kind}-{clients}-{time.strftime('%Y%m%dT%H%M%S')}.txt"
     dur = f"{secs + 2}s"
-    with r.zipper("ours") as (z, addr):
+    with r.zipper(kind) as (z, addr):
         if clients == "go":
             sink = r.go("sink", f"-zipper={addr}", f"-observe={TAG_IN}", f"-size={size}")
         else:
@@ -451,6 +480,8 @@ def _category(file: str, func: str) -> str:
         return "UDP socket syscalls (sendto/recvfrom, sendmmsg/recvmmsg)"
     if "/qh3/" in f:
         return "qh3 (QUIC: packets, crypto, ACKs, loss recovery)"
+    if "/aiopquic/" in f:
+        return "aiopquic binding (Python side; picoquic's C threads are not sampled)"
     if "/aioquic/" in f:
         return "aioquic (QUIC: packets, crypto, ACKs, loss recovery)"
     if "yomo/wire" in f:
@@ -466,7 +497,7 @@ def _category(file: str, func: str) -> str:
     return "other"
 
 
-_OURS_AND_QUIC = ("yomo/transport", "yomo/zipper", "yomo/wire", "qh3/", "aioquic/")
+_OURS_AND_QUIC = ("yomo/transport", "yomo/zipper", "yomo/wire", "qh3/", "aioquic/", "aiopquic/")
 
 
 def summarize_profile(raw: Path) -> dict[str, Any]:
@@ -593,6 +624,54 @@ def probe_ours(r: Runner, log: Callable[[str], None]) -> None:
         f"({r.probe_error}); every Go-client figure for our zipper is missing."  # type: ignore[attr-defined]
     )
     r.ours_env = {}
+
+
+def probe_aiopquic(r: Runner, log: Callable[[str], None], py312: str | None) -> None:
+    """Add our zipper on aiopquic as a third zipper when a Python 3.12 venv has it."""
+    candidates = (
+        [py312]
+        if py312
+        else [str(ROOT / v / "bin" / "python") for v in (".venv-312", ".venv-test312")]
+    )
+    env = {**os.environ, **r.base_env}
+    for py in candidates:
+        if not Path(py).exists():
+            continue
+        ok = subprocess.run(
+            [py, "-c", "import aiopquic, yomo.transport"],
+            env=env,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        if ok.returncode != 0:
+            continue
+        r.py312 = py
+        try:
+            with r.zipper(AIOPQUIC) as (_z, addr):
+                src = r.go("source", f"-zipper={addr}", "-count=1", "-duration=2s", "-size=64")
+                try:
+                    _connected(src)
+                finally:
+                    r.stop(src)
+        except Exception as e:
+            log(f"ours on aiopquic ({py}): Go client could not connect: {e}")
+            r.stop_all()
+            continue
+        r.zippers = ("ours", AIOPQUIC, "go")
+        ver = subprocess.run(
+            [py, "-c", "import sys, aiopquic; print(sys.version.split()[0], getattr(aiopquic, '__version__', '?'))"],
+            env=env, capture_output=True, text=True, timeout=60, check=False,
+        ).stdout.split()  # fmt: skip
+        r.notes.append(
+            f'Third zipper "{NAMES[AIOPQUIC]}": our zipper with the opt-in '
+            f"`YOMO_QUIC_BACKEND=aiopquic` (aiopquic {ver[1] if len(ver) > 1 else '?'}, "
+            f"Python {ver[0] if ver else '?'} from `{Path(py).parent.parent.name}`), same clients. "
+            "It is not the default: it needs Python 3.12+ and has no mutual TLS."
+        )
+        log(f"ours on aiopquic: {py} accepts Go clients; running three zippers")
+        return
+    log("ours on aiopquic: no Python 3.12 venv with aiopquic; two zippers")
 
 
 def machine(toolchain: gh.GoToolchain, bins: gh.GoBins) -> dict[str, Any]:
@@ -729,23 +808,24 @@ def _cell(st: dict[str, Any] | None) -> str:
 
 def goal_lines(summary: dict[str, Any]) -> list[str]:
     lines = []
-    for case, metric, label, _unit, higher, goal in TABLE:
-        if goal is None:
-            continue
-        o = (summary.get(case, {}).get("ours") or {}).get(metric)
-        g = (summary.get(case, {}).get("go") or {}).get(metric)
-        if not o or not g or not g["median"]:
-            lines.append(f"- {label}: not measured in this run.")
-            continue
-        ratio = o["median"] / g["median"]
-        if higher:
-            met = ratio >= goal
-            gap = f"{(goal / ratio - 1) * 100:.0f} % short" if not met else "met"
-            lines.append(f"- {label}: ours/Go = {ratio:.2f}x (goal >= {goal:g}x): {gap}.")
-        else:
-            met = ratio <= goal
-            gap = f"{(ratio / goal - 1) * 100:.0f} % over" if not met else "met"
-            lines.append(f"- {label}: ours/Go = {ratio:.2f}x (goal <= {goal:g}x): {gap}.")
+    for ours in (z for z in zippers_in(summary) if z != "go"):
+        who = NAMES[ours]
+        for case, metric, label, _unit, higher, goal in TABLE:
+            if goal is None:
+                continue
+            o = (summary.get(case, {}).get(ours) or {}).get(metric)
+            g = (summary.get(case, {}).get("go") or {}).get(metric)
+            if not o or not g or not g["median"]:
+                lines.append(f"- {label} ({who}): not measured in this run.")
+                continue
+            ratio = o["median"] / g["median"]
+            if higher:
+                gap = "met" if ratio >= goal else f"{(goal / ratio - 1) * 100:.0f} % short"
+                rel = ">="
+            else:
+                gap = "met" if ratio <= goal else f"{(ratio / goal - 1) * 100:.0f} % over"
+                rel = "<="
+            lines.append(f"- {label} ({who}): {ratio:.2f}x Go (goal {rel} {goal:g}x): {gap}.")
     return lines
 
 
@@ -790,12 +870,23 @@ def render_markdown(res: dict[str, Any]) -> str:
         ]
     for note in res.get("notes", []):
         L += ["", f"**Note:** {note}"]
-    L += ["", "| scenario | unit | ours | Go v1.22.3 | ours/Go |", "|---|---|---|---|---|"]
+    zs = zippers_in(s)
+    ours_all = [z for z in zs if z != "go"]
+    head = " | ".join(NAMES[z] for z in zs)
+    ratios = " | ".join(f"{NAMES[z]}/Go" for z in ours_all)
+    L += [
+        "",
+        f"| scenario | unit | {head} | {ratios} |",
+        "|---|---|" + "---|" * (len(zs) + len(ours_all)),
+    ]
     for case, metric, label, unit, _higher, _goal in TABLE:
-        o = (s.get(case, {}).get("ours") or {}).get(metric)
         g = (s.get(case, {}).get("go") or {}).get(metric)
-        ratio = f"{o['median'] / g['median']:.2f}x" if o and g and g["median"] else "n/a"
-        L.append(f"| {label} | {unit} | {_cell(o)} | {_cell(g)} | {ratio} |")
+        cells = [_cell((s.get(case, {}).get(z) or {}).get(metric)) for z in zs]
+        rs = []
+        for z in ours_all:
+            o = (s.get(case, {}).get(z) or {}).get(metric)
+            rs.append(f"{o['median'] / g['median']:.2f}x" if o and g and g["median"] else "n/a")
+        L.append(f"| {label} | {unit} | {' | '.join(cells)} | {' | '.join(rs)} |")
     L += ["", "### Goals (ratios from this run)", "", *goal_lines(s)]
 
     L += ["", "### Clients: Python vs Go, 1 KiB source -> zipper -> function", ""]
@@ -803,14 +894,13 @@ def render_markdown(res: dict[str, Any]) -> str:
         "| zipper | Go source + Go function | Python source + Python function | Python/Go |",
         "|---|---|---|---|",
     ]
-    for z in ZIPPERS:
+    for z in zs:
         go_c = (s.get("throughput-1024", {}).get(z) or {}).get("fps")
         py_c = (s.get("clients-py-1024", {}).get(z) or {}).get("fps")
         ratio = (
             f"{py_c['median'] / go_c['median']:.2f}x" if go_c and py_c and go_c["median"] else "n/a"
         )
-        name = "ours" if z == "ours" else "Go v1.22.3"
-        L.append(f"| {name} (frames/s) | {_cell(go_c)} | {_cell(py_c)} | {ratio} |")
+        L.append(f"| {NAMES[z]} (frames/s) | {_cell(go_c)} | {_cell(py_c)} | {ratio} |")
     diag = s.get("clients-py-1024-aioquic", {}).get("ours-aioquic") or {}
     qh3 = s.get("clients-py-1024", {}).get("ours") or {}
     if diag.get("fps"):
@@ -849,8 +939,13 @@ def render_markdown(res: dict[str, Any]) -> str:
         "- every frame arrived, in order, with the right length."
     ]
 
-    for key, who in (("profile", "Go"), ("profile_py", "Python")):
-        L += _render_profile(res, res.get(key) or {}, who)
+    for key, who, kind in (
+        ("profile", "Go", "ours"),
+        ("profile_py", "Python", "ours"),
+        ("profile_aiopquic", "Go", AIOPQUIC),
+    ):
+        if key in res:
+            L += _render_profile(res, res.get(key) or {}, who, kind)
     L += [
         "",
         "Charts: `bench/charts/throughput.png`, `bench/charts/latency.png`, `bench/charts/scale.png`. "
@@ -873,8 +968,17 @@ It needs Go on PATH (builds Go YoMo v1.22.3 and bench/go into .cache/go) and the
 """
 
 
-def _render_profile(res: dict[str, Any], prof: dict[str, Any], who: str) -> list[str]:
-    L = ["", f"### Profile of our zipper (py-spy), 1 KiB source -> function, {who} clients", ""]
+def _render_profile(
+    res: dict[str, Any], prof: dict[str, Any], who: str, kind: str = "ours"
+) -> list[str]:
+    zipper = "our zipper" if kind == "ours" else f"our zipper on aiopquic ({NAMES[kind]})"
+    L = ["", f"### Profile of {zipper} (py-spy), 1 KiB source -> function, {who} clients", ""]
+    if kind == AIOPQUIC:
+        L.append(
+            "py-spy sees the Python threads only: picoquic's own C threads (the QUIC work) "
+            "are not in these samples, so this is the Python side of the zipper."
+        )
+        L.append("")
     if prof.get("error"):
         return [*L, f"Not profiled: {prof['error']}"]
     if not prof:
@@ -925,13 +1029,18 @@ def charts(res: dict[str, Any]) -> list[str]:
 
     CHARTS_DIR.mkdir(parents=True, exist_ok=True)
     s = res["summary"]
-    colors = {"ours": "#3776ab", "go": "#00add8"}
-    names = {"ours": "ours (Python)", "go": "Go v1.22.3"}
+    colors = {"ours": "#3776ab", AIOPQUIC: "#ffd43b", "go": "#00add8"}
+    names = {"ours": "ours (Python)", AIOPQUIC: "ours, aiopquic (opt-in)", "go": "Go v1.22.3"}
+    zs = zippers_in(s)
+    width = 0.8 / len(zs)
+
+    def offset(i: int) -> float:
+        return (i - (len(zs) - 1) / 2) * width
+
     written = []
 
     def bars(ax: Any, cases: list[str], metric: str, labels: list[str], log: bool = False) -> None:
-        width = 0.38
-        for i, z in enumerate(ZIPPERS):
+        for i, z in enumerate(zs):
             med, lo, hi = [], [], []
             for c in cases:
                 st = (s.get(c, {}).get(z) or {}).get(metric)
@@ -939,7 +1048,7 @@ def charts(res: dict[str, Any]) -> list[str]:
                 med.append(v)
                 lo.append(v - st["min"] if st else 0.0)
                 hi.append(st["max"] - v if st else 0.0)
-            xs = [x + (i - 0.5) * width for x in range(len(cases))]
+            xs = [x + offset(i) for x in range(len(cases))]
             ax.bar(xs, med, width, yerr=[lo, hi], capsize=3, label=names[z], color=colors[z])
             for x, v in zip(xs, med, strict=True):
                 if v:
@@ -969,13 +1078,12 @@ def charts(res: dict[str, Any]) -> list[str]:
     fig, axes = plt.subplots(1, len(rates), figsize=(5.5 * len(rates), 4.2))
     for ax, rate in zip(list(axes) if len(rates) > 1 else [axes], rates, strict=True):
         case = f"latency-{rate}"
-        width = 0.38
-        for i, z in enumerate(ZIPPERS):
+        for i, z in enumerate(zs):
             vals = []
             for met in ("p50_ms", "p99_ms", "p999_ms"):
                 st = (s.get(case, {}).get(z) or {}).get(met)
                 vals.append(st["median"] if st else 0.0)
-            xs = [x + (i - 0.5) * width for x in range(3)]
+            xs = [x + offset(i) for x in range(3)]
             ax.bar(xs, vals, width, label=names[z], color=colors[z])
             for x, v in zip(xs, vals, strict=True):
                 if v:
@@ -983,14 +1091,14 @@ def charts(res: dict[str, Any]) -> list[str]:
         ax.set_xticks(range(3), ["p50", "p99", "p99.9"])
         ax.set_yscale("log")
         ax.set_ylabel("ms (log)")
-        got = [
-            ((s.get(case, {}).get(z) or {}).get("rate_achieved") or {}).get("median", 0.0)
-            for z in ZIPPERS
-        ]
+        got = ", ".join(
+            f"{NAMES[z]} "
+            f"{((s.get(case, {}).get(z) or {}).get('rate_achieved') or {}).get('median', 0.0):,.0f}"
+            for z in zs
+        )
         ax.set_title(
-            f"{rate:,}/s target (achieved: ours {got[0]:,.0f}, Go {got[1]:,.0f})\n"
-            "source -> zipper -> A -> zipper -> sink",
-            fontsize=10,
+            f"{rate:,}/s target; achieved: {got}\nsource -> zipper -> A -> zipper -> sink",
+            fontsize=9,
         )
         ax.legend(fontsize=8)
     fig.suptitle("Round-trip latency (64 B payload; median of repeats)")
@@ -1040,7 +1148,7 @@ def run_all(r: Runner, log: Callable[[str], None]) -> list[dict[str, Any]]:
     go_blocked = getattr(r, "ours_backend_used", "") == "none"
     for case, fn in plan:
         for rep in range(s.extra_repeats.get(case, s.repeats)):
-            order = ZIPPERS if rep % 2 == 0 else tuple(reversed(ZIPPERS))
+            order = r.zippers if rep % 2 == 0 else tuple(reversed(r.zippers))
             order = only.get(case, order)
             for z in order:
                 entry: dict[str, Any] = {"case": case, "zipper": z, "repeat": rep + 1}
@@ -1092,6 +1200,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--budget", type=float, default=None, help="seconds for the whole run")
     ap.add_argument("--no-profile", action="store_true")
+    ap.add_argument(
+        "--py312",
+        metavar="PYTHON",
+        help="Python 3.12+ with yomo and aiopquic for the third zipper "
+        "(default: .venv-312 or .venv-test312 if they have aiopquic)",
+    )
+    ap.add_argument("--no-aiopquic", action="store_true", help="leave out our aiopquic zipper")
     ap.add_argument(
         "--nice",
         type=int,
@@ -1146,26 +1261,25 @@ def main(argv: list[str] | None = None) -> int:
             r.base_env = {"PYTHONPATH": str(Path(args.ours_src).resolve())}
         try:
             probe_ours(r, log)
+            if not args.no_aiopquic:
+                probe_aiopquic(r, log, args.py312)
             runs = run_all(r, log)
-            profile: dict[str, Any] = {}
-            profile_py: dict[str, Any] = {}
+            profiles: dict[str, dict[str, Any]] = {}
             if not args.no_profile:
-                for clients in ("go", "py"):
+                plan = [("profile", "go", "ours"), ("profile_py", "py", "ours")]
+                if AIOPQUIC in r.zippers:
+                    plan.append(("profile_aiopquic", "go", AIOPQUIC))
+                for key, clients, kind in plan:
                     if clients == "go" and getattr(r, "ours_backend_used", "none") == "none":
                         continue
                     try:
-                        prof = run_profile(r, clients)
+                        prof = run_profile(r, clients, kind=kind)
                     except Exception as e:
                         prof = {"error": f"{type(e).__name__}: {e}"[:500]}
                     finally:
                         r.stop_all()
-                    if clients == "go":
-                        profile = prof
-                    else:
-                        profile_py = prof
-                    log(
-                        f"profile ({clients} clients): {json.dumps(prof.get('by_area', prof))[:300]}"
-                    )
+                    profiles[key] = prof
+                    log(f"{key}: {json.dumps(prof.get('by_area', prof))[:300]}")
         finally:
             r.stop_all()
     cmd = "python bench/run.py" + (" --quick" if args.quick else "")
@@ -1185,8 +1299,14 @@ def main(argv: list[str] | None = None) -> int:
         "notes": r.notes,
         "runs": runs,
         "summary": summarize(runs),
-        "profile": profile,
-        "profile_py": profile_py,
+        "profile": profiles.get("profile", {}),
+        "profile_py": profiles.get("profile_py", {}),
+        **(
+            {"profile_aiopquic": profiles["profile_aiopquic"]}
+            if "profile_aiopquic" in profiles
+            else {}
+        ),
+        "zippers": list(r.zippers),
     }
     stamp = time.strftime("%Y%m%dT%H%M%S")
     out = OUT_DIR / f"bench-{stamp}{'-quick' if args.quick else ''}.json"
