@@ -426,6 +426,8 @@ def _make_protocol_class(backend: _Backend) -> type[Any]:
     ConnectionTerminated = events.ConnectionTerminated
     HandshakeCompleted = events.HandshakeCompleted
 
+    batched_transmit = backend.name == "aioquic"
+
     class _YomoProtocol(backend.base_protocol):  # type: ignore[name-defined,misc]
         async def wait_connected(self) -> None:
             try:
@@ -559,10 +561,45 @@ def _make_protocol_class(backend: _Backend) -> type[Any]:
             return int(sender._buffer_stop - sender._buffer_start)
 
         def transmit(self) -> None:
-            super().transmit()
+            if batched_transmit:
+                self._transmit_batched()
+            else:
+                super().transmit()
             conn = self.conn
             if conn is not None and not conn._drained.is_set():
                 conn._check_drained()
+
+        def _transmit_batched(self) -> None:
+            # aioquic sends one sendto() per datagram. Behind the zipper's shared
+            # qh3 socket (Go clients land here) hand the whole burst to its
+            # batched sender (GSO/sendmmsg) instead; otherwise as aioquic does.
+            transport = self._transport
+            send_many = getattr(transport, "sendto_many", None)
+            if send_many is None:
+                super().transmit()
+                return
+            self._transmit_task = None
+            batch: list[bytes] = []
+            batch_addr: Any = None
+            for data, addr in self._quic.datagrams_to_send(now=self._loop.time()):
+                if batch and addr != batch_addr:
+                    send_many(batch, batch_addr)
+                    batch = []
+                batch.append(data)
+                batch_addr = addr
+            if batch:
+                send_many(batch, batch_addr)
+            self._rearm_timer(self._quic.get_timer())
+
+        def _rearm_timer(self, timer_at: float | None) -> None:
+            timer: Any = getattr(self, "_timer", None)
+            if timer is not None and getattr(self, "_timer_at", None) != timer_at:
+                timer.cancel()
+                timer = None
+            if timer is None and timer_at is not None:
+                timer = self._loop.call_at(timer_at, self._handle_timer)
+            self._timer = timer
+            self._timer_at = timer_at
 
         def quic_event_received(self, event: Any) -> None:
             conn = self.conn
