@@ -798,6 +798,10 @@ def _fmt(v: float) -> str:
     return f"{v:.2f}"
 
 
+def _ratio(x: float) -> str:
+    return f"{x:.2f}x" if x >= 0.1 else f"{x:.3f}x"
+
+
 def _cell(st: dict[str, Any] | None) -> str:
     if not st:
         return "n/a"
@@ -885,7 +889,7 @@ def render_markdown(res: dict[str, Any]) -> str:
         rs = []
         for z in ours_all:
             o = (s.get(case, {}).get(z) or {}).get(metric)
-            rs.append(f"{o['median'] / g['median']:.2f}x" if o and g and g["median"] else "n/a")
+            rs.append(_ratio(o["median"] / g["median"]) if o and g and g["median"] else "n/a")
         L.append(f"| {label} | {unit} | {' | '.join(cells)} | {' | '.join(rs)} |")
     L += ["", "### Goals (ratios from this run)", "", *goal_lines(s)]
 
@@ -926,6 +930,13 @@ def render_markdown(res: dict[str, Any]) -> str:
             or r["metrics"].get("bad_len", 0)
             or r["metrics"].get("out_of_order", 0)
         )
+    ]
+    bad += [
+        f"{r['case']} {r['zipper']} #{r['repeat']}: only {r['metrics']['ok']} of "
+        f"{r['metrics']['n']} connections got through ({r['metrics']['failed']} failed); "
+        "memory per connection and handshakes/s are over the connected ones"
+        for r in res["runs"]
+        if r.get("metrics") and r["metrics"].get("failed")
     ]
     failed = [
         f"{r['case']} {r['zipper']} #{r['repeat']}: {r['error'].splitlines()[0][:200]}"
