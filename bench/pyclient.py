@@ -137,9 +137,11 @@ async def run_idle(args: argparse.Namespace) -> None:
             )
             fn.set_handler(lambda ctx: None)
             try:
-                await fn.connect()
-            except Exception:
+                await asyncio.wait_for(fn.connect(), 5.0)
+            except Exception:  # refused or timed out: counted, the run goes on
                 failed += 1
+                with contextlib.suppress(Exception):
+                    await fn.close()
                 return
             fns.append(fn)
 
