@@ -1130,8 +1130,9 @@ def charts(res: dict[str, Any]) -> list[str]:
         ax.set_xticks(range(3), ["p50", "p99", "p99.9"])
         ax.set_yscale("log")
         ax.set_ylabel("ms (log)")
+        short = {"ours": "ours", AIOPQUIC: "aiopquic", "go": "Go"}
         got = ", ".join(
-            f"{NAMES[z]} "
+            f"{short.get(z, z)} "
             f"{((s.get(case, {}).get(z) or {}).get('rate_achieved') or {}).get('median', 0.0):,.0f}"
             for z in zs
         )
@@ -1139,7 +1140,7 @@ def charts(res: dict[str, Any]) -> list[str]:
             f"{rate:,}/s target; achieved: {got}\nsource -> zipper -> A -> zipper -> sink",
             fontsize=9,
         )
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7, loc="lower right", framealpha=0.7)
     fig.suptitle("Round-trip latency (64 B payload; median of repeats)")
     fig.tight_layout()
     fig.savefig(CHARTS_DIR / "latency.png", dpi=110)
