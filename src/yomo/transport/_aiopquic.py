@@ -526,6 +526,7 @@ async def listen(
     family = _family(host)
     config = _configuration(settings, is_client=False, server_name=None, family=family)
     config.load_cert_chain(cert_file, key_file)
+    config.max_connections = settings.max_connections  # aiopquic's own default is 256
     loop = asyncio.get_running_loop()
     tasks: set[asyncio.Task[None]] = set()
     brake = _Brake(loop)

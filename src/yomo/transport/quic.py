@@ -94,6 +94,9 @@ class QuicSettings:
     """Stop reading from the network while this many received bytes wait for the reader."""
     held_datagrams: int = 512
     """Datagrams kept while reading is paused; QUIC retransmits anything beyond."""
+    max_connections: int = 10_000
+    """Connections a zipper holds at once (enforced by the aiopquic backend, which
+    refuses more; qh3 and aioquic have no cap of their own)."""
     backend: str | None = None
     """``"qh3"``, ``"aioquic"`` or ``"aiopquic"`` (optional, 3.12+); None: ``YOMO_QUIC_BACKEND`` or qh3."""
 
