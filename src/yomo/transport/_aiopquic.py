@@ -199,9 +199,7 @@ class AiopquicConnection(FrameConnection):
             ConnectionClosedError: the connection is closed.
         """
         if self._closed.is_set():
-            raise ConnectionClosedError(
-                self.close_reason or "connection closed", remote=self.closed_by_peer
-            )
+            raise self._closed_error()
         payload = data if isinstance(data, (bytes, bytearray, memoryview)) else data.encode()
         if type(payload) is not bytes:
             payload = bytes(payload)

@@ -218,6 +218,12 @@ class FrameConnection:
         """Bytes of received frames waiting for ``read_frame``."""
         return self._frames_bytes
 
+    def _closed_error(self) -> ConnectionClosedError:
+        """What using a closed connection raises: the close reason, and who closed it."""
+        return ConnectionClosedError(
+            self.close_reason or "connection closed", remote=self.closed_by_peer
+        )
+
     # -- reading -----------------------------------------------------------
 
     def _on_stream_data(self, stream_id: int, data: bytes, end_stream: bool) -> None:
@@ -256,9 +262,7 @@ class FrameConnection:
             if self._closed.is_set():
                 if self._error is not None:
                     raise self._error
-                raise ConnectionClosedError(
-                    self.close_reason or "connection closed", remote=self.closed_by_peer
-                )
+                raise self._closed_error()
             self._readable.clear()
             await self._readable.wait()
         frame, size = self._frames.popleft()
@@ -276,9 +280,7 @@ class FrameConnection:
             ConnectionClosedError: the connection is closed.
         """
         if self._closed.is_set():
-            raise ConnectionClosedError(
-                self.close_reason or "connection closed", remote=self.closed_by_peer
-            )
+            raise self._closed_error()
         payload = data if isinstance(data, (bytes, bytearray, memoryview)) else data.encode()
         protocol = self._protocol
         if self._stream_id is None:
@@ -289,9 +291,7 @@ class FrameConnection:
             protocol._quic.send_stream_data(self._stream_id, payload)
         except Exception as exc:  # qh3 raises once its connection is closed underneath us
             self._on_quic_closed(str(exc))
-            raise ConnectionClosedError(
-                self.close_reason or "connection closed", remote=self.closed_by_peer
-            ) from None
+            raise self._closed_error() from None
         protocol._transmit_soon()
         if self._drained.is_set() and self.send_backlog > self._settings.send_high_water:
             self._drained.clear()
@@ -305,9 +305,7 @@ class FrameConnection:
         """
         while not self._drained.is_set():
             if self._closed.is_set():
-                raise ConnectionClosedError(
-                    self.close_reason or "connection closed", remote=self.closed_by_peer
-                )
+                raise self._closed_error()
             waiter = asyncio.ensure_future(self._drained.wait())
             closer = asyncio.ensure_future(self._closed.wait())
             try:
@@ -320,9 +318,7 @@ class FrameConnection:
             if not done:
                 raise TimeoutError(f"peer did not read for {timeout:g} s")
         if self._closed.is_set():
-            raise ConnectionClosedError(
-                self.close_reason or "connection closed", remote=self.closed_by_peer
-            )
+            raise self._closed_error()
 
     async def write_frame(self, data: Frame | bytes, timeout: float | None = None) -> None:
         """Send a frame, waiting while the peer is not reading (bounded by ``timeout``)."""
