@@ -20,8 +20,9 @@ Where this loader differs from Go, it is stricter and says so in words:
   free port" (the zipper reports the real one) and a missing ``port`` is an error.
 - Go turns any ``auth`` block with a ``type`` into token auth; here ``type`` must
   be ``token`` (with a non-empty ``token``) or ``none``.
-- Go ignores keys it does not know (``bridge`` among them); so do we, with a
-  logged warning naming each one.
+- Go ignores keys it does not know; so do we, with a logged warning naming each
+  one. ``bridge`` (the AI bridge and MCP server) is read by
+  ``yomo.zipper.bridge_config``.
 - Mesh peers need a ``host`` and a ``port`` in 1..65535 (Go finds out on dial).
 
 Every problem raises :class:`yomo.errors.ConfigError` with a message such as
@@ -35,11 +36,14 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import yaml
 
 from yomo.errors import ConfigError
+
+if TYPE_CHECKING:
+    from .bridge_config import BridgeConfig
 
 __all__ = [
     "AUTH_TYPES",
@@ -70,10 +74,9 @@ DEFAULT_AUTH_TYPE = "none"
 AUTH_TYPES = ("none", "token")
 
 _CONFIG_EXTENSIONS = (".yaml", ".yml")  # Go: pkg/config/config.go ErrConfigExt
-_TOP_LEVEL_KEYS = ("name", "host", "port", "auth", "mesh")
+_TOP_LEVEL_KEYS = ("name", "host", "port", "auth", "mesh", "bridge")
 _AUTH_KEYS = ("type", "token")
 _MESH_KEYS = ("host", "port", "credential")
-_IGNORED_KEYS = {"bridge": "the AI/MCP bridge is not supported by yomo for Python"}
 
 _Path = tuple[str, ...]
 
@@ -138,6 +141,9 @@ class ZipperConfig:
 
     mesh: tuple[MeshPeer, ...] = ()
     """Peer zippers, each with a distinct name."""
+
+    bridge: BridgeConfig | None = None
+    """The AI bridge and/or MCP server to serve (``yomo.zipper.bridge_config``)."""
 
     def __post_init__(self) -> None:
         source = "ZipperConfig"
@@ -231,7 +237,10 @@ def _parse(
     port = _check_port(values["port"], source=source, path=("port",), allow_zero=True, marks=marks)
     auth = _parse_auth(data.get("auth"), source, marks)
     mesh = _parse_mesh(data.get("mesh"), source, marks)
-    config = ZipperConfig(name=name, host=host, port=port, auth=auth, mesh=mesh)
+    from .bridge_config import parse_bridge
+
+    bridge = parse_bridge(data.get("bridge"), source, marks)
+    config = ZipperConfig(name=name, host=host, port=port, auth=auth, mesh=mesh, bridge=bridge)
     if from_file:
         logger.debug("loaded zipper config from %s: %r", source, config)
     return config
@@ -302,8 +311,7 @@ def _warn_unknown(
         if key in known:
             continue
         where = _dotted((*path, str(key)))
-        why = _IGNORED_KEYS.get(str(key), "unknown key") if not path else "unknown key"
-        logger.warning("%s: %s: %s, ignored", source, where, why)
+        logger.warning("%s: %s: unknown key, ignored", source, where)
 
 
 # -- checks shared by the file loader and the dataclasses ---------------------------------

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import logging
 import time
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from yomo._version import SPEC_VERSION
+from yomo.ai import FUNCTION_CALL_TAG, FunctionCallError, FunctionDefinition
 from yomo.errors import ConfigError, ConnectionClosedError, ProtocolError, TimeoutError
 from yomo.transport import (
     DEFAULT_ZIPPER_SETTINGS,
@@ -47,6 +49,7 @@ from yomo.wire import metadata as md_keys
 
 from .auth import Authenticator, AuthFailed, authenticate, authenticator_for
 from .config import MeshPeer, ZipperConfig
+from .functions import DuplicateFunctionError, FunctionRegistry
 from .router import Router, TagRouter
 
 __all__ = [
@@ -176,6 +179,9 @@ class Zipper:
         mesh: peers to forward to (see ``yomo.zipper.mesh``).
         mesh_options: keyword arguments for ``yomo.zipper.mesh.Mesh`` (queue bound, backoff).
         router: a replacement ``Router``.
+        bridge: a ``yomo.zipper.bridge_config.BridgeConfig``: serve the AI bridge and/or
+            the MCP server; they connect to this zipper as clients.
+        bridge_credential: what those clients present, e.g. ``"token:<token>"``.
         logger: defaults to ``logging.getLogger("yomo.zipper")``.
     """
 
@@ -196,6 +202,8 @@ class Zipper:
         router: Router[_Peer] | None = None,
         logger: logging.Logger | None = None,
         stats_interval: float = 30.0,
+        bridge: Any = None,
+        bridge_credential: str = "",
     ) -> None:
         if slow_consumer not in ("block", "drop"):
             raise ConfigError(f"slow_consumer: expected 'block' or 'drop', got {slow_consumer!r}")
@@ -224,11 +232,22 @@ class Zipper:
         self._background: list[asyncio.Task[None]] = []
         self._mesh: Any = None
         self._connections: set[FrameConnection] = set()
+        self.functions = FunctionRegistry()
+        """The LLM functions (tools) registered by handshake; the AI bridge reads it."""
+        self.bridge_config: Any = bridge
+        self.bridge_credential = bridge_credential
+        self._bridge: Any = None
 
     @classmethod
     def from_config(cls, config: ZipperConfig, **options: Any) -> Zipper:
         """A zipper from a parsed ``zipper.yaml`` (see ``yomo.zipper.config``)."""
         auths: list[Authenticator] = list(options.pop("authenticators", ()))
+        if config.bridge is not None and "bridge" not in options:
+            logging.getLogger("yomo.zipper").warning(
+                "bridge: the AI bridge and MCP server are not served by this version yet, ignored"
+            )
+        if config.auth is not None and config.auth.type == "token":
+            options.setdefault("bridge_credential", f"token:{config.auth.token}")
         if config.auth is not None:
             auth = authenticator_for(config.auth.type, config.auth.token)
             if auth is not None:
@@ -239,6 +258,7 @@ class Zipper:
             config.port,
             authenticators=auths,
             mesh=config.mesh,
+            bridge=options.pop("bridge", None),
             **options,
         )
 
@@ -281,6 +301,15 @@ class Zipper:
 
             self._mesh = Mesh(self, self.mesh_peers, **self.mesh_options)
             await self._mesh.start()
+        if self.bridge_config is not None:
+            from yomo.bridge import Bridge  # type: ignore[import-not-found,unused-ignore]
+
+            self._bridge = Bridge(self, self.bridge_config)
+            try:
+                await self._bridge.start()
+            except BaseException:
+                await self.stop("the AI bridge failed to start")
+                raise
 
     async def serve(self) -> None:
         """Start (if needed) and serve until ``stop`` is called."""
@@ -292,6 +321,8 @@ class Zipper:
         if self._stopped.is_set():
             return
         self._stopped.set()
+        if self._bridge is not None:
+            await self._bridge.stop()
         if self._mesh is not None:
             await self._mesh.stop()
         if self._listener is not None:
@@ -377,6 +408,10 @@ class Zipper:
         }
         if self._mesh is not None:
             result["mesh"] = self._mesh.stats()
+        if len(self.functions):
+            result["llm_functions"] = sorted(f.name for f in self.functions.functions())
+        if self._bridge is not None:
+            result["bridge"] = self._bridge.stats()
         return result
 
     async def _log_stats(self) -> None:
@@ -448,9 +483,30 @@ class Zipper:
         if hf.client_type not in _CLIENT_TYPE_NAMES:
             await self._reject(conn, f"unknown client type 0x{hf.client_type:02x}", hf)
             return None
+        definition: FunctionDefinition | None = None
+        if hf.client_type == ClientType.STREAM_FUNCTION and hf.function_definition:
+            try:
+                definition = FunctionDefinition.from_bytes(hf.function_definition)
+            except FunctionCallError as exc:
+                await self._reject(conn, exc.message, hf)
+                return None
+            # Go: core/server.go tryUseFunctionNameAsTarget: an LLM function gets tool
+            # calls on 0xE002, targeted at its name.
+            hf = dataclasses.replace(
+                hf,
+                wanted_target=hf.name,
+                observe_data_tags=(*hf.observe_data_tags, FUNCTION_CALL_TAG),
+            )
         if hf.wanted_target:
             merge[md_keys.WANTED_TARGET] = hf.wanted_target
         peer = _Peer(next(self._numbers), hf, merge, conn)
+        if definition is not None:
+            try:
+                self.functions.register(peer.number, definition)
+            except DuplicateFunctionError as exc:
+                await self._reject(conn, exc.message, hf)
+                return None
+            self.log.info("registered LLM function %r (%s)", definition.name, peer.describe())
         self._peers[peer.number] = peer
         if peer.client_type == ClientType.STREAM_FUNCTION:
             self._router.add(peer.number, peer.tags, peer.wanted_target, peer)
@@ -472,6 +528,8 @@ class Zipper:
         if self._peers.pop(peer.number, None) is None:
             return
         self._router.remove(peer.number)
+        if self.functions.unregister(peer.number) is not None:
+            self.log.info("unregistered LLM function of %s", peer.describe())
         reason = peer.conn.close_reason or "closed"
         self.log.info("disconnected: %s: %s", peer.describe(), reason)
 
