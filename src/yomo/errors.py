@@ -3,7 +3,7 @@
 ::
 
     YomoError
-     ├── ProtocolError                 bytes on the wire that break PROTOCOL.md
+     ├── ProtocolError                 bytes on the wire that break docs/protocol.md
      │    ├── LocalProtocolError        we were asked to encode something invalid
      │    └── RemoteProtocolError       the peer sent something invalid
      ├── HandshakeError                the zipper did not accept the handshake

@@ -48,7 +48,7 @@ __all__ = [
 
 #: The Go YoMo release every harness binary is built from (see go/go.mod).
 YOMO_VERSION = "v1.22.3"
-#: The oldest release PROTOCOL.md covers; the harness tries to build it too.
+#: The oldest release docs/protocol.md covers; the harness tries to build it too.
 LEGACY_VERSION = "v1.17.5"
 
 GO_MODULE_DIR = Path(__file__).resolve().parent / "go"

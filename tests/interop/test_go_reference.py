@@ -181,7 +181,7 @@ def test_token_auth_rejects_bad_credentials_with_gos_messages(
 
 
 def test_legacy_cli_builds(go_toolchain: GoToolchain, go_bins: GoBins) -> None:
-    """Try the oldest release PROTOCOL.md covers; when it cannot be built, report exactly why."""
+    """Try the oldest release docs/protocol.md covers; when it cannot be built, report exactly why."""
     result = try_build_legacy_cli(go_toolchain)
     print(f"\nbuilding yomo CLI {LEGACY_VERSION} with {go_toolchain.version}:\n{result.output}")
     if not result.ok:

@@ -1,4 +1,4 @@
-"""Every byte vector of shared/vectors/frames.json (the Go reference encoding), both ways."""
+"""Every golden byte vector of the Go reference encoding (tests/data/go_frames.json), both ways."""
 
 from __future__ import annotations
 
@@ -26,13 +26,7 @@ from yomo.wire import (
     encode_uint32,
 )
 
-VECTORS_PATH = Path(__file__).resolve().parents[3] / "shared" / "vectors" / "frames.json"
-
-if not VECTORS_PATH.is_file():  # pragma: no cover - depends on the checkout layout
-    pytest.skip(
-        f"wire vectors not found at {VECTORS_PATH} (shared/ must sit beside the repo)",
-        allow_module_level=True,
-    )
+VECTORS_PATH = Path(__file__).resolve().parents[1] / "data" / "go_frames.json"
 
 VECTORS: dict[str, Any] = json.loads(VECTORS_PATH.read_text())
 

@@ -1,6 +1,6 @@
 """TLS settings for zipper and clients, read from the ``YOMO_TLS_*`` variables.
 
-The environment contract is PROTOCOL.md section 1:
+The environment contract is docs/protocol.md section 1:
 ``YOMO_TLS_CERT_FILE`` + ``YOMO_TLS_KEY_FILE`` (served by the zipper, presented
 by clients), ``YOMO_TLS_CACERT_FILE`` (what to verify against) and
 ``YOMO_TLS_VERIFY_PEER=true`` (clients verify the zipper; the zipper requires

@@ -1,6 +1,6 @@
 """The sans-IO wire layer: Y3 packets, the six YoMo frames, metadata and a stream decoder.
 
-Pure bytes in, frames out (PROTOCOL.md sections 2-4). It never imports asyncio, sockets or
+Pure bytes in, frames out (docs/protocol.md sections 2-4). It never imports asyncio, sockets or
 a QUIC library, so it can be tested, fuzzed and benchmarked on its own.
 """
 

@@ -1,4 +1,4 @@
-"""The six YoMo frames as dataclasses, and their Y3 encoding (PROTOCOL.md section 3).
+"""The six YoMo frames as dataclasses, and their Y3 encoding (docs/protocol.md section 3).
 
 A frame is one Y3 node packet whose sequence id is the frame type and whose children are
 primitive packets. Encoding invalid values raises LocalProtocolError; decoding bad bytes
@@ -611,7 +611,7 @@ def decode_frame(
 
     Returns:
         The frame. Unknown children are ignored, a repeated child's last copy wins and a
-        missing child leaves its field at the default (PROTOCOL.md section 2).
+        missing child leaves its field at the default (docs/protocol.md section 2).
 
     Raises:
         RemoteProtocolError: empty or truncated input, trailing bytes, an unknown frame

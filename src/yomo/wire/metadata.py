@@ -1,6 +1,6 @@
 """DataFrame metadata: a MessagePack map of str to str, with Go's set/delete semantics.
 
-PROTOCOL.md section 4. The frame codec carries metadata as opaque bytes; this module turns
+docs/protocol.md section 4. The frame codec carries metadata as opaque bytes; this module turns
 them into a dict and back. Go: core/metadata/metadata.go.
 """
 

@@ -1,6 +1,6 @@
 """Y3, the TLV packet format under every YoMo frame: varints, uint32 values and packets.
 
-PROTOCOL.md section 2. Pure functions over bytes; nothing here knows about frames or I/O.
+docs/protocol.md section 2. Pure functions over bytes; nothing here knows about frames or I/O.
 Lengths are signed varints of 7-bit groups (Go: y3 ``PVarInt32``); uint32 values are
 the fewest two's-complement bytes that sign-extend back (Go: y3 ``NVarUInt32``).
 """

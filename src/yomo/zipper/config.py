@@ -1,6 +1,6 @@
 """Zipper configuration: frozen dataclasses and a loader for Go YoMo's ``zipper.yaml``.
 
-The file format is Go's (PROTOCOL.md section 8, Go: pkg/config/config.go)::
+The file format is Go's (docs/protocol.md section 8, Go: pkg/config/config.go)::
 
     name: zipper-sgp          # required
     host: 0.0.0.0             # required
