@@ -179,7 +179,7 @@ class ScriptedLLM:
         self.model = model
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
-        self._server = ThreadingHTTPServer((host, port), _handler_for(self))
+        self._server = _Server((host, port), _handler_for(self))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -290,6 +290,11 @@ class ScriptedLLM:
                 choices=[],
                 usage=_usage(request, reply),
             )
+
+
+class _Server(ThreadingHTTPServer):
+    # 100+ clients connect at once in the load tests; the default backlog is 5.
+    request_queue_size = 1024
 
 
 def _call_id() -> str:

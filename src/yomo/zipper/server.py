@@ -242,10 +242,6 @@ class Zipper:
     def from_config(cls, config: ZipperConfig, **options: Any) -> Zipper:
         """A zipper from a parsed ``zipper.yaml`` (see ``yomo.zipper.config``)."""
         auths: list[Authenticator] = list(options.pop("authenticators", ()))
-        if config.bridge is not None and "bridge" not in options:
-            logging.getLogger("yomo.zipper").warning(
-                "bridge: the AI bridge and MCP server are not served by this version yet, ignored"
-            )
         if config.auth is not None and config.auth.type == "token":
             options.setdefault("bridge_credential", f"token:{config.auth.token}")
         if config.auth is not None:
@@ -258,7 +254,7 @@ class Zipper:
             config.port,
             authenticators=auths,
             mesh=config.mesh,
-            bridge=options.pop("bridge", None),
+            bridge=options.pop("bridge", config.bridge),
             **options,
         )
 

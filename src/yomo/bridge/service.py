@@ -1,0 +1,169 @@
+"""``Bridge``: starts and stops the AI bridge and MCP server of one zipper.
+
+Go: cli/serve.go (registerAIProvider, llm.Serve, mcp.Start). Started by
+``Zipper.start`` when the zipper has a ``bridge:`` config, after the zipper
+listens: it builds the provider, connects its ``Caller`` to the zipper over
+loopback, and serves the HTTP API and the MCP server with uvicorn on the same
+event loop. Any failure at start-up (unknown provider, missing SDK, taken port)
+stops the zipper's start with a clear error instead of a half-served bridge.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from yomo._asgi import AsgiServer, serve_asgi
+from yomo.errors import ConfigError
+from yomo.zipper.bridge_config import DEFAULT_CALL_TIMEOUT, BridgeConfig
+
+from .caller import Caller
+from .chat import BridgeStats, ChatEngine
+from .providers import Provider, build_provider
+
+if TYPE_CHECKING:
+    from yomo.zipper.server import Zipper
+
+__all__ = ["Bridge", "loopback_address"]
+
+
+def loopback_address(host: str, port: int) -> str:
+    """Where a client in this process reaches a zipper listening on ``host:port``."""
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _starlette() -> Any:
+    try:
+        from starlette.applications import Starlette
+    except ImportError as exc:  # pragma: no cover - starlette is a dependency
+        raise ConfigError(
+            f"the AI bridge needs starlette: pip install 'pyyomo[ai]' ({exc})"
+        ) from exc
+    return Starlette
+
+
+class Bridge:
+    """The AI bridge (``bridge.ai``) and/or MCP server (``bridge.mcp``) of ``zipper``."""
+
+    def __init__(self, zipper: Zipper, config: BridgeConfig) -> None:
+        self.zipper = zipper
+        self.config = config
+        self.log = logging.getLogger("yomo.bridge")
+        self.stats_counters = BridgeStats()
+        self.provider: Provider | None = None
+        self.caller: Caller | None = None
+        self.engine: ChatEngine | None = None
+        self.api: AsgiServer | None = None
+        self.mcp: AsgiServer | None = None
+        self._mcp_server: Any = None
+
+    async def start(self) -> None:
+        """Build the provider, connect the caller, serve HTTP. Raises on any failure."""
+        ai = self.config.ai
+        if ai is not None:
+            self.provider = self._provider()
+        host, port = self.zipper.address
+        self.caller = Caller(
+            loopback_address(host, port),
+            self.zipper.functions,
+            credential=self.zipper.bridge_credential,
+            tls=self.zipper.tls,
+            logger=self.log,
+        )
+        try:
+            await self.caller.start()
+            starlette = _starlette()
+            if ai is not None:
+                from .api import api_routes
+
+                assert self.provider is not None
+                self.engine = ChatEngine(
+                    self.provider,
+                    self.caller,
+                    self.zipper.functions,
+                    self.stats_counters,
+                    call_timeout=ai.server.call_timeout,
+                )
+                app = starlette(
+                    routes=api_routes(self.engine, ai.server, self.stats_counters, self.log)
+                )
+                api_host, api_port = ai.server.address
+                self.api = await serve_asgi(app, api_host, api_port, name="ai bridge", log=self.log)
+                self.log.info(
+                    "AI bridge on %s with provider %s (%d LLM functions registered)",
+                    self.api.url,
+                    self.provider.name,
+                    len(self.zipper.functions),
+                )
+            if self.config.mcp is not None:
+                from .mcp import MCPServer
+
+                mcp_config = self.config.mcp
+                timeout = mcp_config.call_timeout
+                if ai is not None and mcp_config.call_timeout == DEFAULT_CALL_TIMEOUT:
+                    timeout = ai.server.call_timeout
+                self._mcp_server = MCPServer(
+                    self.caller, self.zipper.functions, self.stats_counters, call_timeout=timeout
+                )
+                mcp_host, mcp_port = mcp_config.address
+                app = self._mcp_server.app(token=mcp_config.token, host=mcp_host)
+                self.mcp = await serve_asgi(
+                    app, mcp_host, mcp_port, name="mcp server", log=self.log
+                )
+        except BaseException:
+            await self.stop()
+            raise
+
+    def _provider(self) -> Provider:
+        ai = self.config.ai
+        assert ai is not None
+        if not ai.providers:
+            raise ConfigError(
+                "bridge.ai.providers: no provider configured; add one, e.g. "
+                "openai: {api_key: ..., model: ...} (see docs/llm.md)"
+            )
+        name = ai.server.provider or next(iter(ai.providers))
+        return build_provider(name, ai.providers[name], timeout=ai.server.request_timeout)
+
+    async def stop(self) -> None:
+        """Stop serving HTTP, close the caller's clients and the provider's client."""
+        for server in (self.mcp, self.api):
+            if server is not None:
+                await server.stop()
+        self.mcp = self.api = None
+        if self.caller is not None:
+            await self.caller.stop()
+            self.caller = None
+        if self.provider is not None:
+            await self.provider.aclose()
+            self.provider = None
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for ``Zipper.stats()["bridge"]``: requests, LLM turns, tool calls."""
+        s = self.stats_counters
+        result: dict[str, Any] = {
+            "requests": s.requests,
+            "in_flight": s.in_flight,
+            "errors": s.errors,
+            "rejected": s.rejected,
+            "llm_turns": s.llm_turns,
+        }
+        if self.caller is not None:
+            c = self.caller.stats
+            result["calls"] = {
+                "total": c.calls,
+                "answered": c.answered,
+                "timeouts": c.timeouts,
+                "failed": c.failed,
+                "late_results": c.late_results,
+                "pending": self.caller.pending,
+            }
+        if self.api is not None:
+            result["ai_url"] = self.api.url
+        if self.mcp is not None:
+            result["mcp_url"] = self.mcp.url
+        return result
