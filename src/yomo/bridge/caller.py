@@ -18,7 +18,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +30,7 @@ from yomo.client.sfn import AsyncStreamFunction
 from yomo.client.source import AsyncSource
 from yomo.errors import YomoError
 from yomo.transport import TlsConfig
-from yomo.zipper.functions import FunctionRegistry
+from yomo.zipper.functions import MESH_FUNCTIONS_TAG, FunctionRegistry, decode_announcement
 
 __all__ = [
     "DEFAULT_MAX_PENDING",
@@ -99,6 +99,11 @@ class Caller:
         credential: what the two clients present (``token:<token>``).
         tls: client TLS settings; default from ``YOMO_TLS_*``.
         max_pending: bound of calls waiting for results.
+        zipper_name: the zipper's own name; ``fc-reducer`` also reads the LLM-function
+            announcements of mesh peers (``MESH_FUNCTIONS_TAG``) into ``functions``.
+        reachable: whether calls can reach a peer zipper now (its mesh link is up); a
+            peer's announcements are applied only then, so no call is offered that the
+            link would drop.
     """
 
     def __init__(
@@ -109,11 +114,15 @@ class Caller:
         credential: str = "",
         tls: TlsConfig | None = None,
         max_pending: int = DEFAULT_MAX_PENDING,
+        zipper_name: str = "",
+        reachable: Callable[[str], bool] | None = None,
         logger: logging.Logger | None = None,
     ) -> None:
         self.log = logger or logging.getLogger("yomo.bridge")
         self.functions = functions
         self.max_pending = max_pending
+        self.zipper_name = zipper_name
+        self.reachable = reachable
         self.stats = CallerStats()
         self._source = AsyncSource(
             "fc-source", zipper_addr, credential=credential, tls=tls, logger=self.log
@@ -121,7 +130,7 @@ class Caller:
         self._reducer = AsyncStreamFunction(
             "fc-reducer",
             zipper_addr,
-            observe_data_tags=[REDUCER_TAG],
+            observe_data_tags=[REDUCER_TAG, MESH_FUNCTIONS_TAG],
             credential=credential,
             tls=tls,
             logger=self.log,
@@ -234,6 +243,9 @@ class Caller:
                 span.end()
 
     async def _on_result(self, ctx: AsyncContext) -> None:
+        if ctx.tag == MESH_FUNCTIONS_TAG:
+            self._on_announcement(ctx.data)
+            return
         try:
             answer = FunctionCall.from_bytes(ctx.data)
         except FunctionCallError as exc:
@@ -249,6 +261,18 @@ class Caller:
             )
             return
         entry[1].set_result(answer)
+
+    def _on_announcement(self, payload: bytes) -> None:
+        try:
+            zipper, definitions = decode_announcement(payload)
+        except FunctionCallError as exc:
+            self.log.warning("fc-reducer: ignored a bad function announcement: %s", exc)
+            return
+        if self.functions is None or zipper == self.zipper_name:
+            return
+        if self.reachable is not None and not self.reachable(zipper):
+            return  # its functions could not be called yet; the next announcement counts
+        self.functions.apply_announcement(zipper, definitions)
 
     def _on_registry_change(self) -> None:
         functions = self.functions

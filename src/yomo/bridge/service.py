@@ -10,6 +10,7 @@ stops the zipper's start with a clear error instead of a half-served bridge.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +47,14 @@ def _starlette() -> Any:
     return Starlette
 
 
+async def _serve(app: Any, host: str, port: int, name: str, log: logging.Logger) -> AsgiServer:
+    try:
+        return await serve_asgi(app, host, port, name=name, log=log)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ConfigError(f"{name}: cannot listen on {host}:{port}: {reason}") from exc
+
+
 class Bridge:
     """The AI bridge (``bridge.ai``) and/or MCP server (``bridge.mcp``) of ``zipper``."""
 
@@ -60,6 +69,7 @@ class Bridge:
         self.api: AsgiServer | None = None
         self.mcp: AsgiServer | None = None
         self._mcp_server: Any = None
+        self._expiry: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Build the provider, connect the caller, serve HTTP. Raises on any failure."""
@@ -72,10 +82,14 @@ class Bridge:
             self.zipper.functions,
             credential=self.zipper.bridge_credential,
             tls=self.zipper.tls,
+            zipper_name=self.zipper.name,
+            reachable=self._reachable,
             logger=self.log,
         )
         try:
             await self.caller.start()
+            if self.zipper.mesh_peers:
+                self._expiry = asyncio.get_running_loop().create_task(self._expire_peers())
             starlette = _starlette()
             if ai is not None:
                 from .api import api_routes
@@ -92,7 +106,7 @@ class Bridge:
                     routes=api_routes(self.engine, ai.server, self.stats_counters, self.log)
                 )
                 api_host, api_port = ai.server.address
-                self.api = await serve_asgi(app, api_host, api_port, name="ai bridge", log=self.log)
+                self.api = await _serve(app, api_host, api_port, "ai bridge", self.log)
                 self.log.info(
                     "AI bridge on %s with provider %s (%d LLM functions registered)",
                     self.api.url,
@@ -111,9 +125,7 @@ class Bridge:
                 )
                 mcp_host, mcp_port = mcp_config.address
                 app = self._mcp_server.app(token=mcp_config.token, host=mcp_host)
-                self.mcp = await serve_asgi(
-                    app, mcp_host, mcp_port, name="mcp server", log=self.log
-                )
+                self.mcp = await _serve(app, mcp_host, mcp_port, "mcp server", self.log)
         except BaseException:
             await self.stop()
             raise
@@ -129,8 +141,22 @@ class Bridge:
         name = ai.server.provider or next(iter(ai.providers))
         return build_provider(name, ai.providers[name], timeout=ai.server.request_timeout)
 
+    def _reachable(self, zipper: str) -> bool:
+        mesh = self.zipper._mesh
+        return mesh is not None and mesh.link_states().get(zipper) == "up"
+
+    async def _expire_peers(self) -> None:
+        """Forget the functions of mesh peers whose announcements stopped."""
+        while True:
+            interval = self.zipper.functions_announce_interval
+            await asyncio.sleep(interval)
+            self.zipper.functions.expire(3 * interval)
+
     async def stop(self) -> None:
         """Stop serving HTTP, close the caller's clients and the provider's client."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
         for server in (self.mcp, self.api):
             if server is not None:
                 await server.stop()

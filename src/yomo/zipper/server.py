@@ -49,7 +49,13 @@ from yomo.wire import metadata as md_keys
 
 from .auth import Authenticator, AuthFailed, authenticate, authenticator_for
 from .config import MeshPeer, ZipperConfig
-from .functions import DuplicateFunctionError, FunctionRegistry
+from .functions import (
+    MESH_ANNOUNCE_INTERVAL,
+    MESH_FUNCTIONS_TAG,
+    DuplicateFunctionError,
+    FunctionRegistry,
+    encode_announcement,
+)
 from .router import Router, TagRouter
 
 __all__ = [
@@ -236,6 +242,8 @@ class Zipper:
         """The LLM functions (tools) registered by handshake; the AI bridge reads it."""
         self.bridge_config: Any = bridge
         self.bridge_credential = bridge_credential
+        self.functions_announce_interval = MESH_ANNOUNCE_INTERVAL
+        """Seconds between announcements of this zipper's LLM functions to mesh peers."""
         self._bridge: Any = None
 
     @classmethod
@@ -297,6 +305,7 @@ class Zipper:
 
             self._mesh = Mesh(self, self.mesh_peers, **self.mesh_options)
             await self._mesh.start()
+            self._background.append(loop.create_task(self._announce_functions()))
         if self.bridge_config is not None:
             from yomo.bridge import Bridge  # type: ignore[import-not-found,unused-ignore]
 
@@ -409,6 +418,28 @@ class Zipper:
         if self._bridge is not None:
             result["bridge"] = self._bridge.stats()
         return result
+
+    async def _announce_functions(self) -> None:
+        """Tell mesh peers which LLM functions are connected here, now and then and on change.
+
+        Their bridges offer them as tools (docs/llm.md); a peer forgets them when the
+        announcements stop. A frame sent while a link is down is dropped by the link,
+        so the periodic announcement also brings a returning peer up to date.
+        """
+        changed = asyncio.Event()
+        unsubscribe = self.functions.subscribe(changed.set)
+        try:
+            while True:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(changed.wait(), self.functions_announce_interval)
+                changed.clear()
+                payload = encode_announcement(self.name, self.functions.local())
+                md = encode_metadata({md_keys.TID: f"{self.name}-functions"})
+                encoded = encode_data_frame(MESH_FUNCTIONS_TAG, md, payload)
+                for forward in list(self._forwarders):
+                    forward(MESH_FUNCTIONS_TAG, md, encoded)
+        finally:
+            unsubscribe()
 
     async def _log_stats(self) -> None:
         while True:
