@@ -22,7 +22,7 @@ from typing import Any
 
 from yomo.errors import ConfigError
 
-from .providers import ProviderError, provider_error
+from .providers import ProviderError, http_client, provider_error
 
 __all__ = ["DEFAULT_MAX_TOKENS", "AnthropicProvider", "to_messages_request"]
 
@@ -146,7 +146,9 @@ class AnthropicProvider:
     def __init__(self, *, api_key: str, model: str, base_url: str | None = None) -> None:
         anthropic = _sdk()
         self.model = model
-        self.client = anthropic.AsyncAnthropic(api_key=api_key or "none", base_url=base_url)
+        self.client = anthropic.AsyncAnthropic(
+            api_key=api_key or "none", base_url=base_url, http_client=http_client(anthropic)
+        )
 
     @property
     def name(self) -> str:

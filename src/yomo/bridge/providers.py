@@ -69,6 +69,21 @@ def _openai() -> Any:
     return openai
 
 
+def http_client(sdk: Any) -> Any:
+    """The SDK's aiohttp transport when aiohttp is installed (the ``ai`` extra brings it).
+
+    The SDK's default pure-Python HTTP stack spends most of a bridge's CPU at a
+    hundred requests at once (bench/RESULTS.md); its documented aiohttp transport
+    does the same work for a fraction. Without aiohttp: the SDK's default.
+    """
+    try:
+        import aiohttp  # noqa: F401
+    except ImportError:
+        return None
+    factory = getattr(sdk, "DefaultAioHttpClient", None)
+    return factory() if factory is not None else None
+
+
 def provider_error(exc: BaseException, provider: str, sdk: Any = None) -> ProviderError:
     """Turn an ``openai`` (or ``anthropic``: ``sdk``) error into a ProviderError.
 
@@ -77,7 +92,7 @@ def provider_error(exc: BaseException, provider: str, sdk: Any = None) -> Provid
     timeouts 504 (Go answers the provider's status or 400 for everything else).
     """
     openai = sdk or _openai()
-    if isinstance(exc, openai.APITimeoutError):
+    if isinstance(exc, openai.APITimeoutError) and not _refused(exc):
         return ProviderError(f"provider {provider}: request timed out", status=504, code="timeout")
     if isinstance(exc, openai.APIConnectionError):
         cause = exc.__cause__ or exc
@@ -97,6 +112,19 @@ def provider_error(exc: BaseException, provider: str, sdk: Any = None) -> Provid
             or "provider_error",
         )
     return ProviderError(f"provider {provider}: {exc}", status=502, code="provider_error")
+
+
+def _refused(exc: BaseException) -> bool:
+    """True when a "timeout" was really a refused connection (the aiohttp transport
+    reports a refused connect as a connect timeout)."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return False
+        if isinstance(seen, OSError) and not isinstance(seen, TimeoutError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _error_message(body: object) -> str:
@@ -139,6 +167,7 @@ class OpenAICompatible:
             default_headers=dict(default_headers or {}) or None,
             max_retries=max_retries,
             timeout=timeout,
+            http_client=http_client(openai),
         )
         self._chunk_stream: Any = openai.AsyncStream[openai.types.chat.ChatCompletionChunk]
 
@@ -252,7 +281,10 @@ def _azopenai(s: Mapping[str, str]) -> Provider:
         "deployment_id",
     )
     client = openai.AsyncAzureOpenAI(
-        api_key=api_key or "none", azure_endpoint=endpoint, api_version=version or None
+        api_key=api_key or "none",
+        azure_endpoint=endpoint,
+        api_version=version or None,
+        http_client=http_client(openai),
     )
     # Go maps every model to the deployment: the deployment is in the URL.
     return _openai_like(
