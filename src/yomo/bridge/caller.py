@@ -87,7 +87,7 @@ class CallerStats:
     late_results: int = 0
     """Results that came after their call gave up, or for another bridge's calls."""
     seconds: float = 0.0
-    """Total time from sending a call to its result, over answered calls."""
+    """Total time rounds of calls took, from sending to the last result (or timeout)."""
 
 
 class Caller:

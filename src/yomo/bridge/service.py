@@ -187,6 +187,7 @@ class Bridge:
                 "failed": c.failed,
                 "late_results": c.late_results,
                 "pending": self.caller.pending,
+                "seconds": round(c.seconds, 6),
             }
         if self.api is not None:
             result["ai_url"] = self.api.url
