@@ -40,13 +40,13 @@ async def test_tools_list_and_call_over_streamable_http(zipper: Any) -> None:
 async def test_tools_follow_the_functions(zipper: Any) -> None:
     z = await zipper(bridge=mcp_only())
     async with Client(mcp_url(z) + "/mcp") as client:
-        assert (await client.list_tools(cache_mode="refresh")).tools == []
+        assert (await client.list_tools()).tools == []
         tool = WireTool("add", z.addr)
         await tool.connect()
-        assert [t.name for t in (await client.list_tools(cache_mode="refresh")).tools] == ["add"]
+        assert [t.name for t in (await client.list_tools()).tools] == ["add"]
         await tool.close()
         await eventually(lambda: len(z.functions) == 0, "the function to leave")
-        assert (await client.list_tools(cache_mode="refresh")).tools == []
+        assert (await client.list_tools()).tools == []
         missing = await client.call_tool("add", {})
     assert missing.is_error
     assert missing.content[0].text == "function `add` is not registered"  # type: ignore[union-attr]

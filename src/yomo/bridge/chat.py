@@ -116,7 +116,10 @@ class ChatEngine:
         tools: list[dict[str, Any]] = []
         sources: dict[str, bool] = {}
         for definition in self.functions.definitions():
-            tools.append({"type": "function", "function": definition.to_dict()})
+            # A function without an input model has no parameters: leave the key out
+            # (Go sends null, which some providers refuse).
+            function = {k: v for k, v in definition.to_dict().items() if v is not None}
+            tools.append({"type": "function", "function": function})
             sources[definition.name] = True
         for tool in body.get("tools") or []:
             function = tool.get("function") if isinstance(tool, Mapping) else None
