@@ -143,11 +143,16 @@ def to_messages_request(body: Mapping[str, Any], model: str) -> dict[str, Any]:
 class AnthropicProvider:
     """Claude models behind the chat-completions interface."""
 
-    def __init__(self, *, api_key: str, model: str, base_url: str | None = None) -> None:
+    def __init__(
+        self, *, api_key: str, model: str, base_url: str | None = None, max_retries: int = 2
+    ) -> None:
         anthropic = _sdk()
         self.model = model
         self.client = anthropic.AsyncAnthropic(
-            api_key=api_key or "none", base_url=base_url, http_client=http_client(anthropic)
+            api_key=api_key or "none",
+            base_url=base_url,
+            max_retries=max_retries,
+            http_client=http_client(anthropic),
         )
 
     @property

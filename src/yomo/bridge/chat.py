@@ -118,8 +118,8 @@ class ChatEngine:
         for definition in self.functions.definitions():
             # A function without an input model has no parameters: leave the key out
             # (Go sends null, which some providers refuse).
-            function = {k: v for k, v in definition.to_dict().items() if v is not None}
-            tools.append({"type": "function", "function": function})
+            ours = {k: v for k, v in definition.to_dict().items() if v is not None}
+            tools.append({"type": "function", "function": ours})
             sources[definition.name] = True
         for tool in body.get("tools") or []:
             function = tool.get("function") if isinstance(tool, Mapping) else None

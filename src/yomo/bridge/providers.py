@@ -245,6 +245,22 @@ def _require(name: str, settings: Mapping[str, str], *keys: str) -> None:
         )
 
 
+def _max_retries(name: str, settings: Mapping[str, str], default: int = 2) -> int:
+    """The ``max_retries`` setting (the SDK's retries on connection errors and 5xx)."""
+    if not settings.get("max_retries"):
+        return default
+    try:
+        value = int(settings["max_retries"])
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ConfigError(
+            f"bridge.ai.providers.{name}.max_retries: expected an integer >= 0, "
+            f"got {settings['max_retries']!r}"
+        )
+    return value
+
+
 def _openai_like(
     name: str,
     settings: Mapping[str, str],
@@ -255,14 +271,7 @@ def _openai_like(
     rule: ModelRule,
     **extra: Any,
 ) -> OpenAICompatible:
-    if settings.get("max_retries"):
-        try:
-            extra["max_retries"] = int(settings["max_retries"])
-        except ValueError:
-            raise ConfigError(
-                f"bridge.ai.providers.{name}.max_retries: expected an integer, "
-                f"got {settings['max_retries']!r}"
-            ) from None
+    extra["max_retries"] = _max_retries(name, settings)
     return OpenAICompatible(
         name, base_url=base_url, api_key=api_key, model=model, model_rule=rule, **extra
     )
@@ -384,6 +393,7 @@ def _anthropic(s: Mapping[str, str]) -> Provider:
         api_key=_setting(s, "api_key", "ANTHROPIC_API_KEY"),
         model=_setting(s, "model", "ANTHROPIC_MODEL", default="claude-3-7-sonnet-latest"),
         base_url=s.get("api_endpoint") or None,
+        max_retries=_max_retries("anthropic", s),
     )
     return provider
 

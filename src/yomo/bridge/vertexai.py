@@ -61,13 +61,16 @@ def _credentials(credentials_file: str) -> Any:
 class VertexAIProvider(OpenAICompatible):
     """Vertex AI through the OpenAI SDK, with a refreshed Google access token."""
 
-    def __init__(self, *, base_url: str, model: str, credentials: Any) -> None:
+    def __init__(
+        self, *, base_url: str, model: str, credentials: Any, max_retries: int = 2
+    ) -> None:
         super().__init__(
             "vertexai",
             base_url=base_url,
             api_key="pending",
             model=_model(model),
             model_rule="default",
+            max_retries=max_retries,
             request_hook=self._prefix,
         )
         self.credentials = credentials
@@ -109,6 +112,11 @@ def vertexai_provider(settings: Mapping[str, str]) -> VertexAIProvider:
     )
     base_url = f"https://{host}/v1/projects/{project}/locations/{location}/endpoints/openapi"
     credentials = _credentials(settings.get("credentials_file", ""))
+    from .providers import _max_retries
+
     return VertexAIProvider(
-        base_url=base_url, model=settings.get("model") or DEFAULT_MODEL, credentials=credentials
+        base_url=base_url,
+        model=settings.get("model") or DEFAULT_MODEL,
+        credentials=credentials,
+        max_retries=_max_retries("vertexai", settings),
     )
