@@ -72,7 +72,8 @@ class ToolCallResult:
     function_name: str
     content: str
     ok: bool = True
-    """False when the function did not answer (timeout, left, not written)."""
+    """False when the function did not answer (timeout, left, not written) or answered
+    with ``is_ok`` false."""
 
 
 @dataclass
@@ -219,7 +220,11 @@ class Caller:
                 if future in done and future.exception() is None:
                     answer = future.result()
                     self.stats.answered += 1
-                    results.append(ToolCallResult(report_id, call.name, answer.result))
+                    # A function that answers with is_ok false (e.g. a Python function whose
+                    # handler raised) failed; its result says why.
+                    results.append(
+                        ToolCallResult(report_id, call.name, answer.result, ok=answer.is_ok)
+                    )
                 elif future in done:
                     self.stats.failed += 1
                     error = future.exception()
