@@ -10,6 +10,17 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
 "$VENV/bin/python" -m pip install -q -e '.[dev]'
+# The page tests drive Debian's chromium (never a downloaded browser): install it when
+# missing and we are root with apt; otherwise those tests skip and say why.
+if [ -z "${YOMO_TEST_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing chromium (Debian package) for the page tests"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+      || echo "== chromium could not be installed: the page tests will skip"
+  else
+    echo "== no chromium and no root apt-get: the page tests will skip"
+  fi
+fi
 echo "== ruff"
 lint_dirs=()
 for d in src tests bench examples fuzz; do [ -d "$d" ] && lint_dirs+=("$d"); done

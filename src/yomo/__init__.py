@@ -6,6 +6,7 @@ The synchronous front door lives here (``yomo.Source``, ``yomo.StreamFunction``,
 
 from __future__ import annotations
 
+from . import _logging
 from ._sync import Source, StreamFunction, Zipper
 from ._version import SPEC_VERSION, __version__
 from .client.context import AsyncContext, Context, CronContext
@@ -21,6 +22,7 @@ from .errors import (
     ProtocolError,
     RejectedError,
     ReservedTagError,
+    TagError,
     TimeoutError,
     YomoError,
 )
@@ -46,9 +48,13 @@ __all__ = [
     "ReservedTagError",
     "Source",
     "StreamFunction",
+    "TagError",
     "TimeoutError",
     "TlsConfig",
     "YomoError",
     "Zipper",
     "__version__",
 ]
+
+# Go's library reads YOMO_LOG_* when it loads; so do we (a no-op when none is set).
+_logging.configure_from_env()

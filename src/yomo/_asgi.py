@@ -16,11 +16,12 @@ import asyncio
 import contextlib
 import logging
 import socket
-from typing import Any
-
-import uvicorn
+from typing import TYPE_CHECKING, Any
 
 from yomo.errors import ConfigError
+
+if TYPE_CHECKING:
+    import uvicorn
 
 __all__ = ["AsgiServer", "parse_http_address", "serve_asgi"]
 
@@ -120,6 +121,8 @@ async def serve_asgi(
         OSError: the address cannot be bound (taken, not local, ...).
         ConfigError: the app's lifespan startup failed.
     """
+    import uvicorn  # here, so that parse_http_address() does not load the HTTP stack
+
     config = uvicorn.Config(
         app,
         host=host,

@@ -14,7 +14,8 @@
      │    ├── ConnectError               the zipper could not be reached
      │    └── TimeoutError               also a builtin TimeoutError
      ├── ConnectionClosedError(remote, message)
-     ├── ReservedTagError              a tag outside 0..0xFFFFFFFF or in 0xF000..0xFFFF
+     ├── TagError                      a data tag outside 0..0xFFFFFFFF (also a ValueError)
+     │    └── ReservedTagError          a tag in the system range 0xF000..0xFFFF
      ├── ServerClosedError             the zipper is shutting down
      └── ConfigError                   a broken config file or option
 
@@ -39,6 +40,7 @@ __all__ = [
     "RemoteProtocolError",
     "ReservedTagError",
     "ServerClosedError",
+    "TagError",
     "TimeoutError",
     "TransportError",
     "YomoError",
@@ -123,8 +125,13 @@ class ConnectionClosedError(YomoError):
         super().__init__(message)
 
 
-class ReservedTagError(YomoError, ValueError):
-    """A data tag outside 0..0xFFFFFFFF or in the system range 0xF000..0xFFFF."""
+class TagError(YomoError, ValueError):
+    """A data tag that cannot be written: outside 0..0xFFFFFFFF (a tag that is not an
+    int at all is a ``TypeError``)."""
+
+
+class ReservedTagError(TagError):
+    """A data tag in the system range 0xF000..0xFFFF."""
 
 
 class ServerClosedError(YomoError):

@@ -297,8 +297,8 @@ def test_credential_from_env_is_used(tmp_path: Path) -> None:
         ),
         (
             {"fn.py": "DATA_TAGS = [0x33, 0x1_0000_0000]\n\ndef handler(ctx):\n    pass\n"},
-            "Error: yomo: fn.py: bad tag in DATA_TAGS: tag 4294967296 is outside the uint32 "
-            "range 0..0xFFFFFFFF",
+            "Error: yomo: fn.py: bad tag in DATA_TAGS: tag 0x100000000 is out of range: data "
+            "tags are 0x0..0xffffffff",
         ),
         (
             {"fn.py": "DATA_TAGS = [0xF001]\n\ndef handler(ctx):\n    pass\n"},
@@ -374,6 +374,7 @@ def test_unreachable_zipper_says_where_it_tried(tmp_path: Path) -> None:
         last
     )
     assert " in 1 s: " in last
+    assert last.endswith(f"(is `yomo serve` running at 127.0.0.1:{port}?)"), last
     assert sum(line.startswith("Error:") for line in p.stderr) == 1
 
 

@@ -381,19 +381,38 @@ async def test_close_waits_for_running_handlers(aio_zipper, aio_clients, concurr
     assert sorted(sink.data()) == [b"done:%d" % i for i in range(concurrency)]
 
 
-@pytest.mark.parametrize("tag", [-1, 2**32, 0xF000, 0xFFFF, "x", None, 1.5, True])
-async def test_bad_tags_are_refused_before_sending(aio_zipper, aio_clients, tag):
+@pytest.mark.parametrize(
+    ("tag", "error"),
+    [
+        (-1, yomo.TagError),
+        (2**32, yomo.TagError),
+        (0xF000, yomo.ReservedTagError),
+        (0xFFFF, yomo.ReservedTagError),
+        ("0x33", TypeError),
+        ("x", TypeError),
+        (None, TypeError),
+        (1.5, TypeError),
+        (True, TypeError),
+    ],
+)
+async def test_bad_tags_are_refused_before_sending(aio_zipper, aio_clients, tag, error):
     z = await aio_zipper()
     sink = await aio_clients.sink(z.addr, "sink", [FENCE])
     src = aio_clients.source(z.addr, "src")
     await src.connect()
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(error) as info:
         await src.write(tag, b"data")
-    assert isinstance(info.value, yomo.ReservedTagError)
-    with pytest.raises(ValueError):
+    assert type(info.value) is error or error is TypeError
+    assert str(info.value).startswith("yomo: ")
+    if error is yomo.TagError:  # out of range: said in hex, not called reserved
+        assert "out of range" in str(info.value) and "reserved" not in str(info.value)
+        assert f"{tag:#x}".lstrip("-") in str(info.value)
+    if tag == "0x33":
+        assert "write 0x33" in str(info.value)
+    with pytest.raises(error):
         await src.write_with_target(tag, b"data", "t")
     fn = aio_clients.sfn(z.addr, "fn")
-    with pytest.raises(ValueError):
+    with pytest.raises(error):
         fn.set_observe_data_tags(tag)
     await src.write(FENCE, b"fence")
     await sink.wait_async(1)

@@ -424,3 +424,62 @@ def test_dataclasses_validate(make: object, expected: str) -> None:
     with pytest.raises(ConfigError) as info:
         make()  # type: ignore[operator]
     assert str(info.value).startswith("yomo: " + expected), str(info.value)
+
+
+# -- typos and the monitor key -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("auht:\n  type: token\n  token: s3cret\n", "auht: unknown key, did you mean 'auth'?"),
+        ("Auth:\n  type: token\n  token: s3cret\n", "Auth: unknown key, did you mean 'auth'?"),
+        (
+            "auth:\n  type: token\n  tokne: s3cret\n",
+            "auth.tokne: unknown key, did you mean 'auth.token'?",
+        ),
+        (
+            "auth:\n  tpye: token\n  token: s3cret\n",
+            "auth.tpye: unknown key, did you mean 'auth.type'?",
+        ),
+        (
+            "mesh:\n  b:\n    host: h\n    port: 1\n    credentail: x\n",
+            "mesh.b.credentail: unknown key, did you mean 'mesh.b.credential'?",
+        ),
+        ("mehs:\n  b:\n    host: h\n    port: 1\n", "mehs: unknown key, did you mean 'mesh'?"),
+        ("monitr: 127.0.0.1:8222\n", "monitr: unknown key, did you mean 'monitor'?"),
+    ],
+)
+def test_a_key_close_to_a_known_one_is_an_error(tmp_path: Path, text: str, expected: str) -> None:
+    # A typo in auth: must never start a zipper without auth.
+    assert error_of(tmp_path, MINIMAL + text) == expected
+
+
+def test_a_typo_of_a_required_key_says_did_you_mean(tmp_path: Path) -> None:
+    assert error_of(tmp_path, "name: z\nhots: 127.0.0.1\nport: 9000\n") == (
+        "hots: unknown key, did you mean 'host'?"
+    )
+
+
+def test_monitor_key(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, MINIMAL + "monitor: 127.0.0.1:8222\n"))
+    assert config.monitor == "127.0.0.1:8222"
+    assert load_config(write(tmp_path, MINIMAL)).monitor is None
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("8222", "monitor: expected HOST:PORT (e.g. 127.0.0.1:8222), got '8222'"),
+        ("h:99999", "monitor: port 99999 is out of range 0..65535"),
+        ("[1", "monitor: expected HOST:PORT (e.g. 127.0.0.1:8222), got '[1'"),
+    ],
+)
+def test_monitor_key_errors(tmp_path: Path, value: str, expected: str) -> None:
+    assert error_of(tmp_path, MINIMAL + f"monitor: '{value}'\n") == expected
+
+
+def test_monitor_key_must_be_text(tmp_path: Path) -> None:
+    assert error_of(tmp_path, MINIMAL + "monitor: 8222\n").startswith(
+        "monitor: expected HOST:PORT, e.g. 127.0.0.1:8222, got 8222"
+    )

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import yomo.wire
-from yomo.errors import LocalProtocolError, RemoteProtocolError, ReservedTagError
+from yomo.errors import LocalProtocolError, RemoteProtocolError, ReservedTagError, TagError
 from yomo.wire import (
     DEFAULT_MAX_FRAME_SIZE,
     MAX_TAG,
@@ -170,14 +170,35 @@ def test_check_tag_accepts(tag: int) -> None:
     assert check_tag(tag) == tag
 
 
+@pytest.mark.parametrize("tag", [RESERVED_TAG_MIN, 0xF123, RESERVED_TAG_MAX])
+def test_check_tag_rejects_reserved(tag: int) -> None:
+    with pytest.raises(ReservedTagError, match=r"^yomo: tag 0xf\w+ is reserved for the system"):
+        check_tag(tag)
+
+
+@pytest.mark.parametrize(("tag", "shown"), [(-1, "-0x1"), (MAX_TAG + 1, "0x100000000")])
+def test_check_tag_rejects_out_of_range_in_hex(tag: int, shown: str) -> None:
+    with pytest.raises(TagError) as err:
+        check_tag(tag)
+    assert type(err.value) is TagError and isinstance(err.value, ValueError)
+    assert str(err.value) == f"yomo: tag {shown} is out of range: data tags are 0x0..0xffffffff"
+
+
 @pytest.mark.parametrize(
-    "tag", [-1, MAX_TAG + 1, RESERVED_TAG_MIN, 0xF123, RESERVED_TAG_MAX, 1.0, "1", None, True]
+    ("tag", "hint"),
+    [
+        ("0x33", " (write 0x33, not '0x33')"),
+        ("51", " (write 0x33, not '51')"),
+        ("x", ""),
+        (1.0, ""),
+        (None, ""),
+        (True, ""),
+    ],
 )
-def test_check_tag_rejects(tag: object) -> None:
-    with pytest.raises(ReservedTagError) as err:
+def test_check_tag_rejects_non_ints_with_type_error(tag: object, hint: str) -> None:
+    with pytest.raises(TypeError) as err:
         check_tag(tag)  # type: ignore[arg-type]
-    assert isinstance(err.value, ValueError)
-    assert str(err.value).startswith("yomo: ")
+    assert str(err.value) == f"yomo: tag must be an int like 0x33, not {type(tag).__name__}{hint}"
 
 
 def test_length_varint_edges() -> None:

@@ -1,7 +1,9 @@
 """The ``yomo`` command: a click group whose subcommands live one per module.
 
 Like Go's ``yomo`` (Go: cli/root.go), the group loads ``./.env`` when present,
-takes ``-v`` for verbose output and ``-V``/``--version``; logging goes to stderr.
+takes ``-v`` for verbose output and ``-V``/``--version``; logging goes to stderr unless
+the ``YOMO_LOG_*`` variables say otherwise (see ``yomo._logging``). ``-v`` and
+``--log-level`` are also accepted after the subcommand.
 To add a command, write ``yomo/cli/<name>.py`` with one ``click.Command`` and
 register it in :data:`COMMANDS` below.
 """
@@ -10,55 +12,29 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from collections.abc import Sequence
 
 import click
 
+from yomo._logging import LOG_FORMAT, LOG_LEVELS, configure_logging
 from yomo._version import __version__
+from yomo.cli._logopts import set_log_level
 from yomo.cli.init import init
+from yomo.cli.pub import pub
 from yomo.cli.run import run
 from yomo.cli.serve import serve
+from yomo.cli.stats import stats
+from yomo.cli.sub import sub
 from yomo.cli.version import version
 
-__all__ = ["COMMANDS", "LOG_FORMAT", "LOG_LEVELS", "cli", "configure_logging", "main"]
-
-#: ``--log-level`` / ``YOMO_LOG_LEVEL`` values; ``warn`` is Go's spelling
-#: (Go: core/ylog/logger.go parseToSlogLevel).
-LOG_LEVELS = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warn": logging.WARNING,
-    "warning": logging.WARNING,
-    "error": logging.ERROR,
-}
-
-#: One compact line per record: time, level, logger, message.
-LOG_FORMAT = "%(asctime)s.%(msecs)03d %(levelname)-7s %(name)s: %(message)s"
-_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
-
-
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes to whatever ``sys.stderr`` is at the time of each record."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.stream = sys.stderr
-        super().emit(record)
-
-
-def configure_logging(level: int) -> None:
-    """Send log records at ``level`` and above to stderr, one compact line each.
-
-    Replaces the handler a previous call installed, so calling it twice is safe.
-    """
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if isinstance(handler, _StderrHandler):
-            root.removeHandler(handler)
-    handler = _StderrHandler()
-    handler.setFormatter(logging.Formatter(LOG_FORMAT, _DATE_FORMAT))
-    root.addHandler(handler)
-    root.setLevel(level)
+__all__ = [
+    "COMMANDS",
+    "LOG_FORMAT",
+    "LOG_LEVELS",
+    "cli",
+    "configure_logging",
+    "main",
+]
 
 
 @click.group(name="yomo", context_settings={"help_option_names": ["-h", "--help"]})
@@ -77,11 +53,11 @@ def configure_logging(level: int) -> None:
 )
 def cli(log_level: str, verbose: bool) -> None:
     """YoMo for Python: serve a zipper, run stream functions."""
-    configure_logging(logging.DEBUG if verbose else LOG_LEVELS[log_level.lower()])
+    set_log_level(logging.DEBUG if verbose else LOG_LEVELS[log_level.lower()])
 
 
 #: Every subcommand, in help order.
-COMMANDS: tuple[click.Command, ...] = (serve, run, init, version)
+COMMANDS: tuple[click.Command, ...] = (serve, run, pub, sub, stats, init, version)
 for _command in COMMANDS:
     cli.add_command(_command)
 

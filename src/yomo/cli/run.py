@@ -32,7 +32,7 @@ from yomo.errors import (
     ConnectError,
     ConnectionClosedError,
     RejectedError,
-    ReservedTagError,
+    TagError,
     YomoError,
 )
 
@@ -158,8 +158,11 @@ def _tags(module: ModuleType, path: Path) -> tuple[int, ...]:
     for value in values:
         try:
             tags.append(check_tag(value))
-        except ReservedTagError as exc:
+        except TagError as exc:
             raise FunctionFileError(f"{path}: bad tag in {where}: {exc.message}") from None
+        except TypeError as exc:
+            message = str(exc).removeprefix("yomo: ")
+            raise FunctionFileError(f"{path}: bad tag in {where}: {message}") from None
     if not tags:
         raise FunctionFileError(f"{path}: no tags to observe: {where} is empty")
     return tuple(dict.fromkeys(tags))

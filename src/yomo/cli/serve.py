@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib
 import logging
 import signal
@@ -11,6 +12,7 @@ from typing import Protocol
 
 import click
 
+from yomo.cli._logopts import log_options
 from yomo.errors import YomoError
 from yomo.zipper.config import DEFAULT_CONFIG, ZipperConfig, load_config
 
@@ -39,16 +41,19 @@ def _zipper_factory() -> Callable[..., _Zipper]:
     return factory
 
 
-async def serve_zipper(config: ZipperConfig) -> None:
+async def serve_zipper(config: ZipperConfig, *, stats_interval: float = 30.0) -> None:
     """Serve a zipper until SIGINT or SIGTERM; a second signal stops it at once.
 
     Args:
         config: What to serve.
+        stats_interval: seconds between two INFO summary lines; 0 for none.
 
     Raises:
         YomoError, OSError: the zipper could not start (e.g. the port is taken).
     """
-    zipper = _zipper_factory()(config, logger=logging.getLogger("yomo.zipper"))
+    zipper = _zipper_factory()(
+        config, logger=logging.getLogger("yomo.zipper"), stats_interval=stats_interval
+    )
     loop = asyncio.get_running_loop()
     serving = asyncio.ensure_future(zipper.serve())
     stopping: set[asyncio.Task[None]] = set()
@@ -97,10 +102,45 @@ async def serve_zipper(config: ZipperConfig) -> None:
     default=None,
     help="Zipper config file (.yaml or .yml). Without it: 'zipper' on 127.0.0.1:9000, no auth.",
 )
-def serve(config_path: str | None) -> None:
+@click.option("--host", default=None, help="Listen on this host instead of the config's.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Listen on this UDP port instead of the config's (0: a free port).",
+)
+@click.option(
+    "--monitor",
+    metavar="HOST:PORT",
+    default=None,
+    help="Serve the monitor endpoint (/healthz, /metrics, /api/*, a live page) here; "
+    "overrides the config's 'monitor'.",
+)
+@click.option(
+    "--stats-interval",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Seconds between two INFO summary lines (connections, frames/s, drops); 0: none.",
+)
+@log_options
+def serve(
+    config_path: str | None,
+    host: str | None,
+    port: int | None,
+    monitor: str | None,
+    stats_interval: float,
+) -> None:
     """Run a zipper until Ctrl-C (SIGINT) or SIGTERM."""
     try:
         config = load_config(config_path) if config_path is not None else DEFAULT_CONFIG
+        config = dataclasses.replace(
+            config,
+            host=config.host if host is None else host,
+            port=config.port if port is None else port,
+            monitor=config.monitor if monitor is None else monitor,
+        )
     except YomoError as exc:
         raise click.ClickException(str(exc)) from exc
     if config_path is None:
@@ -113,14 +153,14 @@ def serve(config_path: str | None) -> None:
     else:
         logger.info("using config file %s", config_path)
     try:
-        asyncio.run(serve_zipper(config))
+        asyncio.run(serve_zipper(config, stats_interval=stats_interval))
     except YomoError as exc:
         raise click.ClickException(str(exc)) from exc
     except OSError as exc:
         reason = exc.strerror or str(exc)
-        raise click.ClickException(
-            f"yomo: cannot serve on {config.host}:{config.port}: {reason}"
-        ) from exc
+        if not reason.startswith("cannot serve"):  # the monitor's error names its address
+            reason = f"cannot serve on {config.host}:{config.port}: {reason}"
+        raise click.ClickException(f"yomo: {reason}") from exc
     except KeyboardInterrupt:  # no signal handlers (Windows): Ctrl-C lands here
         logger.info("interrupted")
     except ImportError as exc:

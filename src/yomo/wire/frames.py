@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import TYPE_CHECKING, ClassVar, TypeAlias
 
-from yomo.errors import LocalProtocolError, RemoteProtocolError, ReservedTagError
+from yomo.errors import LocalProtocolError, RemoteProtocolError, ReservedTagError, TagError
 from yomo.wire.y3 import _LENGTHS, _read_length, decode_uint32, encode_length, encode_uint32
 
 if TYPE_CHECKING:
@@ -69,6 +69,16 @@ class ClientType(IntEnum):
     STREAM_FUNCTION = 0x5D
 
 
+def _tag_hint(value: object) -> str:
+    """For a tag written as text ("0x33", "51"): how to write it as an int."""
+    if isinstance(value, str):
+        try:
+            return f" (write {int(value.strip(), 0):#x}, not {value!r})"
+        except ValueError:
+            pass
+    return ""
+
+
 def check_tag(tag: int) -> int:
     """Check that ``tag`` is a data tag an application may write.
 
@@ -76,12 +86,16 @@ def check_tag(tag: int) -> int:
         ``tag`` as a plain int.
 
     Raises:
-        ReservedTagError: not an int, outside 0..0xFFFFFFFF, or in 0xF000..0xFFFF.
+        TypeError: not an int (e.g. the string ``"0x33"``).
+        TagError: outside 0..0xFFFFFFFF.
+        ReservedTagError: in 0xF000..0xFFFF.
     """
     if isinstance(tag, bool) or not isinstance(tag, int):
-        raise ReservedTagError(f"tag must be an int, not {type(tag).__name__}")
+        hint = _tag_hint(tag)
+        raise TypeError(f"yomo: tag must be an int like 0x33, not {type(tag).__name__}{hint}")
     if not 0 <= tag <= MAX_TAG:
-        raise ReservedTagError(f"tag {tag} is outside the uint32 range 0..0xFFFFFFFF")
+        shown = f"-{-tag:#x}" if tag < 0 else f"{tag:#x}"
+        raise TagError(f"tag {shown} is out of range: data tags are 0x0..0xffffffff")
     if RESERVED_TAG_MIN <= tag <= RESERVED_TAG_MAX:
         raise ReservedTagError(f"tag {tag:#x} is reserved for the system (0xF000..0xFFFF)")
     return int(tag)

@@ -9,7 +9,8 @@ from __future__ import annotations
 from .auth import Authenticator, AuthFailed, TokenAuth, authenticator_for, split_credential
 from .config import AuthConfig, MeshPeer, ZipperConfig, load_config, parse_config
 from .router import Router, TagRouter
-from .server import ConnectionInfo, SlowConsumerPolicy, Zipper, ZipperStats
+from .server import ConnectionInfo, SlowConsumerPolicy, Zipper, ZipperState
+from .stats import ZipperStats
 
 __all__ = [
     "AuthConfig",
@@ -23,6 +24,7 @@ __all__ = [
     "TokenAuth",
     "Zipper",
     "ZipperConfig",
+    "ZipperState",
     "ZipperStats",
     "authenticator_for",
     "load_config",

@@ -13,6 +13,7 @@ The file format is Go's (docs/protocol.md section 8, Go: pkg/config/config.go)::
         host: 10.0.0.2
         port: 9000
         credential: "token:<CREDENTIAL>"
+    monitor: 127.0.0.1:8222   # optional, ours: the HTTP monitor endpoint (docs/monitor.md)
 
 Where this loader differs from Go, it is stricter and says so in words:
 
@@ -21,8 +22,10 @@ Where this loader differs from Go, it is stricter and says so in words:
 - Go turns any ``auth`` block with a ``type`` into token auth; here ``type`` must
   be ``token`` (with a non-empty ``token``) or ``none``.
 - Go ignores keys it does not know; so do we, with a logged warning naming each
-  one. ``bridge`` (the AI bridge and MCP server) is read by
-  ``yomo.zipper.bridge_config``.
+  one, except a key close to a known one (``auht``, ``tokne``, ``prot``): that is
+  an error with "did you mean", because a typo in ``auth:`` must never start a
+  zipper without authentication. ``bridge`` (the AI bridge and MCP server) is read
+  by ``yomo.zipper.bridge_config``; ``monitor`` (ours) is the monitor endpoint.
 - Mesh peers need a ``host`` and a ``port`` in 1..65535 (Go finds out on dial).
 
 Every problem raises :class:`yomo.errors.ConfigError` with a message such as
@@ -32,6 +35,7 @@ Every problem raises :class:`yomo.errors.ConfigError` with a message such as
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 from collections.abc import Mapping
@@ -74,7 +78,7 @@ DEFAULT_AUTH_TYPE = "none"
 AUTH_TYPES = ("none", "token")
 
 _CONFIG_EXTENSIONS = (".yaml", ".yml")  # Go: pkg/config/config.go ErrConfigExt
-_TOP_LEVEL_KEYS = ("name", "host", "port", "auth", "mesh", "bridge")
+_TOP_LEVEL_KEYS = ("name", "host", "port", "auth", "mesh", "bridge", "monitor")
 _AUTH_KEYS = ("type", "token")
 _MESH_KEYS = ("host", "port", "credential")
 
@@ -145,8 +149,13 @@ class ZipperConfig:
     bridge: BridgeConfig | None = None
     """The AI bridge and/or MCP server to serve (``yomo.zipper.bridge_config``)."""
 
+    monitor: str | None = None
+    """``HOST:PORT`` of the HTTP monitor endpoint (health, metrics, live page); ``None``: off."""
+
     def __post_init__(self) -> None:
         source = "ZipperConfig"
+        if self.monitor is not None:
+            _check_monitor(self.monitor, source=source)
         _check_name(self.name, source=source, path=("name",))
         _check_host(self.host, source=source, path=("host",))
         _check_port(self.port, source=source, path=("port",), allow_zero=True)
@@ -240,7 +249,13 @@ def _parse(
     from .bridge_config import parse_bridge
 
     bridge = parse_bridge(data.get("bridge"), source, marks)
-    config = ZipperConfig(name=name, host=host, port=port, auth=auth, mesh=mesh, bridge=bridge)
+    monitor = data.get("monitor")
+    if monitor is not None:
+        _check_monitor(monitor, source=source, marks=marks)
+        assert isinstance(monitor, str)  # checked above
+    config = ZipperConfig(
+        name=name, host=host, port=port, auth=auth, mesh=mesh, bridge=bridge, monitor=monitor
+    )
     if from_file:
         logger.debug("loaded zipper config from %s: %r", source, config)
     return config
@@ -307,10 +322,16 @@ def _parse_mesh(
 def _warn_unknown(
     data: Mapping[Any, object], known: tuple[str, ...], source: str, path: _Path
 ) -> None:
+    """Warn about keys Go would ignore; refuse the ones that look like a typo of a known key."""
     for key in data:
         if key in known:
             continue
         where = _dotted((*path, str(key)))
+        close = difflib.get_close_matches(str(key).lower(), known, n=1, cutoff=0.7)
+        if close:
+            raise ConfigError(
+                f"{source}: {where}: unknown key, did you mean {_dotted((*path, close[0]))!r}?"
+            )
         logger.warning("%s: %s: unknown key, ignored", source, where)
 
 
@@ -341,6 +362,26 @@ def _check_name(
 
 
 _check_host = _check_name
+
+
+def _check_monitor(
+    value: object, *, source: str, marks: Mapping[_Path, yaml.Mark] | None = None
+) -> None:
+    from yomo._asgi import parse_http_address
+
+    path: _Path = ("monitor",)
+    if not isinstance(value, str):
+        _fail(
+            source,
+            path,
+            "HOST:PORT, e.g. 127.0.0.1:8222",
+            value,
+            marks.get(path) if marks else None,
+        )
+    try:
+        parse_http_address(value, what="monitor")
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc.message}") from None
 
 
 def _check_port(

@@ -20,7 +20,6 @@ import itertools
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from yomo._version import SPEC_VERSION
@@ -57,18 +56,27 @@ from .functions import (
     encode_announcement,
 )
 from .router import Router, TagRouter
+from .stats import (
+    DEFAULT_MAX_TAG_STATS,
+    ConnectionInfo,
+    StatsWatcher,
+    TagCounters,
+    ZipperStats,
+)
 
 __all__ = [
     "DEFAULT_HANDSHAKE_TIMEOUT",
     "ConnectionInfo",
     "SlowConsumerPolicy",
     "Zipper",
-    "ZipperStats",
+    "ZipperState",
 ]
 
 DEFAULT_HANDSHAKE_TIMEOUT = 5.0
 DEFAULT_DROP_THRESHOLD = 8 * 1024 * 1024
 SlowConsumerPolicy = Literal["block", "drop"]
+ZipperState = Literal["new", "starting", "serving", "stopping", "stopped"]
+StatsSection = Callable[[], dict[str, Any]]
 Forwarder = Callable[[int, bytes, bytes], None]
 """Called with (tag, metadata bytes, encoded frame) for every frame that is not from a mesh peer."""
 
@@ -84,54 +92,6 @@ def _type_name(client_type: int) -> str:
     return str(name) if name is not None else f"Unknown(0x{client_type:02x})"
 
 
-@dataclass
-class _TagCounters:
-    frames_in: int = 0
-    bytes_in: int = 0
-    frames_out: int = 0
-    bytes_out: int = 0
-    unobserved: int = 0
-    dropped: int = 0
-
-
-@dataclass
-class ZipperStats:
-    """Counters since start; ``Zipper.stats()`` returns a snapshot as a dict."""
-
-    started: float = field(default_factory=time.time)
-    rejections: int = 0
-    protocol_errors: int = 0
-    drops: int = 0
-    unobserved: int = 0
-    tags: dict[int, _TagCounters] = field(default_factory=dict)
-
-    def tag(self, tag: int) -> _TagCounters:
-        counters = self.tags.get(tag)
-        if counters is None:
-            counters = self.tags[tag] = _TagCounters()
-        return counters
-
-
-@dataclass(frozen=True)
-class ConnectionInfo:
-    """What the zipper knows of one registered connection."""
-
-    number: int
-    name: str
-    client_id: str
-    client_type: str
-    observed_tags: tuple[int, ...]
-    wanted_target: str
-    remote_address: tuple[str, int]
-    frames_in: int
-    frames_out: int
-    dropped: int
-    send_backlog: int = 0
-    """Bytes queued for this client that are not on the wire yet."""
-    recv_backlog: int = 0
-    """Bytes of frames received from this client that wait to be routed."""
-
-
 class _Peer:
     """A registered connection: identity from its handshake and its counters."""
 
@@ -139,6 +99,7 @@ class _Peer:
         "client_id",
         "client_type",
         "conn",
+        "connected_at",
         "dropped",
         "frames_in",
         "frames_out",
@@ -161,6 +122,7 @@ class _Peer:
         self.wanted_target = hf.wanted_target
         self.merge = merge
         self.conn = conn
+        self.connected_at = time.time()
         self.frames_in = 0
         self.frames_out = 0
         self.dropped = 0
@@ -189,6 +151,12 @@ class Zipper:
             the MCP server; they connect to this zipper as clients.
         bridge_credential: what those clients present, e.g. ``"token:<token>"``.
         logger: defaults to ``logging.getLogger("yomo.zipper")``.
+        stats_interval: seconds between two INFO summary lines (connections, frames/s,
+            drops); 0 turns them off. Unobserved-tag warnings are logged either way.
+        monitor: ``"HOST:PORT"`` or ``(host, port)`` of the HTTP monitor endpoint
+            (``/healthz``, ``/metrics``, ``/api/*``, a live page; see docs/monitor.md).
+        max_tag_stats: distinct tags counted one by one in ``stats()``; later tags are
+            added up under ``other_tags``.
     """
 
     def __init__(
@@ -210,11 +178,19 @@ class Zipper:
         stats_interval: float = 30.0,
         bridge: Any = None,
         bridge_credential: str = "",
+        monitor: str | tuple[str, int] | None = None,
+        max_tag_stats: int = DEFAULT_MAX_TAG_STATS,
     ) -> None:
         if slow_consumer not in ("block", "drop"):
             raise ConfigError(f"slow_consumer: expected 'block' or 'drop', got {slow_consumer!r}")
         if not 0 <= port <= 65535:
             raise ConfigError(f"port: expected 0..65535, got {port}")
+        if max_tag_stats < 0:
+            raise ConfigError(f"max_tag_stats: expected 0 or more, got {max_tag_stats}")
+        if isinstance(monitor, str):
+            from yomo._asgi import parse_http_address
+
+            monitor = parse_http_address(monitor, what="monitor")
         self.name = name
         self.host = host
         self.port = port
@@ -228,13 +204,18 @@ class Zipper:
         self.mesh_options = dict(mesh_options or {})
         self.log = logger or logging.getLogger("yomo.zipper")
         self.stats_interval = stats_interval
+        self.monitor_address: tuple[str, int] | None = monitor
+        """Where the monitor listens: as asked before ``start``, the bound address after."""
+        self.state: ZipperState = "new"
         self._router: Router[_Peer] = router if router is not None else TagRouter()
         self._peers: dict[int, _Peer] = {}
         self._numbers = itertools.count(1)
         self._listener: Listener | None = None
         self._stopped = asyncio.Event()
         self._forwarders: list[Forwarder] = []
-        self._stats = ZipperStats()
+        self._stats = ZipperStats(max_tags=max_tag_stats)
+        self._stats_sections: dict[str, StatsSection] = {}
+        self._monitor: Any = None
         self._background: list[asyncio.Task[None]] = []
         self._mesh: Any = None
         self._connections: set[FrameConnection] = set()
@@ -263,7 +244,7 @@ class Zipper:
             authenticators=auths,
             mesh=config.mesh,
             bridge=options.pop("bridge", config.bridge),
-            **options,
+            **{"monitor": config.monitor, **options},
         )
 
     # -- lifecycle ---------------------------------------------------------
@@ -283,12 +264,25 @@ class Zipper:
 
     async def start(self) -> None:
         """Listen and return; connections are served in the background."""
-        if self._listener is not None:
+        if self.state != "new":
             return
+        self.state = "starting"
         tls = self.tls or TlsConfig.from_env()
-        self._listener = await listen(
-            self.host, self.port, self._on_connection, tls=tls, settings=self.quic
-        )
+        try:
+            if self.monitor_address is not None:  # first, so /healthz says 503 while starting
+                from .monitor import Monitor
+
+                monitor = Monitor(self)
+                await monitor.start(*self.monitor_address)
+                self._monitor = monitor
+                self.monitor_address = monitor.address
+            self._listener = await listen(
+                self.host, self.port, self._on_connection, tls=tls, settings=self.quic
+            )
+        except BaseException:
+            await self._stop_monitor()
+            self.state = "stopped"
+            raise
         self.log.info(
             "zipper %r listening on %s:%d (auth %s, %s, QUIC %s)",
             self.name,
@@ -298,8 +292,6 @@ class Zipper:
             self._listener.backend,
         )
         loop = asyncio.get_running_loop()
-        if self.stats_interval > 0:
-            self._background.append(loop.create_task(self._log_stats()))
         if self.mesh_peers:
             from .mesh import Mesh  # type: ignore[import-not-found,unused-ignore]
 
@@ -315,6 +307,8 @@ class Zipper:
             except BaseException:
                 await self.stop("the AI bridge failed to start")
                 raise
+        self._background.append(loop.create_task(self._watch()))
+        self.state = "serving"
 
     async def serve(self) -> None:
         """Start (if needed) and serve until ``stop`` is called."""
@@ -326,6 +320,7 @@ class Zipper:
         if self._stopped.is_set():
             return
         self._stopped.set()
+        self.state = "stopping"
         if self._bridge is not None:
             await self._bridge.stop()
         if self._mesh is not None:
@@ -337,7 +332,14 @@ class Zipper:
             await self._listener.aclose()
         for task in self._background:
             task.cancel()
+        await self._stop_monitor()
+        self.state = "stopped"
         self.log.info("zipper %r stopped: %s", self.name, reason)
+
+    async def _stop_monitor(self) -> None:
+        if self._monitor is not None:
+            monitor, self._monitor = self._monitor, None
+            await monitor.stop()
 
     async def __aenter__(self) -> Zipper:
         await self.start()
@@ -369,6 +371,7 @@ class Zipper:
                 dropped=p.dropped,
                 send_backlog=p.conn.send_backlog,
                 recv_backlog=p.conn.recv_backlog,
+                connected_at=p.connected_at,
             )
             for p in self._peers.values()
         ]
@@ -384,32 +387,38 @@ class Zipper:
                 count += 1
         return count
 
+    def add_stats_section(self, name: str, section: StatsSection) -> Callable[[], None]:
+        """Add ``stats()[name]`` from ``section()`` (e.g. the AI bridge's counters); returns a remover.
+
+        ``section`` is called on the zipper's loop whenever stats are read, so it must be
+        cheap: return counters already kept, never compute them.
+        """
+        if name in self._stats_sections or name in self.stats():
+            raise ValueError(f"yomo: stats section {name!r} exists already")
+        self._stats_sections[name] = section
+
+        def remove() -> None:
+            self._stats_sections.pop(name, None)
+
+        return remove
+
     def stats(self) -> dict[str, Any]:
-        """A snapshot: connections by type, frames and bytes per tag, drops, rejections."""
-        by_type: dict[str, int] = {}
+        """A snapshot: state, connections by type, handshakes and rejections by reason,
+        totals and per-tag frames and bytes (at most ``max_tag_stats`` tags, the rest in
+        ``other_tags``), drops, unobserved frames, mesh links and added sections.
+
+        Every monitor view (``/metrics``, ``/api/stats``, the page, the log summary) is
+        built from this, so it stays the one place that reads the data path's counters.
+        """
+        by_type: dict[str, int] = dict.fromkeys(_CLIENT_TYPE_NAMES.values(), 0)
         for peer in self._peers.values():
             key = _type_name(peer.client_type)
             by_type[key] = by_type.get(key, 0) + 1
-        s = self._stats
         result: dict[str, Any] = {
             "name": self.name,
-            "uptime": time.time() - s.started,
+            "state": self.state,
             "connections": by_type,
-            "rejections": s.rejections,
-            "protocol_errors": s.protocol_errors,
-            "drops": s.drops,
-            "unobserved": s.unobserved,
-            "tags": {
-                tag: {
-                    "frames_in": c.frames_in,
-                    "bytes_in": c.bytes_in,
-                    "frames_out": c.frames_out,
-                    "bytes_out": c.bytes_out,
-                    "unobserved": c.unobserved,
-                    "dropped": c.dropped,
-                }
-                for tag, c in sorted(s.tags.items())
-            },
+            **self._stats.snapshot(),
         }
         if self._mesh is not None:
             result["mesh"] = self._mesh.stats()
@@ -417,6 +426,8 @@ class Zipper:
             result["llm_functions"] = sorted(f.name for f in self.functions.functions())
         if self._bridge is not None:
             result["bridge"] = self._bridge.stats()
+        for name, section in self._stats_sections.items():
+            result[name] = section()
         return result
 
     async def _announce_functions(self) -> None:
@@ -441,11 +452,15 @@ class Zipper:
         finally:
             unsubscribe()
 
-    async def _log_stats(self) -> None:
+    async def _watch(self) -> None:
+        """Once a second: the periodic summary line and unobserved-tag warnings."""
+        watcher = StatsWatcher(self.stats, self.log, summary_interval=self.stats_interval)
         while True:
-            await asyncio.sleep(self.stats_interval)
-            if self.log.isEnabledFor(logging.DEBUG):
-                self.log.debug("stats %s", self.stats())
+            await asyncio.sleep(1.0)
+            try:
+                watcher.tick()
+            except Exception:  # a broken stats section must not end the watch
+                self.log.exception("stats: cannot read the zipper's counters")
 
     # -- one connection ----------------------------------------------------
 
@@ -462,8 +477,10 @@ class Zipper:
         finally:
             self._connections.discard(conn)
 
-    async def _reject(self, conn: FrameConnection, message: str, hf: HandshakeFrame | None) -> None:
-        self._stats.rejections += 1
+    async def _reject(
+        self, conn: FrameConnection, message: str, hf: HandshakeFrame | None, reason: str
+    ) -> None:
+        self._stats.reject(reason)
         who = f"{_type_name(hf.client_type)} {hf.name!r} (id {hf.id})" if hf else "client"
         self.log.warning("rejected %s from %s: %s", who, conn.remote_address, message)
         with contextlib.suppress(Exception):
@@ -476,13 +493,14 @@ class Zipper:
         try:
             first = await asyncio.wait_for(conn.read_frame(), self.handshake_timeout)
         except asyncio.TimeoutError:
-            self._stats.rejections += 1
+            self._stats.reject("handshake_timeout")
             message = f"handshake timeout: no HandshakeFrame within {self.handshake_timeout:g} s"
             self.log.warning("closed %s: %s", conn.remote_address, message)
             conn.close(message)
             return None
         except ProtocolError as exc:
             self._stats.protocol_errors += 1
+            self._stats.reject("protocol_error")
             self.log.warning("closed %s: %s", conn.remote_address, exc.message)
             return None
         except ConnectionClosedError:
@@ -492,6 +510,7 @@ class Zipper:
                 conn,
                 f"yomo: handshake read unexpected frame, read: {type(first).__name__}",
                 None,
+                "unexpected_frame",
             )
             return None
         hf = first
@@ -500,15 +519,18 @@ class Zipper:
                 conn,
                 f"version negotiation failed: client={hf.version}, server={SPEC_VERSION}",
                 hf,
+                "version",
             )
             return None
         try:
             merge = dict(authenticate(self.authenticators, hf.auth_name, hf.auth_payload))
         except AuthFailed as exc:
-            await self._reject(conn, str(exc), hf)
+            await self._reject(conn, str(exc), hf, "auth")
             return None
         if hf.client_type not in _CLIENT_TYPE_NAMES:
-            await self._reject(conn, f"unknown client type 0x{hf.client_type:02x}", hf)
+            await self._reject(
+                conn, f"unknown client type 0x{hf.client_type:02x}", hf, "client_type"
+            )
             return None
         definition: FunctionDefinition | None = None
         if hf.client_type == ClientType.STREAM_FUNCTION and hf.function_definition:
@@ -542,6 +564,7 @@ class Zipper:
         except ConnectionClosedError:
             self._unregister(peer)
             return None
+        self._stats.handshakes += 1
         tags = ", ".join(f"0x{t:x}" for t in peer.tags)
         self.log.info(
             "connected: %s from %s%s",
@@ -643,7 +666,7 @@ class Zipper:
                 forward(tag, raw_md, encoded)
         return waits
 
-    def _count_drop(self, dest: _Peer, tag: int, counters: _TagCounters) -> None:
+    def _count_drop(self, dest: _Peer, tag: int, counters: TagCounters) -> None:
         dest.dropped += 1
         counters.dropped += 1
         self._stats.drops += 1

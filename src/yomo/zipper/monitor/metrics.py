@@ -1,0 +1,216 @@
+"""``/metrics``: a Prometheus collector that reads the zipper's counters when scraped.
+
+The data path keeps plain integers; nothing here is updated per frame. Each
+scrape takes one ``stats()`` and one ``connections()`` snapshot and turns them
+into metric families named ``yomo_*``. Label values come only from bounded
+sets: tags are at most ``max_tag_stats`` (the rest is ``tag="other"``),
+function names at most :data:`MAX_LABEL_VALUES` (the rest ``function="other"``),
+mesh peers come from the config, reasons and client types are fixed lists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Protocol
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from yomo._version import SPEC_VERSION, __version__
+
+from ..stats import ConnectionInfo, format_tag
+
+__all__ = ["MAX_LABEL_VALUES", "MonitoredZipper", "ZipperCollector"]
+
+#: Distinct values of a client-chosen label (function names, bridge kinds) per metric.
+MAX_LABEL_VALUES = 64
+_OTHER = "other"
+
+# (stats key, metric name, help) of the per-tag counters.
+_TAG_COUNTERS = (
+    ("frames_in", "yomo_frames_in", "Data frames received, by tag."),
+    ("bytes_in", "yomo_bytes_in", "Payload bytes received, by tag."),
+    ("frames_out", "yomo_frames_out", "Data frames delivered to stream functions, by tag."),
+    ("bytes_out", "yomo_bytes_out", "Payload bytes delivered to stream functions, by tag."),
+    ("unobserved", "yomo_unobserved_frames", "Frames no stream function observed, by tag."),
+    ("dropped", "yomo_dropped_frames", "Frames dropped for slow stream functions, by tag."),
+)
+
+
+class MonitoredZipper(Protocol):
+    """What the monitor reads of a zipper: two cheap snapshots."""
+
+    name: str
+
+    def stats(self) -> dict[str, Any]: ...
+
+    def connections(self) -> list[ConnectionInfo]: ...
+
+
+class ZipperCollector(Collector):
+    """Builds the ``yomo_*`` metric families from a zipper's snapshots on each scrape."""
+
+    def __init__(self, zipper: MonitoredZipper) -> None:
+        self.zipper = zipper
+
+    def collect(self) -> Iterable[Metric]:
+        stats = self.zipper.stats()
+        yield from _zipper_metrics(stats)
+        yield from _tag_metrics(stats)
+        yield from _function_metrics(self.zipper.connections())
+        if "mesh" in stats:
+            yield from _mesh_metrics(stats["mesh"])
+        if isinstance(stats.get("bridge"), Mapping):
+            yield from _section_metrics("yomo_bridge", stats["bridge"])
+
+
+def _zipper_metrics(stats: Mapping[str, Any]) -> Iterator[Metric]:
+    info = InfoMetricFamily("yomo_zipper", "The zipper's name and versions.")
+    info.add_metric(
+        [], {"name": stats["name"], "version": __version__, "spec_version": SPEC_VERSION}
+    )
+    yield info
+    serving = GaugeMetricFamily("yomo_serving", "1 while the zipper serves, 0 otherwise.")
+    serving.add_metric([], 1.0 if stats["state"] == "serving" else 0.0)
+    yield serving
+    yield GaugeMetricFamily("yomo_uptime_seconds", "Seconds since start.", value=stats["uptime"])
+    conns = GaugeMetricFamily(
+        "yomo_connections", "Registered connections, by client type.", labels=["type"]
+    )
+    for kind, count in sorted(stats["connections"].items()):
+        conns.add_metric([kind], count)
+    yield conns
+    yield CounterMetricFamily("yomo_handshakes", "Handshakes accepted.", value=stats["handshakes"])
+    rejections = CounterMetricFamily(
+        "yomo_rejections", "Connections refused, by reason.", labels=["reason"]
+    )
+    for reason, count in sorted(stats["rejections_by_reason"].items()):
+        rejections.add_metric([reason], count)
+    yield rejections
+    yield CounterMetricFamily(
+        "yomo_auth_failures",
+        "Handshakes refused for their credential.",
+        value=stats["auth_failures"],
+    )
+    yield CounterMetricFamily(
+        "yomo_protocol_errors",
+        "Connections closed for bytes that break the protocol.",
+        value=stats["protocol_errors"],
+    )
+    yield GaugeMetricFamily(
+        "yomo_tag_stats_limit",
+        'Distinct tags counted one by one; later tags are counted as tag="other".',
+        value=stats["max_tag_stats"],
+    )
+
+
+def _tag_metrics(stats: Mapping[str, Any]) -> Iterator[Metric]:
+    tags: Mapping[int, Mapping[str, int]] = stats["tags"]
+    other: Mapping[str, int] = stats["other_tags"]
+    for key, name, help_text in _TAG_COUNTERS:
+        family = CounterMetricFamily(name, help_text, labels=["tag"])
+        for tag, counters in tags.items():
+            family.add_metric([format_tag(tag)], counters[key])
+        if any(other.values()):
+            family.add_metric([_OTHER], other[key])
+        yield family
+
+
+def _function_metrics(connections: Iterable[ConnectionInfo]) -> Iterator[Metric]:
+    count: dict[str, int] = {}
+    backlog: dict[str, int] = {}
+    for conn in connections:
+        if conn.client_type != "StreamFunction":
+            continue
+        name = conn.name
+        if name not in count and len(count) >= MAX_LABEL_VALUES:
+            name = _OTHER
+        count[name] = count.get(name, 0) + 1
+        backlog[name] = backlog.get(name, 0) + conn.send_backlog
+    conns = GaugeMetricFamily(
+        "yomo_function_connections", "Stream-function connections, by name.", labels=["function"]
+    )
+    queued = GaugeMetricFamily(
+        "yomo_function_backlog_bytes",
+        "Bytes queued for a stream function that are not on the wire yet, by name.",
+        labels=["function"],
+    )
+    for name in sorted(count):
+        conns.add_metric([name], count[name])
+        queued.add_metric([name], backlog[name])
+    yield conns
+    yield queued
+
+
+def _mesh_metrics(mesh: Mapping[str, Mapping[str, Any]]) -> Iterator[Metric]:
+    up = GaugeMetricFamily("yomo_mesh_link_up", "1 when the link to a peer is up.", labels=["peer"])
+    forwarded = CounterMetricFamily(
+        "yomo_mesh_forwarded_frames", "Frames forwarded to a peer.", labels=["peer"]
+    )
+    forwarded_bytes = CounterMetricFamily(
+        "yomo_mesh_forwarded_bytes", "Encoded bytes forwarded to a peer.", labels=["peer"]
+    )
+    dropped = CounterMetricFamily(
+        "yomo_mesh_dropped_frames",
+        "Frames for a peer that were dropped.",
+        labels=["peer", "reason"],
+    )
+    queued_frames = GaugeMetricFamily(
+        "yomo_mesh_queue_frames", "Frames waiting to be sent to a peer.", labels=["peer"]
+    )
+    queued_bytes = GaugeMetricFamily(
+        "yomo_mesh_queue_bytes", "Bytes waiting to be sent to a peer.", labels=["peer"]
+    )
+    downs = CounterMetricFamily("yomo_mesh_link_downs", "Times a link went down.", labels=["peer"])
+    for peer, link in sorted(mesh.items()):
+        up.add_metric([peer], 1.0 if link["state"] == "up" else 0.0)
+        forwarded.add_metric([peer], link["forwarded"])
+        forwarded_bytes.add_metric([peer], link["bytes_forwarded"])
+        for reason in ("link_down", "queue_full", "send_timeout"):
+            dropped.add_metric([peer, reason], link[f"dropped_{reason}"])
+        queued_frames.add_metric([peer], link["queued_frames"])
+        queued_bytes.add_metric([peer], link["queued_bytes"])
+        downs.add_metric([peer], link["downs"])
+    yield from (up, forwarded, forwarded_bytes, dropped, queued_frames, queued_bytes, downs)
+
+
+def _section_metrics(prefix: str, section: Mapping[str, Any]) -> Iterator[Metric]:
+    """A stats section (the AI bridge's) as metrics: see docs/monitor.md for the contract.
+
+    ``name_total: n`` is a counter, ``name: n`` a gauge, ``name_total: {kind: n}`` a
+    counter labelled ``kind`` (at most :data:`MAX_LABEL_VALUES` kinds).
+    """
+    for key, value in sorted(section.items()):
+        name = f"{prefix}_{_metric_name(key)}"
+        counter = name.endswith("_total")
+        help_text = f"{prefix[5:]} section of the zipper's stats: {key}."
+        if isinstance(value, bool) or not isinstance(value, (int, float, Mapping)):
+            continue
+        if not isinstance(value, Mapping):
+            cls = CounterMetricFamily if counter else GaugeMetricFamily
+            yield cls(name, help_text, value=value)
+            continue
+        family: CounterMetricFamily | GaugeMetricFamily = (
+            CounterMetricFamily(name, help_text, labels=["kind"])
+            if counter
+            else GaugeMetricFamily(name, help_text, labels=["kind"])
+        )
+        folded: dict[str, float] = {}
+        for kind, n in value.items():
+            if isinstance(n, bool) or not isinstance(n, (int, float)):
+                continue
+            label = str(kind) if len(folded) < MAX_LABEL_VALUES or str(kind) in folded else _OTHER
+            folded[label] = folded.get(label, 0) + n
+        for label, n in sorted(folded.items()):
+            family.add_metric([label], n)
+        yield family
+
+
+def _metric_name(key: str) -> str:
+    cleaned = "".join(c if c.isalnum() else "_" for c in key.lower())
+    return cleaned.strip("_") or "value"
