@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
+from yomo.client.context import Payload, json_payload
 from yomo.client.core import ClientState, ErrorHandler, ReconnectPolicy
 from yomo.client.sfn import AsyncStreamFunction
 from yomo.client.source import AsyncSource
@@ -79,6 +80,15 @@ class LoopThread:
             raise
 
 
+def _wait_or_close_on_interrupt(loop: LoopThread, client: Any) -> None:
+    """``client.wait()``; on Ctrl-C, close the client and return instead of raising."""
+    try:
+        loop.run(client.wait())
+    except KeyboardInterrupt:
+        client.log.info("%r: interrupted (Ctrl-C), closing", client.name)
+        loop.run(client.close())
+
+
 class Source:
     """A YoMo source (synchronous). Same arguments as ``yomo.aio.Source``.
 
@@ -137,15 +147,19 @@ class Source:
         """Connect and handshake (raises ``RejectedError`` or ``ConnectError``)."""
         self._loop.run(self._aio.connect())
 
-    def write(self, tag: int, data: bytes | None) -> None:
+    def write(self, tag: int, data: Payload | None) -> None:
         """Write ``data`` under ``tag``; waits (bounded) while the zipper is not reading."""
         self._write(tag, data, None)
 
-    def write_with_target(self, tag: int, data: bytes | None, target: str) -> None:
+    def write_with_target(self, tag: int, data: Payload | None, target: str) -> None:
         """Write only to the stream functions whose wanted target is ``target``."""
         self._write(tag, data, target)
 
-    def _write(self, tag: int, data: bytes | None, target: str | None) -> None:
+    def write_json(self, tag: int, obj: Any) -> None:
+        """Write ``obj`` encoded as compact JSON (UTF-8), like ``Context.write_json``."""
+        self._write(tag, json_payload(obj), None)
+
+    def _write(self, tag: int, data: Payload | None, target: str | None) -> None:
         # Build the frame here (bad tags and data raise in the caller's thread), then
         # hand it to the loop without a round trip while the connection has room.
         self._loop.check_thread()  # a write that has to wait would deadlock the loop
@@ -158,8 +172,8 @@ class Source:
         self._loop.run(self._aio.close())
 
     def wait(self) -> None:
-        """Block until the source is closed."""
-        self._loop.run(self._aio.wait())
+        """Block until the source is closed; Ctrl-C closes it and returns (no traceback)."""
+        _wait_or_close_on_interrupt(self._loop, self._aio)
 
     def __enter__(self) -> Source:
         self.connect()
@@ -266,7 +280,7 @@ class StreamFunction:
         """Run ``init`` (first time only), connect and start handling frames."""
         self._loop.run(self._aio.connect())
 
-    def write(self, tag: int, data: bytes | None) -> None:
+    def write(self, tag: int, data: Payload | None) -> None:
         """Write outside a handler (fresh tid, this function as the source)."""
         self._loop.run(self._aio.write(tag, data))
 
@@ -278,8 +292,12 @@ class StreamFunction:
         self._loop.run(self._aio.close(timeout))
 
     def wait(self) -> None:
-        """Block until the function is closed (Ctrl-C interrupts)."""
-        self._loop.run(self._aio.wait())
+        """Block until the function is closed.
+
+        Ctrl-C closes it (running handlers finish, bounded) and returns, so a program
+        that ends with ``wait()`` exits cleanly without a traceback.
+        """
+        _wait_or_close_on_interrupt(self._loop, self._aio)
 
     def __enter__(self) -> StreamFunction:
         self.connect()
@@ -317,6 +335,16 @@ class Zipper:
     def addr(self) -> str:
         """``host:port`` for clients."""
         return self._aio.addr
+
+    @property
+    def monitor_address(self) -> tuple[str, int] | None:
+        """Where the monitor endpoint listens (the bound address after ``start``), if any."""
+        return self._aio.monitor_address
+
+    @property
+    def state(self) -> str:
+        """``"new"``, ``"starting"``, ``"serving"``, ``"stopping"`` or ``"stopped"``."""
+        return self._aio.state
 
     def start(self) -> None:
         """Listen and serve in the background."""

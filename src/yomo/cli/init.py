@@ -7,11 +7,16 @@ tag 0x34), its pytest test, a ``.env`` and a short README. Never overwrites.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import click
 
-__all__ = ["TEMPLATES", "create_project", "init"]
+__all__ = ["FUNCTION_NAME", "TEMPLATES", "create_project", "init"]
+
+#: What a project (and so a stream function) may be called: it becomes YOMO_SFN_NAME and,
+#: for LLM functions, a tool name (OpenAI allows ``[A-Za-z0-9_-]{1,64}``).
+FUNCTION_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 
 _APP = '''\
 """A YoMo stream function: uppercases the text it receives.
@@ -137,6 +142,13 @@ def init(name: str) -> None:
     """Create NAME/ with a stream function (app.py), its test, .env and a README."""
     if not name.strip():
         raise click.ClickException("yomo: the project name must not be empty")
+    function_name = Path(name).name
+    if not FUNCTION_NAME.fullmatch(function_name):
+        raise click.ClickException(
+            f"yomo: {function_name!r} is not a valid function name: use letters, digits, "
+            "'-' and '_', starting with a letter, at most 64 characters (the directory's "
+            "name becomes the stream function's name)"
+        )
     if os.path.lexists(name):
         raise click.ClickException(
             f"yomo: {name} already exists; choose another name or remove it first"

@@ -14,9 +14,17 @@ from typing import Any
 
 from yomo.wire import TARGET, check_tag, encode_data_frame, encode_metadata
 
-__all__ = ["AsyncContext", "Context", "CronContext", "build_frame"]
+__all__ = ["AsyncContext", "Context", "CronContext", "Payload", "build_frame", "json_payload"]
+
+Payload = bytes | bytearray | memoryview
+"""What ``write`` accepts as data: any bytes-like object (copied when it is not ``bytes``)."""
 
 Sender = Callable[[bytes], Awaitable[None]]
+
+
+def json_payload(obj: Any) -> bytes:
+    """``obj`` as compact UTF-8 JSON, the payload of every ``write_json``."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def build_frame(tag: int, data: Any, metadata: Mapping[str, str]) -> bytes | None:
@@ -96,13 +104,13 @@ class AsyncContext(_BaseContext):
         super().__init__(tag, data, metadata)
         self._send = send
 
-    async def write(self, tag: int, data: bytes | None) -> None:
+    async def write(self, tag: int, data: Payload | None) -> None:
         """Write ``data`` under ``tag``, keeping this frame's tid, source id and trace."""
         frame = self._frame(tag, data, None)
         if frame is not None:
             await self._send(frame)
 
-    async def write_with_target(self, tag: int, data: bytes | None, target: str) -> None:
+    async def write_with_target(self, tag: int, data: Payload | None, target: str) -> None:
         """Write to the stream functions whose wanted target is ``target`` only."""
         frame = self._frame(tag, data, target)
         if frame is not None:
@@ -110,7 +118,7 @@ class AsyncContext(_BaseContext):
 
     async def write_json(self, tag: int, obj: Any) -> None:
         """Write ``obj`` encoded as JSON."""
-        await self.write(tag, json.dumps(obj, separators=(",", ":")).encode())
+        await self.write(tag, json_payload(obj))
 
 
 class Context(_BaseContext):
@@ -128,13 +136,13 @@ class Context(_BaseContext):
         super().__init__(tag, data, metadata)
         self._send_blocking = send_blocking
 
-    def write(self, tag: int, data: bytes | None) -> None:
+    def write(self, tag: int, data: Payload | None) -> None:
         """Write ``data`` under ``tag``, keeping this frame's tid, source id and trace."""
         frame = self._frame(tag, data, None)
         if frame is not None:
             self._send_blocking(frame)
 
-    def write_with_target(self, tag: int, data: bytes | None, target: str) -> None:
+    def write_with_target(self, tag: int, data: Payload | None, target: str) -> None:
         """Write to the stream functions whose wanted target is ``target`` only."""
         frame = self._frame(tag, data, target)
         if frame is not None:
@@ -142,7 +150,7 @@ class Context(_BaseContext):
 
     def write_json(self, tag: int, obj: Any) -> None:
         """Write ``obj`` encoded as JSON."""
-        self.write(tag, json.dumps(obj, separators=(",", ":")).encode())
+        self.write(tag, json_payload(obj))
 
 
 class CronContext:
@@ -157,6 +165,6 @@ class CronContext:
         """This run's metadata (source id and a fresh tid)."""
         return MappingProxyType(self._metadata)
 
-    def write(self, tag: int, data: bytes | None) -> Any:
+    def write(self, tag: int, data: Payload | None) -> Any:
         """Write ``data`` under ``tag`` (a coroutine for async cron handlers)."""
         return self._write(tag, data, self._metadata)

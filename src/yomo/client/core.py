@@ -17,6 +17,7 @@ import inspect
 import logging
 import random
 import threading
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -48,6 +49,7 @@ __all__ = [
     "ClientState",
     "ErrorHandler",
     "ReconnectPolicy",
+    "RepeatedErrorLog",
     "new_id",
     "parse_address",
 ]
@@ -96,6 +98,55 @@ class ReconnectPolicy:
         """Seconds to wait before retry number ``attempt`` (0-based)."""
         base = min(self.max_delay, self.initial_delay * self.multiplier**attempt)
         return max(0.0, base * (1 + random.uniform(-self.jitter, self.jitter)))
+
+
+class RepeatedErrorLog:
+    """Logs errors the way a person can read them: a handler's traceback the first time,
+    then the same error (type, message and place) only counted, and reported as
+    "... repeated N times" when another error comes or ``every`` seconds have passed."""
+
+    def __init__(self, log: logging.Logger, every: float = 10.0) -> None:
+        self.log = log
+        self.every = every
+        self._key: tuple[Any, ...] | None = None
+        self._what = ""
+        self._repeats = 0
+        self._since = 0.0
+
+    def report(self, who: str, error: BaseException) -> None:
+        """Log ``error`` of ``who`` (its cause's traceback when it wraps a handler's error)."""
+        cause = getattr(error, "error", None)
+        inner = cause if isinstance(cause, BaseException) else None
+        key = _error_key(inner or error)
+        now = time.monotonic()
+        if key == self._key:
+            self._repeats += 1
+            if now - self._since >= self.every:
+                self.flush(now)
+            return
+        self.flush(now)
+        self._key, self._what, self._since = key, f"{who}: {error}", now
+        if inner is not None and inner.__traceback__ is not None:
+            exc_info = (type(inner), inner, inner.__traceback__)
+            self.log.error("%s", self._what, exc_info=exc_info)
+        else:
+            self.log.error("%s", self._what)
+
+    def flush(self, now: float | None = None) -> None:
+        """Report the repeats counted so far (when the client closes, for instance)."""
+        now = time.monotonic() if now is None else now
+        if self._repeats:
+            self.log.error("%s ... repeated %d times", self._what, self._repeats)
+        self._repeats = 0
+        self._since = now
+
+
+def _error_key(error: BaseException) -> tuple[Any, ...]:
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    where = (tb.tb_frame.f_code.co_filename, tb.tb_lineno) if tb is not None else None
+    return (type(error), str(error)[:200], where)
 
 
 class ClientState(enum.Enum):
@@ -152,6 +203,7 @@ class ClientCore:
         self._reconnected_handlers: list[Callable[[], Any]] = []
         self.final_error: BaseException | None = None
         self._callback_tasks: set[asyncio.Future[Any]] = set()
+        self._default_errors = RepeatedErrorLog(self.log)
         self._thread_lock = threading.Lock()
         self._thread_pending = 0
 
@@ -169,7 +221,7 @@ class ClientCore:
 
     def _report(self, error: BaseException) -> None:
         if not self._error_handlers:
-            self.log.error("%s %r: %s", self._kind, self.name, error)
+            self._default_errors.report(f"{self._kind} {self.name!r}", error)
             return
         for fn in self._error_handlers:
             try:
@@ -279,7 +331,8 @@ class ClientCore:
                     error = ConnectError(
                         f"cannot connect to zipper at {self.zipper_addr} after "
                         f"{attempt + 1} attempt(s) in {self.reconnect.connect_timeout:g} s: "
-                        f"{_last_cause(exc.message)}"
+                        f"{_last_cause(exc.message)} (is `yomo serve` running at "
+                        f"{self.zipper_addr}?)"
                     )
                     self._finish(error)
                     self._report(error)
@@ -525,6 +578,7 @@ class ClientCore:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await supervisor
         self._finish(None)
+        self._default_errors.flush()
         self.log.info("%s %r closed", self._kind, self.name)
 
     async def wait(self) -> None:

@@ -31,7 +31,7 @@ from yomo.errors import YomoError
 from yomo.transport import QuicSettings, TlsConfig
 from yomo.wire import SOURCE_ID, TARGET, TID, ClientType, DataFrame, check_tag, decode_metadata
 
-from .context import AsyncContext, Context, CronContext, build_frame
+from .context import AsyncContext, Context, CronContext, Payload, build_frame
 from .core import ClientCore, ClientState, ErrorHandler, ReconnectPolicy, new_id
 from .tracing import Tracing
 
@@ -243,7 +243,7 @@ class AsyncStreamFunction:
         if self._cron is not None:
             self._cron_task = asyncio.get_running_loop().create_task(self._run_cron())
 
-    async def write(self, tag: int, data: bytes | None) -> None:
+    async def write(self, tag: int, data: Payload | None) -> None:
         """Write outside a handler: fresh tid, this function as the source."""
         frame = build_frame(tag, data, {SOURCE_ID: self._core.client_id, TID: new_id()})
         if frame is not None:
@@ -335,8 +335,7 @@ class AsyncStreamFunction:
                     loop = asyncio.get_running_loop()
                     result = await loop.run_in_executor(self._executor, handler, ctx)
                 if result is not None:
-                    out_tag, out_data = result
-                    frame = build_frame(out_tag, out_data, md)
+                    frame = self._result_frame(result, md)
                     if frame is not None:
                         await send(frame)
         except Exception as exc:
@@ -345,6 +344,15 @@ class AsyncStreamFunction:
             self._busy -= 1
             if not self._busy:
                 self._idle.set()
+
+    def _result_frame(self, result: Any, md: dict[str, str]) -> bytes | None:
+        """The frame for what a handler returned: ``(tag, data)`` or ``None``."""
+        if not (isinstance(result, (tuple, list)) and len(result) == 2):
+            shown = f"{type(result).__name__} {result!r:.60}"
+            raise TypeError(
+                f"yomo: the handler of {self.name!r} returned {shown}; return (tag, data) or None"
+            )
+        return build_frame(result[0], result[1], md)
 
     # A plain handler with concurrency 1 runs on one worker thread fed by a small
     # queue: the loop keeps reading while the handler works, and neither waits for
@@ -382,8 +390,7 @@ class AsyncStreamFunction:
                 with self._tracing.span(self.name, md, tag=tag, length=len(data)):
                     result = handler(Context(tag, data, md, self._blocking_send))
                     if result is not None:
-                        out_tag, out_data = result
-                        frame = build_frame(out_tag, out_data, md)
+                        frame = self._result_frame(result, md)
                         if frame is not None:
                             self._core.send_from_thread(frame, loop)
             except Exception as exc:

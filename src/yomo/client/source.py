@@ -14,7 +14,7 @@ from typing import Any
 from yomo.transport import QuicSettings, TlsConfig
 from yomo.wire import SOURCE_ID, TARGET, TID, ClientType
 
-from .context import build_frame
+from .context import Payload, build_frame, json_payload
 from .core import ClientCore, ClientState, ErrorHandler, ReconnectPolicy, new_id
 from .tracing import Tracing
 
@@ -60,6 +60,7 @@ class AsyncSource:
             write_timeout=write_timeout,
             logger=logger,
         )
+        self.log = self._core.log
         self._tracing = Tracing(tracer_provider, name)
 
     @property
@@ -90,7 +91,7 @@ class AsyncSource:
         """
         await self._core.connect()
 
-    async def write(self, tag: int, data: bytes | None) -> None:
+    async def write(self, tag: int, data: Payload | None) -> None:
         """Write ``data`` under ``tag``; ``None`` is a no-op.
 
         Raises:
@@ -100,16 +101,24 @@ class AsyncSource:
         """
         await self._write(tag, data, None)
 
-    async def write_with_target(self, tag: int, data: bytes | None, target: str) -> None:
+    async def write_with_target(self, tag: int, data: Payload | None, target: str) -> None:
         """Write only to the stream functions whose wanted target is ``target``."""
         await self._write(tag, data, target)
 
-    async def _write(self, tag: int, data: bytes | None, target: str | None) -> None:
+    async def write_json(self, tag: int, obj: Any) -> None:
+        """Write ``obj`` encoded as compact JSON (UTF-8), like ``Context.write_json``.
+
+        Raises:
+            TypeError: ``obj`` is not JSON-serializable; as ``write`` otherwise.
+        """
+        await self._write(tag, json_payload(obj), None)
+
+    async def _write(self, tag: int, data: Payload | None, target: str | None) -> None:
         frame = self._frame(tag, data, target)
         if frame is not None:
             await self._core.send(frame)
 
-    def _frame(self, tag: int, data: bytes | None, target: str | None) -> bytes | None:
+    def _frame(self, tag: int, data: Payload | None, target: str | None) -> bytes | None:
         """Encode one write: a fresh tid, this source's id, the target and the trace."""
         md = {SOURCE_ID: self._core.client_id, TID: new_id()}
         if target:

@@ -401,6 +401,12 @@ class FrameConnection:
         self.close(reason)
         stack, self._exit_stack = self._exit_stack, None
         if stack is not None:
+            # Our CONNECTION_CLOSE is sent: skip the library's draining wait (seconds
+            # without RTT samples), so the socket goes at once and a program that ends
+            # right after close() leaves no pending task ("Task was destroyed").
+            closed = getattr(self._protocol, "_closed", None)
+            if isinstance(closed, asyncio.Event):
+                closed.set()
             # CONNECTION_CLOSE is already out; the library's draining period and
             # socket release finish in the background (bounded) instead of
             # holding up every client close for up to a second.
