@@ -537,7 +537,7 @@ class Zipper:
             try:
                 definition = FunctionDefinition.from_bytes(hf.function_definition)
             except FunctionCallError as exc:
-                await self._reject(conn, exc.message, hf)
+                await self._reject(conn, exc.message, hf, "function_definition")
                 return None
             # Go: core/server.go tryUseFunctionNameAsTarget: an LLM function gets tool
             # calls on 0xE002, targeted at its name.
@@ -553,7 +553,7 @@ class Zipper:
             try:
                 self.functions.register(peer.number, definition)
             except DuplicateFunctionError as exc:
-                await self._reject(conn, exc.message, hf)
+                await self._reject(conn, exc.message, hf, "duplicate_function")
                 return None
             self.log.info("registered LLM function %r (%s)", definition.name, peer.describe())
         self._peers[peer.number] = peer

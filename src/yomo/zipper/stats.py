@@ -38,6 +38,8 @@ REJECTION_REASONS = (
     "unexpected_frame",
     "client_type",
     "protocol_error",
+    "function_definition",
+    "duplicate_function",
 )
 
 
