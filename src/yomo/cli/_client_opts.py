@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import click
 
 from yomo.errors import ConnectError, RejectedError, YomoError
 
-__all__ = ["client_logger", "client_options", "parse_tag", "run_until_signal", "tag_argument"]
+__all__ = [
+    "ClientArgs",
+    "client_logger",
+    "client_options",
+    "parse_tag",
+    "run_until_signal",
+    "tag_argument",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -53,8 +62,45 @@ def _tag_callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any
     return parse_tag(value)
 
 
+@dataclass(frozen=True)
+class ClientArgs:
+    """What ``-z``, ``-d``, ``-n`` and ``--connect-timeout`` said."""
+
+    zipper_addr: str
+    credential: str | None
+    name: str | None
+    connect_timeout: float
+
+    def client_kwargs(self, default_name: str) -> dict[str, Any]:
+        """Positional name and address plus keyword options for ``yomo.aio`` clients."""
+        from yomo.client.core import ReconnectPolicy
+
+        return {
+            "name": self.name or default_name,
+            "zipper_addr": self.zipper_addr,
+            "credential": self.credential,
+            "reconnect": ReconnectPolicy(connect_timeout=self.connect_timeout),
+            "logger": client_logger(),
+        }
+
+
 def client_options(command: F) -> F:
-    """``-z``, ``-d``, ``-n`` and ``--connect-timeout``, as ``yomo run`` has them."""
+    """``-z``, ``-d``, ``-n`` and ``--connect-timeout`` (as ``yomo run`` has them), given to
+    the command as one ``client: ClientArgs``."""
+
+    @functools.wraps(command)
+    def wrapper(
+        *args: Any,
+        zipper_addr: str,
+        credential: str | None,
+        name: str | None,
+        connect_timeout: float,
+        **kwargs: Any,
+    ) -> Any:
+        client = ClientArgs(zipper_addr, credential, name, connect_timeout)
+        return command(*args, client=client, **kwargs)
+
+    decorated: Any = wrapper
     for option in reversed(
         (
             click.option(
@@ -78,8 +124,8 @@ def client_options(command: F) -> F:
             ),
         )
     ):
-        command = option(command)
-    return command
+        decorated = option(decorated)
+    return decorated  # type: ignore[no-any-return]
 
 
 def tag_argument(*, many: bool) -> Callable[[F], F]:

@@ -16,7 +16,7 @@ from typing import BinaryIO
 import click
 
 from yomo.cli._client_opts import (
-    client_logger,
+    ClientArgs,
     client_options,
     run_until_signal,
     tag_argument,
@@ -24,6 +24,8 @@ from yomo.cli._client_opts import (
 from yomo.cli._logopts import log_options
 
 __all__ = ["pub"]
+
+_RATE_HELP = "Write at most N frames per second (default: as fast as the zipper takes them)."
 
 
 async def _payloads(
@@ -59,20 +61,8 @@ async def _payloads(
     help="Read the data from FILE ('-' for standard input).",
 )
 @click.option("--lines", is_flag=True, help="Write each line of the file or stdin as a frame.")
-@click.option(
-    "--count",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Write the data this many times.",
-)
-@click.option(
-    "--rate",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    metavar="N",
-    help="Write at most N frames per second (default: as fast as the zipper takes them).",
-)
+@click.option("--count", type=click.IntRange(min=1), default=1, help="Write the data N times.")
+@click.option("--rate", type=click.FloatRange(min=0, min_open=True), metavar="N", help=_RATE_HELP)
 @click.option("--target", default=None, help="Write only to functions with this wanted target.")
 @client_options
 @log_options
@@ -84,10 +74,7 @@ def pub(
     count: int,
     rate: float | None,
     target: str | None,
-    zipper_addr: str,
-    credential: str | None,
-    name: str | None,
-    connect_timeout: float,
+    client: ClientArgs,
 ) -> None:
     """Write DATA (or --file, or stdin) to the zipper under TAG (0x33 or 51).
 
@@ -110,15 +97,8 @@ def pub(
 
     async def main(stop: asyncio.Event) -> tuple[int, int]:
         import yomo.aio
-        from yomo.client.core import ReconnectPolicy
 
-        source = yomo.aio.Source(
-            name or "yomo-pub",
-            zipper_addr,
-            credential=credential,
-            reconnect=ReconnectPolicy(connect_timeout=connect_timeout),
-            logger=client_logger(),
-        )
+        source = yomo.aio.Source(**client.client_kwargs("yomo-pub"))
         await source.connect()
         frames = written = 0
         interval = 1.0 / rate if rate else 0.0
@@ -147,6 +127,6 @@ def pub(
 
     frames, written = run_until_signal(main)
     click.echo(
-        f"yomo: wrote {frames} frame(s), {written} bytes, under tag {tag:#x} to {zipper_addr}",
+        f"yomo: wrote {frames} frame(s), {written} bytes, under tag {tag:#x} to {client.zipper_addr}",
         err=True,
     )

@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from yomo.cli._client_opts import (
-    client_logger,
+    ClientArgs,
     client_options,
     run_until_signal,
     tag_argument,
@@ -56,12 +56,7 @@ def format_frame(
 @tag_argument(many=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per frame.")
 @click.option("--hex", "as_hex", is_flag=True, help="Always print the data in hex.")
-@click.option(
-    "--count",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Exit after this many frames.",
-)
+@click.option("--count", type=click.IntRange(min=1), help="Exit after N frames.")
 @click.option("--target", default=None, help="Also receive frames written with this target.")
 @client_options
 @log_options
@@ -71,10 +66,7 @@ def sub(
     as_hex: bool,
     count: int | None,
     target: str | None,
-    zipper_addr: str,
-    credential: str | None,
-    name: str | None,
-    connect_timeout: float,
+    client: ClientArgs,
 ) -> None:
     """Print every frame of TAG... (0x33 or 51) that passes the zipper, until Ctrl-C.
 
@@ -85,7 +77,6 @@ def sub(
 
     async def main(stop: asyncio.Event) -> int:
         import yomo.aio
-        from yomo.client.core import ReconnectPolicy
 
         seen = 0
 
@@ -108,18 +99,14 @@ def sub(
                 stop.set()
 
         sfn = yomo.aio.StreamFunction(
-            name or "yomo-sub",
-            zipper_addr,
-            observe_data_tags=tags,
-            wanted_target=target or "",
-            credential=credential,
-            reconnect=ReconnectPolicy(connect_timeout=connect_timeout),
-            logger=client_logger(),
+            **client.client_kwargs("yomo-sub"), observe_data_tags=tags, wanted_target=target or ""
         )
         sfn.set_handler(handler)
         await sfn.connect()
         shown = ", ".join(f"{t:#x}" for t in tags)
-        click.echo(f"yomo: subscribed to [{shown}] at {zipper_addr} (Ctrl-C to stop)", err=True)
+        click.echo(
+            f"yomo: subscribed to [{shown}] at {client.zipper_addr} (Ctrl-C to stop)", err=True
+        )
         try:
             waiting = asyncio.ensure_future(sfn.wait())  # ends if the zipper closes us
             stopping = asyncio.ensure_future(stop.wait())

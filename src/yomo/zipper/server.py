@@ -410,7 +410,7 @@ class Zipper:
         Every monitor view (``/metrics``, ``/api/stats``, the page, the log summary) is
         built from this, so it stays the one place that reads the data path's counters.
         """
-        by_type: dict[str, int] = dict.fromkeys(_CLIENT_TYPE_NAMES.values(), 0)
+        by_type: dict[str, int] = {}
         for peer in self._peers.values():
             key = _type_name(peer.client_type)
             by_type[key] = by_type.get(key, 0) + 1
@@ -500,7 +500,6 @@ class Zipper:
             return None
         except ProtocolError as exc:
             self._stats.protocol_errors += 1
-            self._stats.reject("protocol_error")
             self.log.warning("closed %s: %s", conn.remote_address, exc.message)
             return None
         except ConnectionClosedError:

@@ -37,7 +37,6 @@ REJECTION_REASONS = (
     "handshake_timeout",
     "unexpected_frame",
     "client_type",
-    "protocol_error",
     "function_definition",
     "duplicate_function",
 )

@@ -41,6 +41,21 @@ _TAG_COUNTERS = (
     ("dropped", "yomo_dropped_frames", "Frames dropped for slow stream functions, by tag."),
 )
 
+# (family, metric name, help, label, stats key) of the families with one label from stats().
+_LABELLED: tuple[tuple[Any, str, str, str, str], ...] = (
+    (GaugeMetricFamily, "yomo_connections", "Connections, by client type.", "type", "connections"),
+    (
+        CounterMetricFamily,
+        "yomo_rejections",
+        "Connections refused, by reason.",
+        "reason",
+        "rejections_by_reason",
+    ),
+)
+
+#: Label values present even at 0, so that a dashboard's series exist from the start.
+_ALWAYS = {"connections": ("Source", "StreamFunction", "UpstreamZipper")}
+
 
 class MonitoredZipper(Protocol):
     """What the monitor reads of a zipper: two cheap snapshots."""
@@ -79,19 +94,10 @@ def _zipper_metrics(stats: Mapping[str, Any]) -> Iterator[Metric]:
     serving.add_metric([], 1.0 if stats["state"] == "serving" else 0.0)
     yield serving
     yield GaugeMetricFamily("yomo_uptime_seconds", "Seconds since start.", value=stats["uptime"])
-    conns = GaugeMetricFamily(
-        "yomo_connections", "Registered connections, by client type.", labels=["type"]
-    )
-    for kind, count in sorted(stats["connections"].items()):
-        conns.add_metric([kind], count)
-    yield conns
     yield CounterMetricFamily("yomo_handshakes", "Handshakes accepted.", value=stats["handshakes"])
-    rejections = CounterMetricFamily(
-        "yomo_rejections", "Connections refused, by reason.", labels=["reason"]
-    )
-    for reason, count in sorted(stats["rejections_by_reason"].items()):
-        rejections.add_metric([reason], count)
-    yield rejections
+    for cls, name, help_text, label, key in _LABELLED:
+        values = {**dict.fromkeys(_ALWAYS.get(key, ()), 0), **stats[key]}
+        yield _by_label(cls, name, help_text, label, sorted(values.items()))
     yield CounterMetricFamily(
         "yomo_auth_failures",
         "Handshakes refused for their credential.",
@@ -113,12 +119,10 @@ def _tag_metrics(stats: Mapping[str, Any]) -> Iterator[Metric]:
     tags: Mapping[int, Mapping[str, int]] = stats["tags"]
     other: Mapping[str, int] = stats["other_tags"]
     for key, name, help_text in _TAG_COUNTERS:
-        family = CounterMetricFamily(name, help_text, labels=["tag"])
-        for tag, counters in tags.items():
-            family.add_metric([format_tag(tag)], counters[key])
+        values = [(format_tag(tag), counters[key]) for tag, counters in tags.items()]
         if any(other.values()):
-            family.add_metric([_OTHER], other[key])
-        yield family
+            values.append((_OTHER, other[key]))
+        yield _by_label(CounterMetricFamily, name, help_text, "tag", values)
 
 
 def _function_metrics(connections: Iterable[ConnectionInfo]) -> Iterator[Metric]:
@@ -132,19 +136,20 @@ def _function_metrics(connections: Iterable[ConnectionInfo]) -> Iterator[Metric]
             name = _OTHER
         count[name] = count.get(name, 0) + 1
         backlog[name] = backlog.get(name, 0) + conn.send_backlog
-    conns = GaugeMetricFamily(
-        "yomo_function_connections", "Stream-function connections, by name.", labels=["function"]
+    yield _by_label(
+        GaugeMetricFamily,
+        "yomo_function_connections",
+        "Stream-function connections, by name.",
+        "function",
+        sorted(count.items()),
     )
-    queued = GaugeMetricFamily(
+    yield _by_label(
+        GaugeMetricFamily,
         "yomo_function_backlog_bytes",
         "Bytes queued for a stream function that are not on the wire yet, by name.",
-        labels=["function"],
+        "function",
+        sorted(backlog.items()),
     )
-    for name in sorted(count):
-        conns.add_metric([name], count[name])
-        queued.add_metric([name], backlog[name])
-    yield conns
-    yield queued
 
 
 def _mesh_metrics(mesh: Mapping[str, Mapping[str, Any]]) -> Iterator[Metric]:
@@ -177,6 +182,20 @@ def _mesh_metrics(mesh: Mapping[str, Mapping[str, Any]]) -> Iterator[Metric]:
         queued_bytes.add_metric([peer], link["queued_bytes"])
         downs.add_metric([peer], link["downs"])
     yield from (up, forwarded, forwarded_bytes, dropped, queued_frames, queued_bytes, downs)
+
+
+def _by_label(
+    cls: type[CounterMetricFamily] | type[GaugeMetricFamily],
+    name: str,
+    help_text: str,
+    label: str,
+    values: Iterable[tuple[str, float]],
+) -> Metric:
+    """One family with one label, a sample per ``(label value, value)``."""
+    family = cls(name, help_text, labels=[label])
+    for key, value in values:
+        family.add_metric([key], value)
+    return family
 
 
 def _section_metrics(prefix: str, section: Mapping[str, Any]) -> Iterator[Metric]:
