@@ -199,3 +199,25 @@ def test_dotenv_in_the_working_directory_is_loaded(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "'from-dotenv' is not one of" in done.stderr
+
+
+@pytest.mark.parametrize("command", ["serve", "run", "pub", "sub", "stats", "init", "version"])
+def test_every_command_takes_log_options_after_it(runner: CliRunner, command: str) -> None:
+    result = runner.invoke(cli, [command, "--help"])
+    assert result.exit_code == 0
+    assert "--log-level" in result.output and "-v, --verbose" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "level"),
+    [
+        (["version", "-v"], logging.DEBUG),
+        (["version", "--log-level", "error"], logging.ERROR),
+        (["--log-level", "error", "version", "-v"], logging.DEBUG),  # the later one wins
+        (["-v", "version", "--log-level", "warn"], logging.WARNING),
+    ],
+)
+def test_log_options_after_the_command_win(runner: CliRunner, args: list[str], level: int) -> None:
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert logging.getLogger().level == level

@@ -18,7 +18,7 @@ import click
 
 from yomo._logging import LOG_FORMAT, LOG_LEVELS, configure_logging
 from yomo._version import __version__
-from yomo.cli._logopts import set_log_level
+from yomo.cli._logopts import add_log_options, set_log_level
 from yomo.cli.init import init
 from yomo.cli.pub import pub
 from yomo.cli.run import run
@@ -59,7 +59,7 @@ def cli(log_level: str, verbose: bool) -> None:
 #: Every subcommand, in help order.
 COMMANDS: tuple[click.Command, ...] = (serve, run, pub, sub, stats, init, version)
 for _command in COMMANDS:
-    cli.add_command(_command)
+    cli.add_command(add_log_options(_command))
 
 
 def _load_dotenv() -> None:

@@ -6,17 +6,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any, TypeVar
 
 import click
 
 from yomo._logging import LOG_LEVELS, configure_logging
 from yomo.errors import ConfigError
 
-__all__ = ["log_options", "set_log_level"]
-
-F = TypeVar("F", bound=Callable[..., Any])
+__all__ = ["add_log_options", "set_log_level"]
 
 
 def set_log_level(level: int) -> None:
@@ -37,21 +33,25 @@ def _on_verbose(ctx: click.Context, param: click.Parameter, value: bool) -> None
         set_log_level(logging.DEBUG)
 
 
-def log_options(command: F) -> F:
-    """Add ``--log-level`` and ``-v/--verbose`` to a subcommand."""
-    command = click.option(
-        "-v",
-        "--verbose",
-        is_flag=True,
-        expose_value=False,
-        callback=_on_verbose,
-        help="Verbose output (same as --log-level debug).",
-    )(command)
-    return click.option(
-        "--log-level",
-        type=click.Choice(list(LOG_LEVELS), case_sensitive=False),
-        default=None,
-        expose_value=False,
-        callback=_on_level,
-        help="Lowest level of log records written (also before the subcommand).",
-    )(command)
+def add_log_options(command: click.Command) -> click.Command:
+    """Give ``command`` the ``--log-level`` and ``-v/--verbose`` options of the group."""
+    command.params.append(
+        click.Option(
+            ["--log-level"],
+            type=click.Choice(list(LOG_LEVELS), case_sensitive=False),
+            default=None,
+            expose_value=False,
+            callback=_on_level,
+            help="Lowest level of log records written (also before the command).",
+        )
+    )
+    command.params.append(
+        click.Option(
+            ["-v", "--verbose"],
+            is_flag=True,
+            expose_value=False,
+            callback=_on_verbose,
+            help="Verbose output (same as --log-level debug).",
+        )
+    )
+    return command

@@ -21,7 +21,6 @@ from yomo.cli._client_opts import (
     run_until_signal,
     tag_argument,
 )
-from yomo.cli._logopts import log_options
 
 __all__ = ["pub"]
 
@@ -65,7 +64,6 @@ async def _payloads(
 @click.option("--rate", type=click.FloatRange(min=0, min_open=True), metavar="N", help=_RATE_HELP)
 @click.option("--target", default=None, help="Write only to functions with this wanted target.")
 @client_options
-@log_options
 def pub(
     tag: int,
     data: str | None,

@@ -12,7 +12,6 @@ from typing import Protocol
 
 import click
 
-from yomo.cli._logopts import log_options
 from yomo.errors import YomoError
 from yomo.zipper.config import DEFAULT_CONFIG, ZipperConfig, load_config
 
@@ -124,7 +123,6 @@ async def serve_zipper(config: ZipperConfig, *, stats_interval: float = 30.0) ->
     metavar="SECONDS",
     help="Seconds between two INFO summary lines (connections, frames/s, drops); 0: none.",
 )
-@log_options
 def serve(
     config_path: str | None,
     host: str | None,

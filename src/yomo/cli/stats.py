@@ -14,8 +14,6 @@ from typing import Any
 
 import click
 
-from yomo.cli._logopts import log_options
-
 __all__ = ["fetch_monitor", "render", "stats"]
 
 DEFAULT_MONITOR = "127.0.0.1:8222"
@@ -169,7 +167,6 @@ def render(data: dict[str, Any], now: float | None = None) -> str:
 @click.command()
 @click.argument("addr", default=DEFAULT_MONITOR, required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the monitor's JSON instead.")
-@log_options
 def stats(addr: str, as_json: bool) -> None:
     """Print a zipper's state from its monitor endpoint at ADDR (default 127.0.0.1:8222).
 

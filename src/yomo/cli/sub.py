@@ -22,7 +22,6 @@ from yomo.cli._client_opts import (
     run_until_signal,
     tag_argument,
 )
-from yomo.cli._logopts import log_options
 
 __all__ = ["format_frame", "sub"]
 
@@ -59,7 +58,6 @@ def format_frame(
 @click.option("--count", type=click.IntRange(min=1), help="Exit after N frames.")
 @click.option("--target", default=None, help="Also receive frames written with this target.")
 @client_options
-@log_options
 def sub(
     tags: tuple[int, ...],
     as_json: bool,
