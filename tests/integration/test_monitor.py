@@ -186,8 +186,7 @@ async def test_mesh_links_and_added_sections(zipper):
         monitor="127.0.0.1:0",
         mesh=[MeshPeer(name="zipper-b", host="127.0.0.1", port=b.address[1])],
     )
-    bridge = {"requests_total": {"chat": 3, "tools": 1}, "in_flight": 2, "note": "text"}
-    remove = a.add_stats_section("bridge", lambda: bridge)
+    remove = a.add_stats_section("plugin", lambda: {"note": "text", "n": 2})
     with pytest.raises(ValueError, match="exists already"):
         a.add_stats_section("mesh", dict)
     await eventually(lambda: a.stats()["mesh"]["zipper-b"]["state"] == "up", "link up", 10.0)
@@ -196,15 +195,38 @@ async def test_mesh_links_and_added_sections(zipper):
         stats = (await http.get(_url(a, "/api/stats"))).json()
     assert _value(samples, "yomo_mesh_link_up", peer="zipper-b") == 1
     assert _value(samples, "yomo_mesh_queue_bytes", peer="zipper-b") == 0
-    assert (
-        "yomo_mesh_dropped_frames_total",
-        (("peer", "zipper-b"), ("reason", "queue_full")),
-    ) in samples
-    assert _value(samples, "yomo_bridge_requests_total", kind="chat") == 3
-    assert _value(samples, "yomo_bridge_in_flight") == 2
-    assert stats["bridge"]["note"] == "text"
+    dropped = ("yomo_mesh_dropped_frames_total", (("peer", "zipper-b"), ("reason", "queue_full")))
+    assert dropped in samples
+    assert stats["plugin"] == {"note": "text", "n": 2}
     remove()
-    assert "bridge" not in a.stats()
+    assert "plugin" not in a.stats()
+
+
+async def test_bridge_calls_in_the_metrics(zipper):
+    from support.scripted_llm import ScriptedLLM, call_tools_then_answer
+    from support.wire_tool import WireTool
+
+    from .bridge_helpers import ai_bridge, bridge_url
+
+    with ScriptedLLM(call_tools_then_answer({"get-weather": {"city": "Paris"}})) as llm:
+        z = await zipper(monitor="127.0.0.1:0", bridge=ai_bridge(llm.base_url))
+        tool = WireTool("get-weather", z.addr, description="current weather of a city")
+        await tool.connect()
+        try:
+            async with httpx.AsyncClient() as http:
+                answer = await http.post(bridge_url(z) + "/invoke", json={"prompt": "Paris?"})
+                assert answer.status_code == 200, answer.text
+                samples = _samples((await http.get(_url(z, "/metrics"))).text)
+        finally:
+            await tool.close()
+    assert _value(samples, "yomo_bridge_requests_total") == 1
+    assert _value(samples, "yomo_bridge_llm_turns_total") == 2  # the tool call, the answer
+    assert _value(samples, "yomo_bridge_tool_calls_total") == 1
+    assert _value(samples, "yomo_bridge_tool_call_results_total", result="answered") == 1
+    assert _value(samples, "yomo_bridge_tool_call_results_total", result="timeout") == 0
+    assert _value(samples, "yomo_bridge_tool_calls_pending") == 0
+    assert _value(samples, "yomo_bridge_requests_in_flight") == 0
+    assert _value(samples, "yomo_function_connections", function="get-weather") == 1
 
 
 async def test_bad_requests_get_clear_answers_and_routing_goes_on(zipper, clients):

@@ -81,7 +81,7 @@ class ZipperCollector(Collector):
         if "mesh" in stats:
             yield from _mesh_metrics(stats["mesh"])
         if isinstance(stats.get("bridge"), Mapping):
-            yield from _section_metrics("yomo_bridge", stats["bridge"])
+            yield from _bridge_metrics(stats["bridge"])
 
 
 def _zipper_metrics(stats: Mapping[str, Any]) -> Iterator[Metric]:
@@ -198,38 +198,48 @@ def _by_label(
     return family
 
 
-def _section_metrics(prefix: str, section: Mapping[str, Any]) -> Iterator[Metric]:
-    """A stats section (the AI bridge's) as metrics: see docs/monitor.md for the contract.
+# (stats()["bridge"] key, metric, help) of the AI bridge's counters and gauges.
+_BRIDGE_COUNTERS = (
+    ("requests", "yomo_bridge_requests", "HTTP requests to the AI bridge."),
+    ("errors", "yomo_bridge_errors", "Bridge requests that ended in an error."),
+    ("rejected", "yomo_bridge_rejected", "Bridge requests refused by a limit or the token."),
+    ("llm_turns", "yomo_bridge_llm_turns", "Requests made to the LLM provider."),
+)
+_CALL_RESULTS = (("answered", "answered"), ("timeouts", "timeout"), ("failed", "failed"))
 
-    ``name_total: n`` is a counter, ``name: n`` a gauge, ``name_total: {kind: n}`` a
-    counter labelled ``kind`` (at most :data:`MAX_LABEL_VALUES` kinds).
-    """
-    for key, value in sorted(section.items()):
-        name = f"{prefix}_{_metric_name(key)}"
-        counter = name.endswith("_total")
-        help_text = f"{prefix[5:]} section of the zipper's stats: {key}."
-        if isinstance(value, bool) or not isinstance(value, (int, float, Mapping)):
-            continue
-        if not isinstance(value, Mapping):
-            cls = CounterMetricFamily if counter else GaugeMetricFamily
-            yield cls(name, help_text, value=value)
-            continue
-        family: CounterMetricFamily | GaugeMetricFamily = (
-            CounterMetricFamily(name, help_text, labels=["kind"])
-            if counter
-            else GaugeMetricFamily(name, help_text, labels=["kind"])
+
+def _bridge_metrics(bridge: Mapping[str, Any]) -> Iterator[Metric]:
+    """The AI bridge's counters (``stats()["bridge"]``, see yomo/bridge) as metrics."""
+    for key, name, help_text in _BRIDGE_COUNTERS:
+        if key in bridge:
+            yield CounterMetricFamily(name, help_text, value=bridge[key])
+    if "in_flight" in bridge:
+        yield GaugeMetricFamily(
+            "yomo_bridge_requests_in_flight", "Bridge requests being served.", bridge["in_flight"]
         )
-        folded: dict[str, float] = {}
-        for kind, n in value.items():
-            if isinstance(n, bool) or not isinstance(n, (int, float)):
-                continue
-            label = str(kind) if len(folded) < MAX_LABEL_VALUES or str(kind) in folded else _OTHER
-            folded[label] = folded.get(label, 0) + n
-        for label, n in sorted(folded.items()):
-            family.add_metric([label], n)
-        yield family
-
-
-def _metric_name(key: str) -> str:
-    cleaned = "".join(c if c.isalnum() else "_" for c in key.lower())
-    return cleaned.strip("_") or "value"
+    calls = bridge.get("calls")
+    if not isinstance(calls, Mapping):
+        return
+    yield CounterMetricFamily(
+        "yomo_bridge_tool_calls", "Tool calls sent to LLM functions.", value=calls["total"]
+    )
+    yield _by_label(
+        CounterMetricFamily,
+        "yomo_bridge_tool_call_results",
+        "Tool calls by how they ended.",
+        "result",
+        [(label, calls[key]) for key, label in _CALL_RESULTS],
+    )
+    yield CounterMetricFamily(
+        "yomo_bridge_tool_call_late_results",
+        "Tool results that came after their call gave up.",
+        value=calls["late_results"],
+    )
+    yield GaugeMetricFamily(
+        "yomo_bridge_tool_calls_pending", "Tool calls waiting for a result.", calls["pending"]
+    )
+    yield CounterMetricFamily(
+        "yomo_bridge_tool_call_seconds",
+        "Seconds rounds of tool calls took, from sending to the last result.",
+        value=calls["seconds"],
+    )
