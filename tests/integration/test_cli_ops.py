@@ -37,11 +37,14 @@ def _monitor_url(p: YomoProcess) -> str:
 def test_serve_monitor_flag_summary_and_verbose_after_the_subcommand(tmp_path: Path) -> None:
     port = free_udp_port()
     config = write_config(tmp_path / "zipper.yaml", 1)  # --port overrides the config's port
+    config.write_text(config.read_text().replace("host: 127.0.0.1", "host: 0.0.0.0"))
     p = YomoProcess(
         [
             "serve",
             "-c",
             str(config),
+            "--host",  # and --host the config's host
+            "127.0.0.1",
             "--port",
             str(port),
             "--monitor",
