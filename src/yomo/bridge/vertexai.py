@@ -2,7 +2,8 @@
 
 Go: pkg/bridge/ai/provider/vertexai/provider.go. Settings ``project_id``,
 ``location``, ``model`` (default ``gemini-2.5-flash``) and ``credentials_file`` (a
-service-account key; without it, Google's application default credentials). The
+service-account key; without it, Google's application default credentials), and
+beyond Go ``api_endpoint`` (another address of the same API, e.g. a proxy). The
 endpoint is ``https://{location}-aiplatform.googleapis.com/v1/projects/{project}/
 locations/{location}/endpoints/openapi`` (``aiplatform.googleapis.com`` for the
 ``global`` location); model names get Go's ``google/`` prefix. The access token
@@ -111,6 +112,8 @@ def vertexai_provider(settings: Mapping[str, str]) -> VertexAIProvider:
         else f"{location}-aiplatform.googleapis.com"
     )
     base_url = f"https://{host}/v1/projects/{project}/locations/{location}/endpoints/openapi"
+    # beyond Go: another endpoint of the same API (a proxy, a private endpoint)
+    base_url = settings.get("api_endpoint") or base_url
     credentials = _credentials(settings.get("credentials_file", ""))
     from .providers import _max_retries
 
