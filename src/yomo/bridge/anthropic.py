@@ -20,9 +20,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from yomo.errors import ConfigError
-
-from .providers import ProviderError, http_client, provider_error
+from .providers import ProviderError, http_client, provider_error, require
 
 __all__ = ["DEFAULT_MAX_TOKENS", "AnthropicProvider", "to_messages_request"]
 
@@ -38,13 +36,7 @@ _FINISH = {
 
 
 def _sdk() -> Any:
-    try:
-        import anthropic
-    except ImportError as exc:
-        raise ConfigError(
-            f"the anthropic provider needs the anthropic package: pip install 'pyyomo[ai]' ({exc})"
-        ) from exc
-    return anthropic
+    return require("anthropic", "the anthropic provider")
 
 
 def _text(content: Any) -> str:

@@ -17,6 +17,7 @@ caller wrote them, so fields this bridge does not know still reach the provider.
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Literal, Protocol
@@ -30,6 +31,7 @@ __all__ = [
     "Provider",
     "ProviderError",
     "build_provider",
+    "require",
 ]
 
 ModelRule = Literal["override", "default", "fixed"]
@@ -59,14 +61,18 @@ class Provider(Protocol):
     async def aclose(self) -> None: ...
 
 
-def _openai() -> Any:
+def require(module: str, who: str) -> Any:
+    """Import ``module`` for ``who``, or say which extra brings it."""
     try:
-        import openai
+        return importlib.import_module(module)
     except ImportError as exc:
         raise ConfigError(
-            f"the AI bridge needs the openai package: pip install 'pyyomo[ai]' ({exc})"
+            f"{who} needs the {module.split('.')[0]} package: pip install 'pyyomo[ai]' ({exc})"
         ) from exc
-    return openai
+
+
+def _openai() -> Any:
+    return require("openai", "the AI bridge")
 
 
 def http_client(sdk: Any) -> Any:

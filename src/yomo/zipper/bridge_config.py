@@ -188,18 +188,16 @@ def _parse_ai(value: object, source: str, marks: Mapping[_Path, yaml.Mark]) -> A
     section = _mapping(value, source, path, marks, "a mapping with server and providers")
     _warn_unknown(section, _AI_KEYS, source, path)
     spath: _Path = (*path, "server")
-    server = _mapping(section.get("server"), source, spath, marks, "a mapping")
-    _warn_unknown(server, _AI_SERVER_KEYS, source, spath)
-    options: dict[str, Any] = {}
-    for key in ("addr", "provider", "token"):
-        if server.get(key) not in (None, ""):
-            options[key] = _string(server[key], source, (*spath, key), marks, key == "token")
-    for key in ("max_body_bytes", "max_concurrent_calls"):
-        if server.get(key) is not None:
-            options[key] = _positive_int(server[key], source, (*spath, key), marks)
-    for key in ("call_timeout", "request_timeout"):
-        if server.get(key) is not None:
-            options[key] = _duration(server[key], source, (*spath, key), marks)
+    options = _server_options(
+        section.get("server"),
+        source,
+        spath,
+        marks,
+        strings=("addr", "provider", "token"),
+        ints=("max_body_bytes", "max_concurrent_calls"),
+        durations=("call_timeout", "request_timeout"),
+        known=_AI_SERVER_KEYS,
+    )
     _check_addr(options.get("addr", DEFAULT_AI_ADDR), source, (*spath, "addr"), marks)
     ppath: _Path = (*path, "providers")
     providers: dict[str, dict[str, str]] = {}
@@ -228,18 +226,45 @@ def _parse_mcp(value: object, source: str, marks: Mapping[_Path, yaml.Mark]) -> 
     section = _mapping(value, source, path, marks, "a mapping with server")
     _warn_unknown(section, _MCP_KEYS, source, path)
     spath: _Path = (*path, "server")
-    server = _mapping(section.get("server"), source, spath, marks, "a mapping")
-    _warn_unknown(server, _MCP_SERVER_KEYS, source, spath)
-    options: dict[str, Any] = {}
-    for key in ("addr", "token"):
-        if server.get(key) not in (None, ""):
-            options[key] = _string(server[key], source, (*spath, key), marks, key == "token")
-    if server.get("call_timeout") is not None:
-        options["call_timeout"] = _duration(
-            server["call_timeout"], source, (*spath, "call_timeout"), marks
-        )
+    options = _server_options(
+        section.get("server"),
+        source,
+        spath,
+        marks,
+        strings=("addr", "token"),
+        ints=(),
+        durations=("call_timeout",),
+        known=_MCP_SERVER_KEYS,
+    )
     _check_addr(options.get("addr", DEFAULT_MCP_ADDR), source, (*spath, "addr"), marks)
     return MCPConfig(**options)
+
+
+def _server_options(
+    value: object,
+    source: str,
+    spath: _Path,
+    marks: Mapping[_Path, yaml.Mark],
+    *,
+    strings: tuple[str, ...],
+    ints: tuple[str, ...],
+    durations: tuple[str, ...],
+    known: tuple[str, ...],
+) -> dict[str, Any]:
+    """The keys of a ``server`` section that are set, checked (``token`` kept secret)."""
+    server = _mapping(value, source, spath, marks, "a mapping")
+    _warn_unknown(server, known, source, spath)
+    options: dict[str, Any] = {}
+    for key in strings:
+        if server.get(key) not in (None, ""):
+            options[key] = _string(server[key], source, (*spath, key), marks, key == "token")
+    for key in ints:
+        if server.get(key) is not None:
+            options[key] = _positive_int(server[key], source, (*spath, key), marks)
+    for key in durations:
+        if server.get(key) is not None:
+            options[key] = _duration(server[key], source, (*spath, key), marks)
+    return options
 
 
 def _where(marks: Mapping[_Path, yaml.Mark], path: _Path) -> str:
