@@ -71,17 +71,7 @@ DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 DEFAULT_MAX_CONCURRENT_CALLS = 256
 
 _AI_KEYS = ("server", "providers")
-_AI_SERVER_KEYS = (
-    "addr",
-    "provider",
-    "token",
-    "max_body_bytes",
-    "max_concurrent_calls",
-    "call_timeout",
-    "request_timeout",
-)
 _MCP_KEYS = ("server",)
-_MCP_SERVER_KEYS = ("addr", "token", "call_timeout")
 _BRIDGE_KEYS = ("ai", "mcp")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -183,23 +173,24 @@ def parse_bridge(
     return BridgeConfig(ai=ai, mcp=mcp)
 
 
+# (strings, positive integers, durations) of each ``server`` section
+_AI_SERVER = (
+    ("addr", "provider", "token"),
+    ("max_body_bytes", "max_concurrent_calls"),
+    ("call_timeout", "request_timeout"),
+)
+_MCP_SERVER: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]] = (
+    ("addr", "token"),
+    (),
+    ("call_timeout",),
+)
+
+
 def _parse_ai(value: object, source: str, marks: Mapping[_Path, yaml.Mark]) -> AIConfig:
-    path: _Path = ("bridge", "ai")
-    section = _mapping(value, source, path, marks, "a mapping with server and providers")
-    _warn_unknown(section, _AI_KEYS, source, path)
-    spath: _Path = (*path, "server")
-    options = _server_options(
-        section.get("server"),
-        source,
-        spath,
-        marks,
-        strings=("addr", "provider", "token"),
-        ints=("max_body_bytes", "max_concurrent_calls"),
-        durations=("call_timeout", "request_timeout"),
-        known=_AI_SERVER_KEYS,
-    )
+    section, options = _part(value, source, marks, "ai", _AI_KEYS, _AI_SERVER)
+    spath: _Path = ("bridge", "ai", "server")
     _check_addr(options.get("addr", DEFAULT_AI_ADDR), source, (*spath, "addr"), marks)
-    ppath: _Path = (*path, "providers")
+    ppath: _Path = ("bridge", "ai", "providers")
     providers: dict[str, dict[str, str]] = {}
     raw = _mapping(section.get("providers"), source, ppath, marks, "a mapping of provider names")
     for name, settings in raw.items():
@@ -222,38 +213,28 @@ def _parse_ai(value: object, source: str, marks: Mapping[_Path, yaml.Mark]) -> A
 
 
 def _parse_mcp(value: object, source: str, marks: Mapping[_Path, yaml.Mark]) -> MCPConfig:
-    path: _Path = ("bridge", "mcp")
-    section = _mapping(value, source, path, marks, "a mapping with server")
-    _warn_unknown(section, _MCP_KEYS, source, path)
-    spath: _Path = (*path, "server")
-    options = _server_options(
-        section.get("server"),
-        source,
-        spath,
-        marks,
-        strings=("addr", "token"),
-        ints=(),
-        durations=("call_timeout",),
-        known=_MCP_SERVER_KEYS,
-    )
-    _check_addr(options.get("addr", DEFAULT_MCP_ADDR), source, (*spath, "addr"), marks)
+    _, options = _part(value, source, marks, "mcp", _MCP_KEYS, _MCP_SERVER)
+    addr_path: _Path = ("bridge", "mcp", "server", "addr")
+    _check_addr(options.get("addr", DEFAULT_MCP_ADDR), source, addr_path, marks)
     return MCPConfig(**options)
 
 
-def _server_options(
+def _part(
     value: object,
     source: str,
-    spath: _Path,
     marks: Mapping[_Path, yaml.Mark],
-    *,
-    strings: tuple[str, ...],
-    ints: tuple[str, ...],
-    durations: tuple[str, ...],
-    known: tuple[str, ...],
-) -> dict[str, Any]:
-    """The keys of a ``server`` section that are set, checked (``token`` kept secret)."""
-    server = _mapping(value, source, spath, marks, "a mapping")
-    _warn_unknown(server, known, source, spath)
+    name: str,
+    keys: tuple[str, ...],
+    spec: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]],
+) -> tuple[Mapping[Any, object], dict[str, Any]]:
+    """``bridge.<name>`` as a mapping, and the keys of its ``server`` that are set, checked."""
+    path: _Path = ("bridge", name)
+    section = _mapping(value, source, path, marks, f"a mapping with {' and '.join(keys)}")
+    _warn_unknown(section, keys, source, path)
+    spath: _Path = (*path, "server")
+    server = _mapping(section.get("server"), source, spath, marks, "a mapping")
+    strings, ints, durations = spec
+    _warn_unknown(server, strings + ints + durations, source, spath)
     options: dict[str, Any] = {}
     for key in strings:
         if server.get(key) not in (None, ""):
@@ -264,7 +245,7 @@ def _server_options(
     for key in durations:
         if server.get(key) is not None:
             options[key] = _duration(server[key], source, (*spath, key), marks)
-    return options
+    return section, options
 
 
 def _where(marks: Mapping[_Path, yaml.Mark], path: _Path) -> str:
