@@ -308,15 +308,19 @@ def render(res: dict[str, Any]) -> str:
         "",
         "Where the time goes (py-spy on our zipper for 8 s at 100 clients, 2026-11-29, same",
         "setup): its event loop was busy about 63% of the time; the scripted LLM (Python",
-        "threads, one process) is the shared limit, which is why *direct* is no faster.",
+        "threads, one process) is the shared limit. *Direct* is slower still because the",
+        "bench's own Python clients then make both LLM calls on one event loop.",
         "With a fixed 100 clients the rate follows the time per request, and ours adds more",
         "of it than Go's (p50 above). Of our loop's busy time, 46% is the openai SDK sending",
         "and parsing the two LLM calls (httpx2 over its aiohttp transport, pydantic models),",
         "12% qh3/aioquic for the tool call's QUIC hops, 16% uvicorn and starlette. Before",
         "the bridge used the SDK's aiohttp transport, the SDK's default pure-Python pool",
         "took three quarters of the loop and ours did 0.32x Go's requests/s (20 clients).",
-        "The run-to-run spread on this shared 2-core machine is wide (see the repeats in",
-        "bench/out/bridge.json); the ratios move by 0.1-0.3 between runs.",
+        "The run-to-run spread on this shared 2-core machine is wide: three full runs on",
+        "2026-11-29 gave 0.59x, 0.70x and 0.86x Go's requests/s (the last after the",
+        "TCP_NODELAY fix of yomo._asgi). Ours had 0 to 3 client read errors (a connection",
+        "closed without an answer) in about 1,400 requests per run, Go's none; the cause",
+        "is not found yet (see the repeats in bench/out/bridge.json).",
     ]
     lines.append(END)
     return "\n".join(lines) + "\n"
