@@ -17,7 +17,9 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 echo "== installing yomo into $VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip
-"$VENV/bin/python" -m pip install -q .
+# builds the native data path (Rust, native/) when cargo is present; its build cache
+# is the ignored .cache/cargo-target
+CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/.cache/cargo-target} "$VENV/bin/python" -m pip install -q .
 "$VENV/bin/yomo" version
 echo "== basic pipeline for ${SECONDS_TO_RUN} s: source -> uppercase (0x33 -> 0x34) -> sink"
 exec "$VENV/bin/python" examples/basic_pipeline.py --seconds "$SECONDS_TO_RUN" --rate 5

@@ -9,6 +9,18 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
+# The native data path (native/, Rust) is built by the install. Cargo's build cache
+# lives in the ignored .cache/cargo-target, shared by every venv of this checkout.
+# With cargo present the build must succeed (YOMO_NATIVE=required); without it the
+# pure-Python package is tested and the native tests say why they skip.
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/.cache/cargo-target}
+if command -v cargo >/dev/null 2>&1; then
+  export YOMO_NATIVE=${YOMO_NATIVE:-required}
+else
+  echo "== no cargo on PATH: testing without the native data path"
+  export YOMO_NATIVE=${YOMO_NATIVE:-auto}
+fi
+echo "== installing (native build: YOMO_NATIVE=$YOMO_NATIVE, cache $CARGO_TARGET_DIR)"
 "$VENV/bin/python" -m pip install -q -e '.[dev]'
 # The page tests drive Debian's chromium (never a downloaded browser): install it when
 # missing and we are root with apt; otherwise those tests skip and say why.
@@ -21,6 +33,9 @@ if [ -z "${YOMO_TEST_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; th
     echo "== no chromium and no root apt-get: the page tests will skip"
   fi
 fi
+# The native module is tested through Python (tests/unit/test_native.py and every
+# integration test on the native path); `cargo test --lib` in native/ runs its own
+# small unit tests and is left out here to keep CI's build to one.
 echo "== ruff"
 lint_dirs=()
 for d in src tests bench examples fuzz; do [ -d "$d" ] && lint_dirs+=("$d"); done

@@ -5,7 +5,10 @@ from __future__ import annotations
 import __future__
 
 import importlib
+import os
 import pkgutil
+import subprocess
+import sys
 import types
 import zipfile
 from pathlib import Path
@@ -96,12 +99,30 @@ def test_py_typed_is_in_the_package():
 
 
 def test_py_typed_ships_in_the_wheel(tmp_path):
-    wheel_builder = pytest.importorskip("hatchling.builders.wheel")
-    (wheel,) = wheel_builder.WheelBuilder(str(ROOT)).build(
-        directory=str(tmp_path), versions=["standard"]
+    # the pure-Python wheel (YOMO_NATIVE=off: no Rust build here); the native module's
+    # stub ships beside it
+    env = {**os.environ, "YOMO_NATIVE": "off"}
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        env=env,
+        timeout=300,
     )
+    (wheel,) = tmp_path.glob("pyyomo-*.whl")
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
     assert "yomo/py.typed" in names
+    assert "yomo/_native.pyi" in names
     assert "yomo/__init__.py" in names
     assert "yomo/aio.py" in names

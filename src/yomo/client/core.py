@@ -34,7 +34,8 @@ from yomo.errors import (
     TimeoutError,
     YomoError,
 )
-from yomo.transport import DEFAULT_CLIENT_SETTINGS, FrameConnection, QuicSettings, TlsConfig, dial
+from yomo.transport import DEFAULT_CLIENT_SETTINGS, QuicSettings, TlsConfig, dial
+from yomo.transport.connection import Connection
 from yomo.wire import (
     ConnectToFrame,
     DataFrame,
@@ -195,7 +196,7 @@ class ClientCore:
         self.connection_id = ""
         self.state = ClientState.NEW
         self._attempts = 0
-        self._conn: FrameConnection | None = None
+        self._conn: Connection | None = None
         self._connected = asyncio.Event()
         self._closed = asyncio.Event()
         self._supervisor: asyncio.Task[None] | None = None
@@ -241,7 +242,7 @@ class ClientCore:
 
     # -- connecting --------------------------------------------------------
 
-    async def _dial_once(self, host: str, port: int, budget: float | None) -> FrameConnection:
+    async def _dial_once(self, host: str, port: int, budget: float | None) -> Connection:
         settings = self.quic
         if budget is not None and budget < settings.handshake_timeout:
             # connect() must give up at its connect timeout, not a handshake timeout later
@@ -290,7 +291,7 @@ class ClientCore:
             raise ConnectToError(reply.endpoint)
         raise RejectedError(f"unexpected reply to handshake: {type(reply).__name__}")
 
-    async def _dial(self, budget: float | None = None) -> FrameConnection:
+    async def _dial(self, budget: float | None = None) -> Connection:
         host, port = self.host, self.port
         for _ in range(4):  # follow at most a few ConnectTo redirects
             try:
@@ -357,7 +358,7 @@ class ClientCore:
         )
         self._supervisor = loop.create_task(self._supervise())
 
-    def _use(self, conn: FrameConnection) -> None:
+    def _use(self, conn: Connection) -> None:
         self._conn = conn
         self.state = ClientState.CONNECTED
         self._connected.set()
@@ -401,7 +402,7 @@ class ClientCore:
             self.log.exception("%s %r: supervisor failed", self._kind, self.name)
             self._finish(exc)
 
-    async def _read_loop(self, conn: FrameConnection) -> BaseException | None:
+    async def _read_loop(self, conn: Connection) -> BaseException | None:
         on_frame = self.on_frame
         while True:
             try:
@@ -473,7 +474,7 @@ class ClientCore:
 
     # -- writing -----------------------------------------------------------
 
-    async def _live_connection(self, timeout: float) -> FrameConnection:
+    async def _live_connection(self, timeout: float) -> Connection:
         if self.state is ClientState.NEW:
             raise YomoError(f"{self._kind} {self.name!r} is not connected: call connect() first")
         if not self._connected.is_set():
@@ -507,7 +508,7 @@ class ClientCore:
                     raise
                 self._connected.clear()  # the supervisor will redial
                 continue
-            if not conn._drained.is_set():
+            if not conn.has_room:
                 with contextlib.suppress(ConnectionClosedError):
                     await conn.drain(max(deadline - loop.time(), 0.001))
             return
@@ -528,7 +529,7 @@ class ClientCore:
             fast = (
                 self.state is ClientState.CONNECTED
                 and conn is not None
-                and conn._drained.is_set()
+                and conn.has_room
                 and self._thread_pending + size <= THREAD_PENDING_BYTES
             )
             if fast:

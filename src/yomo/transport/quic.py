@@ -37,8 +37,17 @@ from yomo.errors import (
     TimeoutError,
     TransportError,
 )
-from yomo.wire import DEFAULT_MAX_FRAME_SIZE, Frame, FrameDecoder
+from yomo.wire import Frame, FrameDecoder
 
+from .settings import (
+    ALPN,
+    BACKEND_ENV,
+    CLOSE_CODE,
+    DEFAULT_CLIENT_SETTINGS,
+    DEFAULT_ZIPPER_SETTINGS,
+    QuicSettings,
+    choose_backend,
+)
 from .tls import TlsConfig, generate_self_signed
 
 __all__ = [
@@ -63,47 +72,9 @@ _quic_log = logging.getLogger("quic")
 if _quic_log.level == logging.NOTSET:
     _quic_log.setLevel(logging.ERROR)
 
-ALPN = "yomo"
-#: Application error code YoMo closes connections with (Go: core/frame ErrCode 0x13).
-CLOSE_CODE = 0x13
-BACKEND_ENV = "YOMO_QUIC_BACKEND"
 _BACKENDS = ("qh3", "aioquic", "aiopquic")
 #: Datagrams of a received batch fed to QUIC at once; a pause takes effect between slices.
 _BATCH_SLICE = 8
-
-
-@dataclass(frozen=True, kw_only=True)
-class QuicSettings:
-    """QUIC and buffering knobs; the defaults are Go YoMo's (core/config.go)."""
-
-    idle_timeout: float = 40.0
-    """Seconds without a packet before the connection is dropped (Go: MaxIdleTimeout 40 s)."""
-    keep_alive: float = 20.0
-    """Seconds between pings while idle; also capped at a third of ``idle_timeout``."""
-    handshake_timeout: float = 3.0
-    """Seconds the QUIC/TLS handshake may take (Go: HandshakeIdleTimeout 3 s)."""
-    max_stream_data: int = 2 * 1024 * 1024
-    """Initial stream receive window (Go: InitialStreamReceiveWindow 2 MiB)."""
-    max_data: int = 2 * 1024 * 1024
-    """Initial connection receive window (Go: InitialConnectionReceiveWindow 2 MiB)."""
-    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
-    """Largest frame accepted from the peer; bigger ones close the connection."""
-    send_high_water: int = 1024 * 1024
-    """A writer waits while more than this many bytes are queued but unsent."""
-    recv_high_water: int = 4 * 1024 * 1024
-    """Stop reading from the network while this many received bytes wait for the reader."""
-    held_datagrams: int = 512
-    """Datagrams kept while reading is paused; QUIC retransmits anything beyond."""
-    max_connections: int = 10_000
-    """Connections a zipper holds at once (enforced by the aiopquic backend, which
-    refuses more; qh3 and aioquic have no cap of their own)."""
-    backend: str | None = None
-    """``"qh3"``, ``"aioquic"`` or ``"aiopquic"`` (optional, 3.12+); None: ``YOMO_QUIC_BACKEND`` or qh3."""
-
-
-DEFAULT_CLIENT_SETTINGS = QuicSettings()
-#: The zipper's side (Go: core/server_options.go, MaxIdleTimeout 5 s, KeepAlivePeriod 2 s).
-DEFAULT_ZIPPER_SETTINGS = QuicSettings(idle_timeout=5.0, keep_alive=2.0)
 
 
 @dataclass
@@ -126,6 +97,8 @@ _loaded: dict[str, _Backend] = {}
 
 def _backend(name: str | None) -> _Backend:
     name = name or os.environ.get(BACKEND_ENV) or "qh3"
+    if name == "native":  # the caller checks wants_native() first; this is the fallback
+        name = "qh3"
     if name not in _BACKENDS:
         raise TransportError(f"unknown QUIC backend {name!r} (choose from {', '.join(_BACKENDS)})")
     cached = _loaded.get(name)
@@ -205,6 +178,11 @@ class FrameConnection:
     def closed(self) -> bool:
         """True once the connection is closed, by either side."""
         return self._closed.is_set()
+
+    @property
+    def has_room(self) -> bool:
+        """False while more than ``send_high_water`` bytes wait to be sent."""
+        return self._drained.is_set()
 
     @property
     def send_backlog(self) -> int:
@@ -651,8 +629,9 @@ def _describe_code(code: int) -> str:
 
 
 def _resolve_backend(settings: QuicSettings, tls: TlsConfig, *, server: bool) -> _Backend:
-    if settings.backend or os.environ.get(BACKEND_ENV):
-        backend = _backend(settings.backend)
+    asked = choose_backend(settings)
+    if asked is not None and asked != "native":  # native: the pure-Python default below
+        backend = _backend(asked)
         if server and tls.verify_peer and backend.name != "aioquic":
             raise TransportError(
                 f"mutual TLS on the zipper needs the aioquic backend ({backend.name} cannot "

@@ -25,6 +25,7 @@ from yomo.wire.frames import (
     decode_frame,
     encode_data_frame,
     encode_frame,
+    make_data_frame,
 )
 from yomo.wire.metadata import (
     SOURCE_ID,
@@ -86,5 +87,6 @@ __all__ = [
     "encode_node",
     "encode_primitive",
     "encode_uint32",
+    "make_data_frame",
     "merge_metadata",
 ]

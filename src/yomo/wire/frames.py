@@ -37,6 +37,7 @@ __all__ = [
     "decode_frame",
     "encode_data_frame",
     "encode_frame",
+    "make_data_frame",
 ]
 
 #: Largest frame body (the node's value, after the tag byte and length) we accept.
@@ -429,6 +430,15 @@ _new_object = object.__new__
 _set_tag = DataFrame.__dict__["tag"].__set__
 _set_metadata = DataFrame.__dict__["metadata"].__set__
 _set_payload = DataFrame.__dict__["payload"].__set__
+
+
+def make_data_frame(tag: int, metadata: bytes, payload: bytes) -> DataFrame:
+    """A DataFrame from parts already decoded and checked (the native reader's output)."""
+    frame = _new_object(DataFrame)
+    _set_tag(frame, tag)
+    _set_metadata(frame, metadata)
+    _set_payload(frame, payload)
+    return frame
 
 
 def _decode_data(buf: bytes | memoryview, start: int, end: int, base: int) -> DataFrame:

@@ -656,7 +656,7 @@ class Zipper:
             dest.frames_out += 1
             counters.frames_out += 1
             counters.bytes_out += size
-            if not drop and not conn._drained.is_set():
+            if not drop and not conn.has_room:
                 if waits is None:
                     waits = []
                 waits.append(dest)

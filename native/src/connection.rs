@@ -1,0 +1,432 @@
+//! A client's connection to a zipper (the Python concept `FrameConnection`, native side):
+//! dial, then one bidirectional stream carrying YoMo frames both ways. Python sends by
+//! appending encoded frames (`send`, any thread, no await); received frames wait in a
+//! queue bounded by `recv_high_water` (above it the stream is not read, so QUIC flow
+//! control holds the zipper back) and are taken by Python in batches (`take`) when the
+//! waker says so. Go: core/client.go (the connection half).
+
+use std::{
+    collections::VecDeque,
+    net::SocketAddr,
+    sync::{Arc, OnceLock},
+};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use pyo3::{
+    prelude::*,
+    types::{PyBytes, PyList, PyTuple},
+};
+use tokio::sync::Notify;
+
+use crate::{
+    outbox::{run_writer, Outbox},
+    runtime::{runtime, Waker},
+    settings::Settings,
+    tls::{client_config, server_name, Tls},
+    y3::{self, FrameReader},
+};
+
+/// Application error code YoMo closes connections with (Go: core/frame ErrCode 0x13).
+pub const CLOSE_CODE: u32 = 0x13;
+
+pub const CONNECTING: u8 = 0;
+pub const OPEN: u8 = 1;
+pub const CLOSED: u8 = 2;
+
+/// Why a connection ended, as Python reports it.
+#[derive(Clone, Debug)]
+pub struct Closed {
+    pub reason: String,
+    pub remote: bool,
+    /// "closed", "protocol" (the peer sent bad bytes), or "connect" (dial failed).
+    pub kind: &'static str,
+}
+
+/// A received frame: DataFrames with their parts located, other frames whole.
+pub enum Item {
+    Data { frame: Bytes, tag: u32, metadata: std::ops::Range<usize>, payload: std::ops::Range<usize> },
+    Other(Bytes),
+}
+
+impl Item {
+    pub fn size(&self) -> usize {
+        64 + match self {
+            Item::Data { frame, .. } | Item::Other(frame) => frame.len(),
+        }
+    }
+
+    pub fn to_py<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        Ok(match self {
+            Item::Data { frame, tag, metadata, payload } => PyTuple::new(
+                py,
+                [
+                    tag.into_pyobject(py)?.into_any(),
+                    PyBytes::new(py, &frame[metadata.clone()]).into_any(),
+                    PyBytes::new(py, &frame[payload.clone()]).into_any(),
+                ],
+            )?
+            .into_any(),
+            Item::Other(frame) => PyBytes::new(py, frame).into_any(),
+        })
+    }
+}
+
+/// Decode a whole frame for Python (or for the zipper's reader).
+pub fn item(frame: Bytes, offset: u64) -> Result<Item, y3::ProtoError> {
+    if frame[0] & 0x3F == y3::DATA {
+        let v = y3::parse_data(&frame, offset)?;
+        return Ok(Item::Data { tag: v.tag, metadata: v.metadata, payload: v.payload, frame });
+    }
+    Ok(Item::Other(frame))
+}
+
+#[derive(Default)]
+struct Inbox {
+    items: VecDeque<Item>,
+    bytes: usize,
+}
+
+pub struct Shared {
+    pub waker: Waker,
+    pub outbox: Outbox,
+    inbox: Mutex<Inbox>,
+    resume: Notify,
+    recv_high: usize,
+    status: Mutex<(u8, Option<Closed>)>,
+    conn: OnceLock<quinn::Connection>,
+    endpoint: OnceLock<quinn::Endpoint>,
+    want_writable: Mutex<Option<usize>>,
+    /// 0 not asked, 1 finishing, 2 acknowledged, 3 failed.
+    finish: Mutex<u8>,
+}
+
+impl Shared {
+    fn new(settings: &Settings, waker: Waker) -> Self {
+        Shared {
+            waker,
+            outbox: Outbox::new(settings.send_high_water / 2),
+            inbox: Mutex::new(Inbox::default()),
+            resume: Notify::new(),
+            recv_high: settings.recv_high_water,
+            status: Mutex::new((CONNECTING, None)),
+            conn: OnceLock::new(),
+            endpoint: OnceLock::new(),
+            want_writable: Mutex::new(None),
+            finish: Mutex::new(0),
+        }
+    }
+
+    pub fn status(&self) -> u8 {
+        self.status.lock().0
+    }
+
+    /// Record the end (first reason wins) and close the QUIC connection with it.
+    pub fn set_closed(&self, closed: Closed) {
+        {
+            let mut s = self.status.lock();
+            if s.0 == CLOSED {
+                return;
+            }
+            if let Some(conn) = self.conn.get() {
+                if !closed.remote {
+                    conn.close(CLOSE_CODE.into(), closed.reason.as_bytes());
+                }
+            }
+            *s = (CLOSED, Some(closed));
+        }
+        self.outbox.abandon();
+        self.resume.notify_one();
+        self.waker.wake();
+    }
+
+    fn on_sent(&self, backlog: usize) {
+        let mut want = self.want_writable.lock();
+        if let Some(limit) = *want {
+            if backlog <= limit {
+                *want = None;
+                drop(want);
+                self.waker.wake();
+            }
+        }
+    }
+}
+
+/// What a quinn connection error means for Python: reason, and whether the peer closed.
+pub fn describe(err: &quinn::ConnectionError) -> (String, bool) {
+    use quinn::ConnectionError as E;
+    match err {
+        E::ApplicationClosed(c) => {
+            let text = String::from_utf8_lossy(&c.reason).into_owned();
+            let code = c.error_code.into_inner();
+            if !text.is_empty() {
+                (text, true)
+            } else if code == 0 {
+                ("connection closed".into(), true)
+            } else if code == CLOSE_CODE as u64 {
+                ("closed by peer".into(), true)
+            } else {
+                (format!("connection closed with error code {code:#x}"), true)
+            }
+        }
+        E::ConnectionClosed(c) => {
+            let text = String::from_utf8_lossy(&c.reason).into_owned();
+            (if text.is_empty() { format!("connection closed by peer: {}", c.error_code) } else { text }, true)
+        }
+        E::TimedOut => ("idle timeout: no packet from the peer".into(), false),
+        E::Reset => ("connection reset by peer".into(), true),
+        E::LocallyClosed => ("closed".into(), false),
+        other => (other.to_string(), false),
+    }
+}
+
+/// Read frames from `recv` into the inbox until the stream ends or breaks.
+async fn run_reader(shared: Arc<Shared>, mut recv: quinn::RecvStream, max_frame: usize) {
+    let mut reader = FrameReader::new(max_frame);
+    let mut offset: u64 = 0;
+    loop {
+        loop {
+            let notified = shared.resume.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if shared.inbox.lock().bytes <= shared.recv_high || shared.status() == CLOSED {
+                break;
+            }
+            notified.await;
+        }
+        if shared.status() == CLOSED {
+            return;
+        }
+        match recv.read_chunk(256 * 1024, true).await {
+            Ok(Some(chunk)) => {
+                reader.push(&chunk.bytes);
+                let mut batch = vec![];
+                loop {
+                    match reader.next_frame() {
+                        Ok(Some(frame)) => {
+                            let len = frame.len() as u64;
+                            match item(frame, offset) {
+                                Ok(it) => batch.push(it),
+                                Err(e) => return shared.set_closed(Closed { reason: e.0, remote: false, kind: "protocol" }),
+                            }
+                            offset += len;
+                        }
+                        Ok(None) => break,
+                        Err(e) => return shared.set_closed(Closed { reason: e.0, remote: false, kind: "protocol" }),
+                    }
+                }
+                if !batch.is_empty() {
+                    let mut inbox = shared.inbox.lock();
+                    for it in batch {
+                        inbox.bytes += it.size();
+                        inbox.items.push_back(it);
+                    }
+                    drop(inbox);
+                    shared.waker.wake();
+                }
+            }
+            Ok(None) => {
+                return shared.set_closed(Closed { reason: "stream closed by peer".into(), remote: true, kind: "closed" })
+            }
+            Err(quinn::ReadError::ConnectionLost(e)) => {
+                let (reason, remote) = describe(&e);
+                return shared.set_closed(Closed { reason, remote, kind: "closed" });
+            }
+            Err(e) => return shared.set_closed(Closed { reason: e.to_string(), remote: true, kind: "closed" }),
+        }
+    }
+}
+
+async fn dial(shared: Arc<Shared>, host: String, port: u16, name: String, settings: Settings, tls: Tls) -> Result<(), String> {
+    let addr: SocketAddr = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("cannot resolve {host}"))?;
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(client_config(&tls)?).map_err(|e| e.to_string())?;
+    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+    config.transport_config(settings.transport());
+    let bind: SocketAddr = if addr.is_ipv6() { "[::]:0".parse().unwrap() } else { "0.0.0.0:0".parse().unwrap() };
+    let endpoint = quinn::Endpoint::client(bind).map_err(|e| format!("cannot open a UDP socket: {e}"))?;
+    let _ = shared.endpoint.set(endpoint.clone());
+    let name = if server_name(&name).is_ok() { name } else { "localhost".to_string() };
+    let connecting = endpoint.connect_with(config, addr, &name).map_err(|e| e.to_string())?;
+    let conn = match tokio::time::timeout(settings.handshake(), connecting).await {
+        Err(_) => return Err(format!("no QUIC handshake within {:.1} s", settings.handshake_timeout)),
+        Ok(Err(e)) => return Err(describe(&e).0),
+        Ok(Ok(conn)) => conn,
+    };
+    let (mut send, recv) = conn.open_bi().await.map_err(|e| describe(&e).0)?;
+    let _ = shared.conn.set(conn.clone());
+    {
+        let mut s = shared.status.lock();
+        if s.0 == CLOSED {
+            conn.close(CLOSE_CODE.into(), b"client closed");
+            return Ok(());
+        }
+        s.0 = OPEN;
+    }
+    shared.waker.wake();
+    tokio::spawn(run_reader(shared.clone(), recv, settings.max_frame_size));
+    let watcher = shared.clone();
+    let c = conn.clone();
+    tokio::spawn(async move {
+        let err = c.closed().await;
+        let (reason, remote) = describe(&err);
+        watcher.set_closed(Closed { reason, remote, kind: "closed" });
+    });
+    let writer = shared.clone();
+    let _ = run_writer(&shared.outbox, &mut send, |left| writer.on_sent(left)).await;
+    // the outbox closed: either the connection is gone, or Python asked to finish
+    if *shared.finish.lock() == 1 {
+        let ok = send.finish().is_ok() && matches!(send.stopped().await, Ok(None));
+        *shared.finish.lock() = if ok { 2 } else { 3 };
+        shared.waker.wake();
+    }
+    Ok(())
+}
+
+/// A dialled connection to a zipper; see the module docs. Python: `yomo.transport.native`.
+#[pyclass(module = "yomo._native", frozen)]
+pub struct Connection {
+    pub shared: Arc<Shared>,
+}
+
+#[pymethods]
+impl Connection {
+    /// Start dialling `host:port` (returns at once; the waker fires when it is done).
+    #[new]
+    #[pyo3(signature = (host, port, server_name, settings, cert_file, key_file, ca_file, verify_peer, wake_fd))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        host: String,
+        port: u16,
+        server_name: String,
+        settings: &Bound<'_, PyAny>,
+        cert_file: Option<String>,
+        key_file: Option<String>,
+        ca_file: Option<String>,
+        verify_peer: bool,
+        wake_fd: i64,
+    ) -> PyResult<Self> {
+        let waker = Waker::new(wake_fd); // owns the fd from here on, even on error
+        let settings = Settings::from_py(settings)?;
+        let shared = Arc::new(Shared::new(&settings, waker));
+        let tls = Tls { cert_file, key_file, ca_file, verify_peer };
+        let task = shared.clone();
+        runtime().spawn(async move {
+            if let Err(reason) = dial(task.clone(), host, port, server_name, settings, tls).await {
+                task.set_closed(Closed { reason, remote: false, kind: "connect" });
+            }
+        });
+        Ok(Connection { shared })
+    }
+
+    /// 0 connecting, 1 open, 2 closed.
+    #[getter]
+    fn status(&self) -> u8 {
+        self.shared.status()
+    }
+
+    /// `(reason, remote, kind)` once closed, else None.
+    fn close_info(&self) -> Option<(String, bool, &'static str)> {
+        self.shared.status.lock().1.as_ref().map(|c| (c.reason.clone(), c.remote, c.kind))
+    }
+
+    /// Queue encoded frames; returns the backlog, or -1 when the connection is closed.
+    fn send(&self, data: &[u8]) -> i64 {
+        match self.shared.outbox.push(Bytes::copy_from_slice(data)) {
+            Some(n) => n as i64,
+            None => -1,
+        }
+    }
+
+    /// Every frame received so far: `(tag, metadata, payload)` for DataFrames, the
+    /// encoded bytes for other frames.
+    fn take<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let (items, resume) = {
+            let mut inbox = self.shared.inbox.lock();
+            let was_over = inbox.bytes > self.shared.recv_high;
+            inbox.bytes = 0;
+            (std::mem::take(&mut inbox.items), was_over)
+        };
+        if resume {
+            self.shared.resume.notify_one();
+        }
+        let list = PyList::empty(py);
+        for it in &items {
+            list.append(it.to_py(py)?)?;
+        }
+        Ok(list)
+    }
+
+    /// Python drained the wake-up socket: allow the next wake-up.
+    fn rearm(&self) {
+        self.shared.waker.rearm();
+    }
+
+    /// Wake Python once the backlog is at or below `limit` (at once if it already is).
+    fn want_writable(&self, limit: usize) {
+        if self.shared.outbox.backlog() <= limit || self.shared.status() == CLOSED {
+            self.shared.waker.wake();
+        } else {
+            *self.shared.want_writable.lock() = Some(limit);
+            if self.shared.outbox.backlog() <= limit {
+                self.shared.on_sent(0);
+            }
+        }
+    }
+
+    #[getter]
+    fn send_backlog(&self) -> usize {
+        self.shared.outbox.backlog()
+    }
+
+    #[getter]
+    fn recv_backlog(&self) -> usize {
+        self.shared.inbox.lock().bytes
+    }
+
+    #[getter]
+    fn remote_address(&self) -> (String, u16) {
+        match self.shared.conn.get() {
+            Some(c) => {
+                let a = c.remote_address();
+                (a.ip().to_canonical().to_string(), a.port())
+            }
+            None => (String::new(), 0),
+        }
+    }
+
+    /// Send what is queued, end the stream and wait (in the background) until the
+    /// zipper acknowledged all of it; `finished` then says whether it did.
+    fn finish(&self) {
+        let mut f = self.shared.finish.lock();
+        if *f == 0 {
+            *f = 1;
+            drop(f);
+            self.shared.outbox.close(); // the writer sends the rest, then ends the stream
+        }
+    }
+
+    /// None while finishing (or not asked), True once everything was acknowledged,
+    /// False when that failed (the connection closed first).
+    #[getter]
+    fn finished(&self) -> Option<bool> {
+        match *self.shared.finish.lock() {
+            2 => Some(true),
+            3 => Some(false),
+            1 if self.shared.status() == CLOSED => Some(false),
+            _ => None,
+        }
+    }
+
+    /// Close now with YoMo's code (or `code`) and `reason` (idempotent).
+    #[pyo3(signature = (reason, code = CLOSE_CODE))]
+    fn close(&self, reason: String, code: u32) {
+        if let Some(conn) = self.shared.conn.get() {
+            conn.close(code.into(), reason.as_bytes());
+        }
+        self.shared.set_closed(Closed { reason, remote: false, kind: "closed" });
+    }
+}

@@ -1,0 +1,67 @@
+//! `yomo._native`: the data path of YoMo for Python in Rust: QUIC (quinn + rustls),
+//! Y3 framing, routing and forwarding. One file per Python concept: `connection.rs`
+//! (`FrameConnection`), `zipper.rs` (`Zipper`'s data path), `router.rs` (`TagRouter`),
+//! `mesh.rs` (mesh links), `tls.rs` (`TlsConfig`), `settings.rs` (`QuicSettings`),
+//! `stats.rs` (the counters). The Python package is the public face; this module is
+//! private and typed by `src/yomo/_native.pyi`.
+
+use pyo3::prelude::*;
+
+mod connection;
+mod mesh;
+mod metadata;
+mod outbox;
+mod router;
+mod runtime;
+mod settings;
+mod stats;
+mod tls;
+mod y3;
+mod zipper;
+
+/// The versions this module was built with, for `yomo version`.
+#[pyfunction]
+fn versions() -> Vec<(&'static str, &'static str)> {
+    vec![("yomo-native", env!("CARGO_PKG_VERSION")), ("quinn", "0.11"), ("rustls", "0.23")]
+}
+
+/// Encode a DataFrame (for tests of the native codec against the Python one).
+#[pyfunction]
+fn encode_data_frame<'py>(py: Python<'py>, tag: u32, metadata: &[u8], payload: &[u8]) -> Bound<'py, pyo3::types::PyBytes> {
+    pyo3::types::PyBytes::new(py, &y3::encode_data(tag, metadata, payload))
+}
+
+/// Split a byte stream into frames as the native reader does: `(frames, error)`.
+#[pyfunction]
+fn split_frames<'py>(py: Python<'py>, data: &[u8], max_frame_size: usize) -> PyResult<(Bound<'py, pyo3::types::PyList>, Option<String>)> {
+    let mut reader = y3::FrameReader::new(max_frame_size);
+    reader.push(data);
+    let list = pyo3::types::PyList::empty(py);
+    let mut offset = 0u64;
+    loop {
+        match reader.next_frame() {
+            Ok(Some(frame)) => {
+                let len = frame.len() as u64;
+                match connection::item(frame, offset) {
+                    Ok(it) => list.append(it.to_py(py)?)?,
+                    Err(e) => return Ok((list, Some(e.0))),
+                }
+                offset += len;
+            }
+            Ok(None) => return Ok((list, None)),
+            Err(e) => return Ok((list, Some(e.0))),
+        }
+    }
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<connection::Connection>()?;
+    m.add_class::<zipper::Zipper>()?;
+    m.add_function(wrap_pyfunction!(versions, m)?)?;
+    m.add_function(wrap_pyfunction!(encode_data_frame, m)?)?;
+    m.add_function(wrap_pyfunction!(split_frames, m)?)?;
+    m.add("CLOSE_CODE", connection::CLOSE_CODE)?;
+    m.add("__all__", ["CLOSE_CODE", "Connection", "Zipper", "encode_data_frame", "split_frames", "versions"])?;
+    Ok(())
+}

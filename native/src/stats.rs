@@ -1,0 +1,67 @@
+//! The zipper's counters (read by `Zipper.stats()`, `connections()` and the monitor):
+//! plain integers updated on the data path and read on demand, so scraping never
+//! slows routing. Per-tag counters are capped at `MAX_TAGS` distinct tags; frames of
+//! tags past the cap count in the totals and in `tags_overflow`.
+
+use std::{
+    collections::HashMap,
+    sync::atomic::{AtomicU64, Ordering::Relaxed},
+};
+
+use parking_lot::Mutex;
+
+pub const MAX_TAGS: usize = 4096;
+
+#[derive(Default, Clone, Copy)]
+pub struct TagCounters {
+    pub frames_in: u64,
+    pub bytes_in: u64,
+    pub frames_out: u64,
+    pub bytes_out: u64,
+    pub unobserved: u64,
+    pub dropped: u64,
+}
+
+#[derive(Default)]
+pub struct Stats {
+    pub rejections: AtomicU64,
+    pub protocol_errors: AtomicU64,
+    pub drops: AtomicU64,
+    pub unobserved: AtomicU64,
+    pub tags_overflow: AtomicU64,
+    tags: Mutex<HashMap<u32, TagCounters>>,
+}
+
+impl Stats {
+    /// One routed frame's effect on its tag, in one lock.
+    pub fn record(&self, tag: u32, size: u64, sent: u64, unobserved: bool, dropped: u64) {
+        if unobserved {
+            self.unobserved.fetch_add(1, Relaxed);
+        }
+        if dropped > 0 {
+            self.drops.fetch_add(dropped, Relaxed);
+        }
+        let mut tags = self.tags.lock();
+        let len = tags.len();
+        let c = match tags.get_mut(&tag) {
+            Some(c) => c,
+            None if len < MAX_TAGS => tags.entry(tag).or_default(),
+            None => {
+                self.tags_overflow.fetch_add(1, Relaxed);
+                return;
+            }
+        };
+        c.frames_in += 1;
+        c.bytes_in += size;
+        c.frames_out += sent;
+        c.bytes_out += sent * size;
+        c.unobserved += unobserved as u64;
+        c.dropped += dropped;
+    }
+
+    pub fn tags(&self) -> Vec<(u32, TagCounters)> {
+        let mut out: Vec<_> = self.tags.lock().iter().map(|(t, c)| (*t, *c)).collect();
+        out.sort_by_key(|(t, _)| *t);
+        out
+    }
+}

@@ -1,0 +1,611 @@
+//! The zipper's data path (the Python concept `yomo.Zipper`, native side): listen, take
+//! each connection's first frame and ask Python (`take_events` -> `accept`/`reject`),
+//! then read DataFrames and route them by tag and target to the stream functions that
+//! observe them, and to mesh links. Python owns the policy (version, auth, registration)
+//! and the logs; this file owns the bytes. Go: core/server.go.
+//!
+//! Slow consumers: with "block" (lossless) a producer whose frame went to a function with
+//! more than `send_high_water` unsent stops being read until that function drains to
+//! half of it, so QUIC flow control slows that producer only; with "drop" a frame for a
+//! function over `drop_threshold` is dropped for it, counted and reported.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    net::SocketAddr,
+    sync::{
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed},
+        Arc, OnceLock,
+    },
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+use pyo3::{
+    exceptions::{PyOSError, PyValueError},
+    prelude::*,
+    types::{PyBytes, PyDict, PyList, PyTuple},
+};
+use tokio::sync::oneshot;
+
+use crate::{
+    connection::{describe, Connection, CLOSE_CODE},
+    mesh::MeshLink,
+    metadata,
+    outbox::{run_writer, Outbox},
+    router::Router,
+    runtime::{runtime, Waker},
+    settings::Settings,
+    stats::Stats,
+    tls::{server_config, Tls},
+    y3::{self, FrameReader},
+};
+
+const UPSTREAM_ZIPPER: u8 = 0x5E;
+const STREAM_FUNCTION: u8 = 0x5D;
+/// Tap frames (for Python forwarders) held before new ones are dropped.
+const TAP_MAX_BYTES: usize = 64 * 1024 * 1024;
+
+/// Python's answer to a handshake.
+enum Decision {
+    Accept { number: u64, client_type: u8, tags: Vec<u32>, target: String, merge: Vec<(String, String)>, reply: Bytes },
+    Reject { reply: Option<Bytes>, reason: String },
+}
+
+/// What Python is told, in batches.
+enum Event {
+    Handshake { id: u64, frame: Bytes, addr: SocketAddr },
+    /// A connection ended before or without registration, or was refused (`kind`:
+    /// "tls", "timeout", "protocol", "closed").
+    Refused { addr: SocketAddr, kind: &'static str, reason: String },
+    Closed { number: u64, reason: String, protocol_error: bool },
+    SlowConsumer { number: u64, dropped: u64, backlog: usize },
+    Tap { tag: u32, metadata: Bytes, frame: Bytes },
+}
+
+/// A registered connection.
+struct Peer {
+    number: u64,
+    client_type: u8,
+    merge: Vec<(String, String)>,
+    outbox: Outbox,
+    conn: quinn::Connection,
+    frames_in: AtomicU64,
+    frames_out: AtomicU64,
+    dropped: AtomicU64,
+    recv_backlog: AtomicUsize,
+    last_drop_report: Mutex<Option<Instant>>,
+}
+
+struct Core {
+    waker: Waker,
+    settings: Settings,
+    drop_policy: bool,
+    drop_threshold: usize,
+    handshake_timeout: Duration,
+    endpoint: OnceLock<quinn::Endpoint>,
+    events: Mutex<VecDeque<Event>>,
+    pending: Mutex<HashMap<u64, oneshot::Sender<Decision>>>,
+    router: RwLock<Router<Peer>>,
+    peers: RwLock<HashMap<u64, Arc<Peer>>>,
+    live: Mutex<HashMap<u64, quinn::Connection>>,
+    links: RwLock<Vec<Arc<MeshLink>>>,
+    tap: AtomicBool,
+    tap_bytes: AtomicUsize,
+    tap_dropped: AtomicU64,
+    stats: Stats,
+    next_id: AtomicU64,
+    stopped: AtomicBool,
+}
+
+impl Core {
+    fn event(&self, e: Event) {
+        self.events.lock().push_back(e);
+        self.waker.wake();
+    }
+
+    /// One connection, from the QUIC handshake to its end.
+    async fn serve(self: Arc<Self>, incoming: quinn::Incoming) {
+        let addr = incoming.remote_address();
+        let conn = match incoming.await {
+            Ok(c) => c,
+            Err(e) => {
+                let reason = tls_reason(&e);
+                return self.event(Event::Refused { addr, kind: "tls", reason });
+            }
+        };
+        let id = self.next_id.fetch_add(1, Relaxed);
+        self.live.lock().insert(id, conn.clone());
+        if self.stopped.load(Relaxed) {
+            conn.close(CLOSE_CODE.into(), b"zipper is shutting down");
+        }
+        self.clone().serve_conn(id, conn.clone(), addr).await;
+        self.live.lock().remove(&id);
+    }
+
+    async fn serve_conn(self: Arc<Self>, id: u64, conn: quinn::Connection, addr: SocketAddr) {
+        let mut reader = FrameReader::new(self.settings.max_frame_size);
+        let deadline = tokio::time::Instant::now() + self.handshake_timeout;
+        let first = tokio::time::timeout_at(deadline, async {
+            let (send, mut recv) = conn.accept_bi().await.map_err(|e| (describe(&e).0, "closed"))?;
+            loop {
+                match reader.next_frame() {
+                    Ok(Some(frame)) => return Ok((send, recv, frame)),
+                    Ok(None) => {}
+                    Err(e) => return Err((e.0, "protocol")),
+                }
+                match recv.read_chunk(64 * 1024, true).await {
+                    Ok(Some(chunk)) => reader.push(&chunk.bytes),
+                    Ok(None) => return Err(("stream closed by peer".to_string(), "closed")),
+                    Err(e) => return Err((e.to_string(), "closed")),
+                }
+            }
+        })
+        .await;
+        let (mut send, recv, frame) = match first {
+            Ok(Ok(v)) => v,
+            Ok(Err((reason, kind))) => {
+                if kind == "protocol" {
+                    self.stats.protocol_errors.fetch_add(1, Relaxed);
+                    conn.close(CLOSE_CODE.into(), reason.as_bytes());
+                }
+                return self.event(Event::Refused { addr, kind, reason });
+            }
+            Err(_) => {
+                self.stats.rejections.fetch_add(1, Relaxed);
+                let reason = format!(
+                    "handshake timeout: no HandshakeFrame within {} s",
+                    trim_float(self.handshake_timeout.as_secs_f64())
+                );
+                conn.close(CLOSE_CODE.into(), reason.as_bytes());
+                return self.event(Event::Refused { addr, kind: "timeout", reason });
+            }
+        };
+        let (tx, rx) = oneshot::channel();
+        self.pending.lock().insert(id, tx);
+        self.event(Event::Handshake { id, frame, addr });
+        let decision = tokio::select! {
+            d = rx => d,
+            _ = conn.closed() => { self.pending.lock().remove(&id); return; }
+        };
+        let Ok(decision) = decision else {
+            conn.close(CLOSE_CODE.into(), b"zipper is shutting down");
+            return;
+        };
+        match decision {
+            Decision::Reject { reply, reason } => {
+                if let Some(reply) = reply {
+                    if send.write_all(&reply).await.is_ok() {
+                        let _ = send.finish();
+                        let _ = tokio::time::timeout(Duration::from_millis(500), send.stopped()).await;
+                    }
+                }
+                conn.close(CLOSE_CODE.into(), reason.as_bytes());
+            }
+            Decision::Accept { number, client_type, tags, target, merge, reply } => {
+                let peer = Arc::new(Peer {
+                    number,
+                    client_type,
+                    merge,
+                    outbox: Outbox::new(self.settings.send_high_water / 2),
+                    conn: conn.clone(),
+                    frames_in: AtomicU64::new(0),
+                    frames_out: AtomicU64::new(0),
+                    dropped: AtomicU64::new(0),
+                    recv_backlog: AtomicUsize::new(0),
+                    last_drop_report: Mutex::new(None),
+                });
+                peer.outbox.push(reply);
+                self.peers.write().insert(number, peer.clone());
+                if client_type == STREAM_FUNCTION {
+                    self.router.write().add(number, &tags, &target, peer.clone());
+                }
+                let writer_peer = peer.clone();
+                let writer = tokio::spawn(async move {
+                    let _ = run_writer(&writer_peer.outbox, &mut send, |_| {}).await;
+                });
+                let (reason, protocol_error) = self.clone().read_loop(&peer, reader, recv).await;
+                self.router.write().remove(number);
+                self.peers.write().remove(&number);
+                peer.outbox.abandon();
+                writer.abort();
+                conn.close(CLOSE_CODE.into(), reason.as_bytes());
+                self.event(Event::Closed { number, reason, protocol_error });
+            }
+        }
+    }
+
+    /// Route the connection's DataFrames until it ends; returns why, and whether the
+    /// peer broke the protocol.
+    async fn read_loop(self: Arc<Self>, peer: &Arc<Peer>, mut reader: FrameReader, mut recv: quinn::RecvStream) -> (String, bool) {
+        let mut offset: u64 = 0;
+        let mut dests: Vec<Arc<Peer>> = Vec::new();
+        let mut waits: Vec<Arc<Peer>> = Vec::new();
+        let protocol = |s: &Self, reason: String| {
+            s.stats.protocol_errors.fetch_add(1, Relaxed);
+            (reason, true)
+        };
+        loop {
+            loop {
+                let frame = match reader.next_frame() {
+                    Ok(Some(f)) => f,
+                    Ok(None) => break,
+                    Err(e) => return protocol(&self, e.0),
+                };
+                let len = frame.len() as u64;
+                let kind = frame[0] & 0x3F;
+                if kind != y3::DATA {
+                    return protocol(&self, format!("unexpected frame from client: {}", y3::frame_name(kind)));
+                }
+                if let Err(reason) = self.route(peer, frame, offset, &mut dests, &mut waits) {
+                    return protocol(&self, reason);
+                }
+                offset += len;
+                for dest in waits.drain(..) {
+                    dest.outbox.wait_room(self.settings.send_high_water / 2).await;
+                }
+            }
+            peer.recv_backlog.store(reader.buffered(), Relaxed);
+            match recv.read_chunk(256 * 1024, true).await {
+                Ok(Some(chunk)) => reader.push(&chunk.bytes),
+                Ok(None) => return ("stream closed by peer".into(), false),
+                Err(quinn::ReadError::ConnectionLost(e)) => return (describe(&e).0, false),
+                Err(e) => return (e.to_string(), false),
+            }
+        }
+    }
+
+    /// Route one DataFrame. Errors are protocol errors (bad frame or metadata).
+    fn route(&self, peer: &Peer, frame: Bytes, offset: u64, dests: &mut Vec<Arc<Peer>>, waits: &mut Vec<Arc<Peer>>) -> Result<(), String> {
+        let view = y3::parse_data(&frame, offset).map_err(|e| e.0)?;
+        let tag = view.tag;
+        let size = view.payload.len() as u64;
+        peer.frames_in.fetch_add(1, Relaxed);
+        let (out, target) = if peer.merge.is_empty() {
+            let target = metadata::target(&frame[view.metadata.clone()])?;
+            (frame, target)
+        } else {
+            let (md, target) = metadata::merge(&frame[view.metadata.clone()], &peer.merge)?;
+            (y3::encode_data(tag, &md, &frame[view.payload.clone()]), target)
+        };
+        dests.clear();
+        self.router.read().route(tag, target.as_deref(), dests);
+        let from_mesh = peer.client_type == UPSTREAM_ZIPPER;
+        let tap = self.tap.load(Relaxed);
+        let forwarding = !from_mesh && (tap || !self.links.read().is_empty());
+        if dests.is_empty() && !forwarding {
+            self.stats.record(tag, size, 0, true, 0);
+            return Ok(());
+        }
+        let mut sent = 0;
+        let mut dropped = 0;
+        for dest in dests.drain(..) {
+            if self.drop_policy && dest.outbox.backlog() > self.drop_threshold {
+                dropped += 1;
+                self.count_drop(&dest);
+                continue;
+            }
+            if let Some(backlog) = dest.outbox.push(out.clone()) {
+                sent += 1;
+                dest.frames_out.fetch_add(1, Relaxed);
+                if !self.drop_policy && backlog > self.settings.send_high_water {
+                    waits.push(dest);
+                }
+            }
+        }
+        if !from_mesh {
+            for link in self.links.read().iter() {
+                link.offer(&out);
+            }
+            if tap {
+                self.tap_frame(tag, &out);
+            }
+        }
+        self.stats.record(tag, size, sent, false, dropped);
+        Ok(())
+    }
+
+    fn count_drop(&self, dest: &Peer) {
+        let dropped = dest.dropped.fetch_add(1, Relaxed) + 1;
+        let mut last = dest.last_drop_report.lock();
+        let now = Instant::now();
+        if last.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
+            *last = Some(now);
+            drop(last);
+            self.event(Event::SlowConsumer { number: dest.number, dropped, backlog: dest.outbox.backlog() });
+        }
+    }
+
+    fn tap_frame(&self, tag: u32, frame: &Bytes) {
+        let size = frame.len();
+        if self.tap_bytes.fetch_add(size, Relaxed) + size > TAP_MAX_BYTES {
+            self.tap_bytes.fetch_sub(size, Relaxed);
+            self.tap_dropped.fetch_add(1, Relaxed);
+            return;
+        }
+        let metadata = match y3::parse_data(frame, 0) {
+            Ok(v) => frame.slice(v.metadata),
+            Err(_) => Bytes::new(),
+        };
+        self.event(Event::Tap { tag, metadata, frame: frame.clone() });
+    }
+}
+
+fn trim_float(v: f64) -> String {
+    let s = format!("{v}");
+    s.strip_suffix(".0").map(str::to_string).unwrap_or(s)
+}
+
+/// Why a QUIC/TLS handshake failed, in words for the log (mutual TLS above all).
+fn tls_reason(e: &quinn::ConnectionError) -> String {
+    let text = e.to_string();
+    if text.contains("certificate") || text.contains("Certificate") {
+        format!("mutual TLS: {text}")
+    } else {
+        text
+    }
+}
+
+fn udp_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        let _ = sock.set_only_v6(false);
+    }
+    // bursts of a fast producer and its acknowledgements need more than the default
+    let _ = sock.set_recv_buffer_size(4 << 20);
+    let _ = sock.set_send_buffer_size(4 << 20);
+    sock.bind(&addr.into())?;
+    Ok(sock.into())
+}
+
+/// The zipper's native data path; `yomo.zipper` drives it. See the module docs.
+#[pyclass(module = "yomo._native", frozen)]
+pub struct Zipper {
+    core: Arc<Core>,
+}
+
+#[pymethods]
+impl Zipper {
+    /// Listen on `host:port` (0: any free port) with the certificate in `cert_file`.
+    #[new]
+    #[pyo3(signature = (host, port, settings, cert_file, key_file, ca_file, verify_peer, wake_fd, drop_policy, drop_threshold, handshake_timeout))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        host: String,
+        port: u16,
+        settings: &Bound<'_, PyAny>,
+        cert_file: String,
+        key_file: String,
+        ca_file: Option<String>,
+        verify_peer: bool,
+        wake_fd: i64,
+        drop_policy: bool,
+        drop_threshold: usize,
+        handshake_timeout: f64,
+    ) -> PyResult<Self> {
+        let waker = Waker::new(wake_fd); // owns the fd from here on, even on error
+        let settings = Settings::from_py(settings)?;
+        let tls = Tls { cert_file: Some(cert_file), key_file: Some(key_file), ca_file, verify_peer };
+        let crypto = server_config(&tls).map_err(PyValueError::new_err)?;
+        let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(crypto).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+        config.transport_config(settings.transport());
+        let addr: SocketAddr = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
+            .map_err(|e| PyOSError::new_err(format!("cannot resolve {host}: {e}")))?
+            .next()
+            .ok_or_else(|| PyOSError::new_err(format!("cannot resolve {host}")))?;
+        let sock = udp_socket(addr).map_err(|e| PyOSError::new_err(e.to_string()))?;
+        let core = Arc::new(Core {
+            waker,
+            settings,
+            drop_policy,
+            drop_threshold,
+            handshake_timeout: Duration::from_secs_f64(handshake_timeout.max(0.001)),
+            endpoint: OnceLock::new(),
+            events: Mutex::new(VecDeque::new()),
+            pending: Mutex::new(HashMap::new()),
+            router: RwLock::new(Router::default()),
+            peers: RwLock::new(HashMap::new()),
+            live: Mutex::new(HashMap::new()),
+            links: RwLock::new(Vec::new()),
+            tap: AtomicBool::new(false),
+            tap_bytes: AtomicUsize::new(0),
+            tap_dropped: AtomicU64::new(0),
+            stats: Stats::default(),
+            next_id: AtomicU64::new(1),
+            stopped: AtomicBool::new(false),
+        });
+        let endpoint = {
+            let _guard = runtime().enter();
+            quinn::Endpoint::new(quinn::EndpointConfig::default(), Some(config), sock, Arc::new(quinn::TokioRuntime))
+                .map_err(|e| PyOSError::new_err(e.to_string()))?
+        };
+        let _ = core.endpoint.set(endpoint.clone());
+        let accept = core.clone();
+        runtime().spawn(async move {
+            while let Some(incoming) = endpoint.accept().await {
+                if accept.live.lock().len() >= accept.settings.max_connections {
+                    incoming.refuse();
+                    continue;
+                }
+                tokio::spawn(accept.clone().serve(incoming));
+            }
+        });
+        Ok(Zipper { core })
+    }
+
+    /// The bound `(host, port)`.
+    #[getter]
+    fn address(&self) -> (String, u16) {
+        let a = self.core.endpoint.get().and_then(|e| e.local_addr().ok());
+        a.map(|a| (a.ip().to_canonical().to_string(), a.port())).unwrap_or_default()
+    }
+
+    fn rearm(&self) {
+        self.core.waker.rearm();
+    }
+
+    /// Everything that happened since the last call, as tuples:
+    /// `("handshake", id, frame, (host, port))`, `("refused", (host, port), kind, reason)`,
+    /// `("closed", number, reason, protocol_error)`, `("slow", number, dropped, backlog)`,
+    /// `("tap", tag, metadata, frame)`.
+    fn take_events<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let events: Vec<Event> = self.core.events.lock().drain(..).collect();
+        let list = PyList::empty(py);
+        for e in events {
+            let item = match e {
+                Event::Handshake { id, frame, addr } => {
+                    ("handshake", id, PyBytes::new(py, &frame), addr_tuple(addr)).into_pyobject(py)?.into_any()
+                }
+                Event::Refused { addr, kind, reason } => ("refused", addr_tuple(addr), kind, reason).into_pyobject(py)?.into_any(),
+                Event::Closed { number, reason, protocol_error } => {
+                    ("closed", number, reason, protocol_error).into_pyobject(py)?.into_any()
+                }
+                Event::SlowConsumer { number, dropped, backlog } => ("slow", number, dropped, backlog).into_pyobject(py)?.into_any(),
+                Event::Tap { tag, metadata, frame } => {
+                    self.core.tap_bytes.fetch_sub(frame.len(), Relaxed);
+                    ("tap", tag, PyBytes::new(py, &metadata), PyBytes::new(py, &frame)).into_pyobject(py)?.into_any()
+                }
+            };
+            list.append(item)?;
+        }
+        Ok(list)
+    }
+
+    /// Register handshake `id` as connection `number` and send `reply` (the ack).
+    #[pyo3(signature = (id, number, client_type, tags, wanted_target, merge, reply))]
+    #[allow(clippy::too_many_arguments)]
+    fn accept(&self, id: u64, number: u64, client_type: u8, tags: Vec<u32>, wanted_target: String, merge: Vec<(String, String)>, reply: &[u8]) -> bool {
+        let Some(tx) = self.core.pending.lock().remove(&id) else { return false };
+        tx.send(Decision::Accept { number, client_type, tags, target: wanted_target, merge, reply: Bytes::copy_from_slice(reply) })
+            .is_ok()
+    }
+
+    /// Refuse handshake `id`: send `reply` (a RejectedFrame) if given, then close with `reason`.
+    #[pyo3(signature = (id, reply, reason))]
+    fn reject(&self, id: u64, reply: Option<&[u8]>, reason: String) {
+        if let Some(tx) = self.core.pending.lock().remove(&id) {
+            let _ = tx.send(Decision::Reject { reply: reply.map(Bytes::copy_from_slice), reason });
+        }
+    }
+
+    /// Queue an encoded frame for connection `number` (a GoawayFrame); False if it is gone.
+    fn send_to(&self, number: u64, frame: &[u8]) -> bool {
+        let peer = self.core.peers.read().get(&number).cloned();
+        peer.is_some_and(|p| p.outbox.push(Bytes::copy_from_slice(frame)).is_some())
+    }
+
+    /// Close connection `number` with `reason`.
+    fn close_connection(&self, number: u64, reason: String) {
+        if let Some(p) = self.core.peers.read().get(&number) {
+            p.conn.close(CLOSE_CODE.into(), reason.as_bytes());
+        }
+    }
+
+    /// Per connection number: `(frames_in, frames_out, dropped, send_backlog, recv_backlog, (host, port))`.
+    fn connections<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let out = PyDict::new(py);
+        for (n, p) in self.core.peers.read().iter() {
+            let row = (
+                p.frames_in.load(Relaxed),
+                p.frames_out.load(Relaxed),
+                p.dropped.load(Relaxed),
+                p.outbox.backlog(),
+                p.recv_backlog.load(Relaxed),
+                addr_tuple(p.conn.remote_address()),
+            );
+            out.set_item(n, row)?;
+        }
+        Ok(out)
+    }
+
+    /// Totals and per-tag counters: `{"rejections", "protocol_errors", "drops",
+    /// "unobserved", "tags_overflow", "tap_dropped", "tags": {tag: (frames_in, bytes_in,
+    /// frames_out, bytes_out, unobserved, dropped)}}`.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = &self.core.stats;
+        let out = PyDict::new(py);
+        out.set_item("rejections", s.rejections.load(Relaxed))?;
+        out.set_item("protocol_errors", s.protocol_errors.load(Relaxed))?;
+        out.set_item("drops", s.drops.load(Relaxed))?;
+        out.set_item("unobserved", s.unobserved.load(Relaxed))?;
+        out.set_item("tags_overflow", s.tags_overflow.load(Relaxed))?;
+        out.set_item("tap_dropped", self.core.tap_dropped.load(Relaxed))?;
+        let tags = PyDict::new(py);
+        for (t, c) in s.tags() {
+            let row = PyTuple::new(py, [c.frames_in, c.bytes_in, c.frames_out, c.bytes_out, c.unobserved, c.dropped])?;
+            tags.set_item(t, row)?;
+        }
+        out.set_item("tags", tags)?;
+        Ok(out)
+    }
+
+    /// Hand every routed frame that did not come from a mesh peer to Python as "tap"
+    /// events (for `Zipper.add_forwarder`), or stop.
+    fn set_tap(&self, on: bool) {
+        self.core.tap.store(on, Relaxed);
+    }
+
+    /// Forward local frames to mesh peer `name` over `conn` (None: the link is down).
+    #[pyo3(signature = (name, conn, max_queue_bytes))]
+    fn set_link(&self, name: String, conn: Option<PyRef<'_, Connection>>, max_queue_bytes: usize) {
+        let shared = conn.map(|c| c.shared.clone());
+        let mut links = self.core.links.write();
+        match links.iter().find(|l| l.name == name) {
+            Some(link) => *link.conn.write() = shared,
+            None => {
+                let link = Arc::new(MeshLink::new(name, max_queue_bytes));
+                *link.conn.write() = shared;
+                links.push(link);
+            }
+        }
+    }
+
+    /// Stop forwarding to mesh peer `name`.
+    fn remove_link(&self, name: &str) {
+        self.core.links.write().retain(|l| l.name != name);
+    }
+
+    /// `(forwarded, bytes_forwarded, dropped_queue_full, dropped_link_down, queued_bytes)`.
+    fn link_stats(&self, name: &str) -> Option<(u64, u64, u64, u64, usize)> {
+        let links = self.core.links.read();
+        let l = links.iter().find(|l| l.name == name)?;
+        Some((
+            l.forwarded.load(Relaxed),
+            l.bytes_forwarded.load(Relaxed),
+            l.dropped_queue_full.load(Relaxed),
+            l.dropped_link_down.load(Relaxed),
+            l.queued_bytes(),
+        ))
+    }
+
+    /// Close every connection with `reason` and stop accepting.
+    fn stop(&self, reason: String) {
+        let core = &self.core;
+        core.stopped.store(true, Relaxed);
+        core.pending.lock().clear();
+        for conn in core.live.lock().values() {
+            conn.close(CLOSE_CODE.into(), reason.as_bytes());
+        }
+        if let Some(ep) = core.endpoint.get() {
+            ep.set_server_config(None);
+        }
+    }
+
+    /// After `stop`: close the socket and wait (bounded, off the GIL) until it is released.
+    fn close_socket(&self, py: Python<'_>, timeout: f64) {
+        if let Some(ep) = self.core.endpoint.get().cloned() {
+            py.detach(|| {
+                runtime().block_on(async move {
+                    ep.close(0u32.into(), b"");
+                    let _ = tokio::time::timeout(Duration::from_secs_f64(timeout), ep.wait_idle()).await;
+                })
+            });
+        }
+    }
+}
+
+fn addr_tuple(a: SocketAddr) -> (String, u16) {
+    (a.ip().to_canonical().to_string(), a.port())
+}

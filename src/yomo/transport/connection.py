@@ -1,0 +1,64 @@
+"""The connection interface every data path implements (and a test double may).
+
+``FrameConnection`` (qh3/aioquic), ``AiopquicConnection`` and ``NativeConnection``
+all satisfy it; the client core and the mesh use nothing else of a connection.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from yomo.wire import Frame
+
+__all__ = ["Connection"]
+
+
+class Connection(Protocol):
+    """One QUIC connection's single stream as a stream of YoMo frames."""
+
+    close_reason: str | None
+    closed_by_peer: bool
+
+    @property
+    def closed(self) -> bool:
+        """True once the connection is closed, by either side."""
+
+    @property
+    def has_room(self) -> bool:
+        """False while more than ``send_high_water`` bytes wait to be sent."""
+
+    @property
+    def send_backlog(self) -> int:
+        """Bytes written that the peer has not taken yet."""
+
+    @property
+    def recv_backlog(self) -> int:
+        """Bytes of received frames not read yet."""
+
+    @property
+    def remote_address(self) -> tuple[str, int]:
+        """The peer's ``(host, port)``."""
+
+    async def read_frame(self) -> Frame:
+        """The next frame; raises ConnectionClosedError or RemoteProtocolError."""
+
+    def send_nowait(self, data: Frame | bytes) -> None:
+        """Queue a frame without waiting; raises ConnectionClosedError."""
+
+    async def drain(self, timeout: float | None = None) -> None:
+        """Wait for room (bounded); raises ConnectionClosedError or TimeoutError."""
+
+    async def write_frame(self, data: Frame | bytes, timeout: float | None = None) -> None:
+        """``send_nowait`` then ``drain``."""
+
+    async def drain_all(self, timeout: float = 5.0) -> None:
+        """Wait (bounded) until everything written was acknowledged."""
+
+    def close(self, reason: str = "", code: int = ...) -> None:
+        """Close now with ``reason`` (idempotent)."""
+
+    async def aclose(self, reason: str = "") -> None:
+        """Close and release what the connection holds."""
+
+    async def wait_closed(self) -> None:
+        """Wait until the connection is closed."""

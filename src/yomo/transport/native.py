@@ -1,0 +1,458 @@
+"""The native data path (``yomo._native``, Rust: quinn + rustls) behind the transport API.
+
+``NativeConnection`` is a ``FrameConnection`` for clients: the QUIC work, framing and
+buffering run on the native side's threads; this class only moves batches. A write is
+one call that appends the encoded frame to the native send queue (any thread, no await
+while there is room); received frames come in batches, one call per wake-up. The native
+side wakes the event loop through a socket watched with ``loop.add_reader``, so it never
+needs the GIL on the data path.
+
+``NativeServer`` is the zipper's data path: it listens, hands every connection's first
+frame to the zipper's Python policy, and routes DataFrames itself (see
+``yomo.zipper.server``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from yomo.errors import ConnectError, ConnectionClosedError, RemoteProtocolError, TimeoutError
+from yomo.wire import Frame, decode_frame, make_data_frame
+
+from .settings import CLOSE_CODE, DEFAULT_CLIENT_SETTINGS, DEFAULT_ZIPPER_SETTINGS, QuicSettings
+from .tls import TlsConfig, generate_self_signed
+
+try:
+    from yomo import _native
+except ImportError:  # built without Rust: the pure-Python path serves
+    _native = None  # type: ignore[assignment]
+
+__all__ = ["NativeConnection", "NativeServer", "available", "native_info"]
+
+_CONNECTING, _OPEN, _CLOSED = 0, 1, 2
+
+
+def available() -> bool:
+    """True when the native module was built into this install."""
+    return _native is not None
+
+
+def native_info() -> str:
+    """``"native (quinn 0.11, rustls 0.23)"`` for ``yomo version`` and logs."""
+    if _native is None:
+        return "native (not built)"
+    versions = dict(_native.versions())
+    return f"native (quinn {versions['quinn']}, rustls {versions['rustls']})"
+
+
+class _Wakeup:
+    """A socket pair: the native side writes a byte, the loop calls ``callback``."""
+
+    def __init__(self, callback: Callable[[], None]) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.reader, writer = socket.socketpair()
+        self.reader.setblocking(False)
+        writer.setblocking(False)
+        self._callback = callback
+        self._loop.add_reader(self.reader.fileno(), self._on_readable)
+        self._fd: int | None = writer.detach()
+
+    def take_fd(self) -> int:
+        """The writing end, handed to (and from then on owned and closed by) the native side."""
+        fd, self._fd = self._fd, None
+        if fd is None:
+            raise RuntimeError("yomo: the wake-up socket was already handed over")
+        return fd
+
+    def _on_readable(self) -> None:
+        with contextlib.suppress(BlockingIOError, InterruptedError):
+            while self.reader.recv(4096):
+                pass
+        self._callback()
+
+    def close(self) -> None:
+        """Stop watching (the native side closes the writing end when it is done with it)."""
+        if self.reader.fileno() != -1:
+            with contextlib.suppress(Exception):
+                self._loop.remove_reader(self.reader.fileno())
+            self.reader.close()
+        if self._fd is not None:  # never handed over
+            os.close(self._fd)
+            self._fd = None
+        self._callback = _nothing
+
+
+def _nothing() -> None:
+    return None
+
+
+def _frame(item: Any) -> Frame:
+    if type(item) is tuple:
+        return make_data_frame(*item)
+    return decode_frame(item)
+
+
+class NativeConnection:
+    """A client's connection to a zipper on the native data path (see the module docs).
+
+    Same interface as the pure-Python ``FrameConnection``: ``read_frame``,
+    ``send_nowait``/``drain``/``write_frame``, ``has_room``, ``drain_all``, ``close``.
+    """
+
+    def __init__(self, native: Any, wakeup: _Wakeup, settings: QuicSettings) -> None:
+        self.native = native
+        self._wakeup = wakeup
+        self._settings = settings
+        self._frames: deque[Frame] = deque()
+        self._readable = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self._closed = asyncio.Event()
+        self._opened = asyncio.Event()
+        self._changed = asyncio.Event()
+        self.close_reason: str | None = None
+        self.closed_by_peer = False
+        self._error: RemoteProtocolError | None = None
+        self._connect_error: str | None = None
+
+    # -- wake-ups ----------------------------------------------------------
+
+    def _poll(self) -> None:
+        native = self.native
+        native.rearm()
+        items = native.take()
+        if items:
+            frames = self._frames
+            for item in items:
+                frames.append(make_data_frame(*item) if type(item) is tuple else _frame(item))
+            self._readable.set()
+        status = native.status
+        if status != _CONNECTING:
+            self._opened.set()
+        if not self._drained.is_set() and (
+            status == _CLOSED or native.send_backlog <= self._settings.send_high_water // 2
+        ):
+            self._drained.set()
+        if status == _CLOSED and not self._closed.is_set():
+            self._on_closed()
+        self._changed.set()
+
+    def _on_closed(self) -> None:
+        info = self.native.close_info()
+        reason, remote, kind = info if info is not None else ("closed", False, "closed")
+        if self.close_reason is None:
+            self.close_reason = reason
+            self.closed_by_peer = remote
+        if kind == "protocol":
+            self._error = RemoteProtocolError(reason)
+        elif kind == "connect":
+            self._connect_error = reason
+        self._closed.set()
+        self._readable.set()
+        self._drained.set()
+        self._opened.set()
+
+    # -- information -------------------------------------------------------
+
+    @property
+    def remote_address(self) -> tuple[str, int]:
+        """The zipper's ``(host, port)``."""
+        host, port = self.native.remote_address
+        return (host, port)
+
+    @property
+    def closed(self) -> bool:
+        """True once the connection is closed, by either side."""
+        return self._closed.is_set()
+
+    @property
+    def has_room(self) -> bool:
+        """False while more than ``send_high_water`` bytes wait to be sent."""
+        return self._drained.is_set()
+
+    @property
+    def send_backlog(self) -> int:
+        """Bytes queued on the stream that the zipper has not taken yet."""
+        return int(self.native.send_backlog)
+
+    @property
+    def recv_backlog(self) -> int:
+        """Bytes of received frames waiting for ``read_frame``."""
+        return int(self.native.recv_backlog) + sum(
+            64 + len(getattr(f, "payload", b"")) for f in self._frames
+        )
+
+    def _closed_error(self) -> ConnectionClosedError:
+        return ConnectionClosedError(
+            self.close_reason or "connection closed", remote=self.closed_by_peer
+        )
+
+    # -- reading -----------------------------------------------------------
+
+    async def read_frame(self) -> Frame:
+        """The next frame from the zipper.
+
+        Raises:
+            ConnectionClosedError: the connection closed (``remote`` tells who closed it).
+            RemoteProtocolError: the zipper sent bytes that are not a frame.
+        """
+        frames = self._frames
+        while not frames:
+            if self._closed.is_set():
+                if self._error is not None:
+                    raise self._error
+                raise self._closed_error()
+            self._readable.clear()
+            await self._readable.wait()
+        return frames.popleft()
+
+    async def read_batch(self) -> list[Frame]:
+        """Every frame received so far (at least one), in order; raises like ``read_frame``."""
+        if not self._frames:
+            self._frames.appendleft(await self.read_frame())
+        batch = list(self._frames)
+        self._frames.clear()
+        return batch
+
+    # -- writing -----------------------------------------------------------
+
+    def send_nowait(self, data: Frame | bytes) -> None:
+        """Queue a frame (or its encoded bytes) without waiting.
+
+        Raises:
+            ConnectionClosedError: the connection is closed.
+        """
+        payload = data if isinstance(data, (bytes, bytearray, memoryview)) else data.encode()
+        backlog = self.native.send(payload)
+        if backlog < 0:
+            self._poll()
+            raise self._closed_error()
+        if backlog > self._settings.send_high_water:
+            self._drained.clear()
+
+    async def drain(self, timeout: float | None = None) -> None:
+        """Wait until the unsent backlog is below half the high-water mark.
+
+        Raises:
+            ConnectionClosedError: the connection closed while waiting.
+            TimeoutError: ``timeout`` seconds passed first.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while not self._drained.is_set():
+            self.native.want_writable(self._settings.send_high_water // 2)
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                raise TimeoutError(f"peer did not read for {timeout:g} s")
+            self._changed.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)
+        if self._closed.is_set():
+            raise self._closed_error()
+
+    async def write_frame(self, data: Frame | bytes, timeout: float | None = None) -> None:
+        """Send a frame, waiting while the zipper is not reading (bounded by ``timeout``)."""
+        self.send_nowait(data)
+        await self.drain(timeout)
+
+    async def drain_all(self, timeout: float = 5.0) -> None:
+        """Send everything written, end the stream, and wait (bounded) for the zipper's
+        acknowledgement. Nothing can be sent afterwards.
+
+        Raises:
+            TimeoutError: not acknowledged within ``timeout`` seconds.
+        """
+        self.native.finish()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.native.finished is None and not self._closed.is_set():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError(
+                    f"{self.send_backlog} bytes still unacknowledged after {timeout:g} s"
+                )
+            self._changed.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.05))
+
+    # -- closing -----------------------------------------------------------
+
+    def close(self, reason: str = "", code: int = CLOSE_CODE) -> None:
+        """Close with YoMo's error code and ``reason`` (idempotent)."""
+        if self._closed.is_set():
+            return
+        self.close_reason = reason or "closed"
+        self.native.close(reason, code)
+        self._poll()
+
+    async def wait_closed(self) -> None:
+        """Wait until the connection is closed."""
+        await self._closed.wait()
+
+    async def aclose(self, reason: str = "") -> None:
+        """Close and stop watching the native side."""
+        self.close(reason)
+        self._wakeup.close()
+
+
+async def dial(
+    host: str,
+    port: int,
+    *,
+    tls: TlsConfig | None = None,
+    settings: QuicSettings = DEFAULT_CLIENT_SETTINGS,
+) -> NativeConnection:
+    """Connect to a zipper on the native path; returns once the QUIC handshake is done.
+
+    Raises:
+        ConnectError: the zipper did not answer within ``handshake_timeout`` or TLS failed.
+    """
+    assert _native is not None
+    tls = tls or TlsConfig.from_env()
+    holder: list[NativeConnection] = []
+    wakeup = _Wakeup(lambda: holder[0]._poll() if holder else None)
+    try:
+        native = _native.Connection(
+            host,
+            port,
+            host,
+            settings,
+            tls.cert_file,
+            tls.key_file,
+            tls.ca_file,
+            tls.verify_peer,
+            wakeup.take_fd(),
+        )
+    except (ValueError, OSError) as exc:
+        wakeup.close()
+        raise ConnectError(f"cannot connect to zipper {host}:{port}: {exc}") from exc
+    conn = NativeConnection(native, wakeup, settings)
+    holder.append(conn)
+    conn._poll()
+    try:
+        await asyncio.wait_for(conn._opened.wait(), settings.handshake_timeout + 1.0)
+    except BaseException:
+        native.close("client closed")
+        wakeup.close()
+        raise
+    if conn._closed.is_set():
+        wakeup.close()
+        detail = conn._connect_error or conn.close_reason or "connection closed"
+        raise ConnectError(f"cannot connect to zipper {host}:{port}: {detail}")
+    return conn
+
+
+class NativeServer:
+    """The zipper's native data path: a listening socket, handshakes, routing, counters.
+
+    ``on_events`` is called on the loop with batches of event tuples (see
+    ``yomo._native.Zipper.take_events``); the zipper answers handshakes with
+    ``accept``/``reject``.
+    """
+
+    backend = "native"
+
+    def __init__(self, native: Any, wakeup: _Wakeup, tls: TlsConfig) -> None:
+        self.native = native
+        self._wakeup = wakeup
+        host, port = native.address
+        self.address: tuple[str, int] = (host, port)
+        self.tls_mode = tls.mode
+        self.backend = native_info()
+
+    @classmethod
+    async def start(
+        cls,
+        host: str,
+        port: int,
+        on_events: Callable[[list[tuple[Any, ...]]], None],
+        *,
+        tls: TlsConfig | None = None,
+        settings: QuicSettings = DEFAULT_ZIPPER_SETTINGS,
+        drop: bool = False,
+        drop_threshold: int = 8 * 1024 * 1024,
+        handshake_timeout: float = 5.0,
+    ) -> NativeServer:
+        """Listen on ``host:port``.
+
+        Raises:
+            TransportError: the address cannot be bound or the certificates are unusable.
+        """
+        from yomo.errors import TransportError
+
+        assert _native is not None
+        tls = tls or TlsConfig.from_env()
+        if tls.cert_file and tls.key_file:
+            cert_file, key_file = tls.cert_file, tls.key_file
+        else:
+            pair = generate_self_signed(host)
+            cert_file, key_file = pair.cert_file, pair.key_file
+        holder: list[Any] = []
+
+        def poll() -> None:
+            if holder:
+                holder[0].rearm()
+                events = holder[0].take_events()
+                if events:
+                    on_events(events)
+
+        wakeup = _Wakeup(poll)
+        try:
+            native = _native.Zipper(
+                host,
+                port,
+                settings,
+                cert_file,
+                key_file,
+                tls.ca_file,
+                tls.verify_peer,
+                wakeup.take_fd(),
+                drop,
+                drop_threshold,
+                handshake_timeout,
+            )
+        except (OSError, ValueError) as exc:
+            wakeup.close()
+            raise TransportError(f"cannot listen on {host}:{port}: {exc}") from exc
+        holder.append(native)
+        return cls(native, wakeup, tls)
+
+    def accept(
+        self,
+        handshake_id: int,
+        number: int,
+        client_type: int,
+        tags: Sequence[int],
+        wanted_target: str,
+        merge: dict[str, str],
+        reply: bytes,
+    ) -> bool:
+        """Register a handshake as connection ``number``; False if it went away meanwhile."""
+        return bool(
+            self.native.accept(
+                handshake_id,
+                number,
+                client_type,
+                list(tags),
+                wanted_target,
+                list(merge.items()),
+                reply,
+            )
+        )
+
+    def reject(self, handshake_id: int, reply: bytes | None, reason: str) -> None:
+        """Send ``reply`` (a RejectedFrame) if given and close with ``reason``."""
+        self.native.reject(handshake_id, reply, reason)
+
+    async def aclose(self, reason: str, timeout: float = 1.0) -> None:
+        """Close every connection with ``reason`` and release the port (bounded)."""
+        self.native.stop(reason)
+        await asyncio.sleep(0.05)  # let the CONNECTION_CLOSE frames go out
+        await asyncio.to_thread(self.native.close_socket, timeout)
+        self._wakeup.close()

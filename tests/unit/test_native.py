@@ -1,0 +1,87 @@
+"""The native module's codec agrees with the Python wire layer, byte for byte and error
+text for error text (the same bytes give the same close reason on either data path)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from yomo.errors import ProtocolError, TransportError
+from yomo.transport import QuicSettings
+from yomo.transport.native import available
+from yomo.transport.settings import choose_backend
+from yomo.wire import (
+    DataFrame,
+    FrameDecoder,
+    GoawayFrame,
+    HandshakeAckFrame,
+    encode_data_frame,
+    encode_length,
+    encode_metadata,
+)
+
+pytestmark = pytest.mark.skipif(
+    not available(), reason="yomo._native is not built (no Rust toolchain at install)"
+)
+
+
+def _native():
+    from yomo import _native
+
+    return _native
+
+
+tags = st.integers(min_value=0, max_value=0xFFFFFFFF)
+metadata = st.dictionaries(st.text(min_size=1, max_size=12), st.text(min_size=1, max_size=40))
+payloads = st.binary(max_size=9000)
+
+
+@given(tags, metadata, payloads)
+@settings(max_examples=200, deadline=None)
+def test_encoding_matches_the_python_encoder(tag, md, payload):
+    raw_md = encode_metadata(md)
+    assert _native().encode_data_frame(tag, raw_md, payload) == encode_data_frame(
+        tag, raw_md, payload
+    )
+
+
+@given(st.lists(st.tuples(tags, payloads), min_size=1, max_size=6))
+@settings(max_examples=100, deadline=None)
+def test_splitting_matches_the_python_decoder(frames):
+    stream = b"".join(encode_data_frame(t, b"", p) for t, p in frames)
+    stream += GoawayFrame(message="bye").encode() + HandshakeAckFrame().encode()
+    got, error = _native().split_frames(stream, 1 << 20)
+    assert error is None
+    assert got[:-2] == [(t, b"", p) for t, p in frames]
+    python = FrameDecoder().feed(stream)
+    assert [f for f in python if isinstance(f, DataFrame)] == [
+        DataFrame(tag=t, metadata=b"", payload=p) for t, p in frames
+    ]
+    assert got[-2:] == [GoawayFrame(message="bye").encode(), HandshakeAckFrame().encode()]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"GET / HTTP/1.1\r\n",
+        b"\xff" * 8,
+        b"\xbf" + encode_length(1 << 30) + b"\x01",
+        b"\xbf\x7f",
+        b"\xbf\x03\x81\x01\x01",
+        b"\xbf\x05\x01\x05\x01\x02\x03",
+    ],
+    ids=["garbage", "unknown-type", "oversized", "negative-length", "node-child", "long-uint32"],
+)
+def test_errors_read_like_the_python_decoder(data):
+    got, error = _native().split_frames(data, 1 << 20)
+    with pytest.raises(ProtocolError) as python:
+        FrameDecoder(max_frame_size=1 << 20).feed(data)
+    assert got == []
+    assert error == python.value.message
+
+
+def test_an_unknown_backend_is_refused_with_the_choices():
+    with pytest.raises(TransportError, match="choose from native, qh3, aioquic, aiopquic"):
+        choose_backend(QuicSettings(backend="quiche"))
+    assert choose_backend(QuicSettings(backend="native")) == "native"
