@@ -45,6 +45,16 @@ echo "== mypy (public API, strict)"
 "$VENV/bin/mypy"
 echo "== pytest"
 "$VENV/bin/python" -m pytest -ra "$@"
+# The pure-Python data path stays complete and selectable: the integration suite's
+# core again with YOMO_QUIC_BACKEND=qh3 (zipper and clients on qh3/aioquic).
+if "$VENV/bin/python" -c 'from yomo.transport.native import available; raise SystemExit(not available())'; then
+  echo "== pytest, pure-Python data path (YOMO_QUIC_BACKEND=qh3)"
+  YOMO_QUIC_BACKEND=qh3 "$VENV/bin/python" -m pytest -ra -q \
+    tests/integration/test_zipper_routing.py tests/integration/test_zipper_handshake.py \
+    tests/integration/test_zipper_bad_input.py tests/integration/test_zipper_backpressure.py \
+    tests/integration/test_client_async.py tests/integration/test_client_sync.py \
+    tests/integration/test_tls.py tests/integration/test_reconnect.py tests/integration/test_mesh.py
+fi
 # The optional aiopquic backend has wheels for Python 3.12+ only: its tests and the
 # wire/unit tests again under 3.12, in a venv of its own, when a python3.12 runs here.
 py312=${PYTHON312:-}

@@ -108,7 +108,8 @@ impl Shared {
             outbox: Outbox::new(settings.send_high_water / 2),
             inbox: Mutex::new(Inbox::default()),
             resume: Notify::new(),
-            recv_high: settings.recv_high_water,
+            // the other half of `recv_high_water` is Python's (yomo.transport.native)
+            recv_high: settings.recv_high_water / 2,
             status: Mutex::new((CONNECTING, None)),
             conn: OnceLock::new(),
             endpoint: OnceLock::new(),
@@ -173,11 +174,33 @@ pub fn describe(err: &quinn::ConnectionError) -> (String, bool) {
             let text = String::from_utf8_lossy(&c.reason).into_owned();
             (if text.is_empty() { format!("connection closed by peer: {}", c.error_code) } else { text }, true)
         }
+        E::TransportError(e) => (tls_words(&e.to_string()), false),
         E::TimedOut => ("idle timeout: no packet from the peer".into(), false),
         E::Reset => ("connection reset by peer".into(), true),
         E::LocallyClosed => ("closed".into(), false),
         other => (other.to_string(), false),
     }
+}
+
+/// A failed TLS handshake in the words of the `YOMO_TLS_*` settings.
+fn tls_words(text: &str) -> String {
+    let says = |s: &str| text.contains(s);
+    if says("invalid peer certificate") {
+        if says("UnknownIssuer") {
+            return format!("TLS: the zipper's certificate is not trusted: unknown issuer certificate (not signed by YOMO_TLS_CACERT_FILE) ({text})");
+        }
+        if says("NotValidForName") {
+            return format!("TLS: the zipper's certificate does not name the host dialled ({text})");
+        }
+        return format!("TLS: the zipper's certificate is not trusted ({text})");
+    }
+    if says("CertificateRequired") || says("error 116") {
+        return format!("mutual TLS: the zipper requires a client certificate: the client presented no certificate ({text})");
+    }
+    if says("UnknownCA") || says("BadCertificate") || says("received fatal alert") {
+        return format!("mutual TLS: client certificate not trusted by the zipper ({text})");
+    }
+    text.to_string()
 }
 
 /// Read frames from `recv` into the inbox until the stream ends or breaks.
@@ -197,7 +220,7 @@ async fn run_reader(shared: Arc<Shared>, mut recv: quinn::RecvStream, max_frame:
         if shared.status() == CLOSED {
             return;
         }
-        match recv.read_chunk(256 * 1024, true).await {
+        match recv.read_chunk(64 * 1024, true).await {
             Ok(Some(chunk)) => {
                 reader.push(&chunk.bytes);
                 let mut batch = vec![];

@@ -54,8 +54,10 @@ fn split_frames<'py>(py: Python<'py>, data: &[u8], max_frame_size: usize) -> PyR
     }
 }
 
+/// The native data path of YoMo for Python (private; see `yomo.transport.native`).
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__doc__", "The native data path of YoMo for Python (private; see yomo.transport.native).")?;
     m.add_class::<connection::Connection>()?;
     m.add_class::<zipper::Zipper>()?;
     m.add_function(wrap_pyfunction!(versions, m)?)?;

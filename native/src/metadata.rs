@@ -14,6 +14,7 @@ fn read_text<'a>(buf: &mut &'a [u8]) -> Result<&'a str, String> {
         Marker::Str8 | Marker::Bin8 => take(buf, 1)?[0] as usize,
         Marker::Str16 | Marker::Bin16 => u16::from_be_bytes(take(buf, 2)?.try_into().unwrap()) as usize,
         Marker::Str32 | Marker::Bin32 => u32::from_be_bytes(take(buf, 4)?.try_into().unwrap()) as usize,
+        Marker::Reserved => return Err(invalid()),
         other => {
             return Err(format!(
                 "metadata must be a MessagePack map of strings to strings, got a {} entry",
@@ -23,6 +24,10 @@ fn read_text<'a>(buf: &mut &'a [u8]) -> Result<&'a str, String> {
     };
     let bytes = take(buf, len)?;
     std::str::from_utf8(bytes).map_err(|_| "metadata holds a string that is not valid UTF-8".to_string())
+}
+
+fn invalid() -> String {
+    "metadata is not valid MessagePack: the byte 0xc1 is never used".into()
 }
 
 fn take<'a>(buf: &mut &'a [u8], n: usize) -> Result<&'a [u8], String> {
@@ -58,6 +63,7 @@ pub fn entries(md: &[u8]) -> Result<Vec<(&str, &str)>, String> {
         Marker::FixMap(n) => n as usize,
         Marker::Map16 => u16::from_be_bytes(take(&mut buf, 2)?.try_into().unwrap()) as usize,
         Marker::Map32 => u32::from_be_bytes(take(&mut buf, 4)?.try_into().unwrap()) as usize,
+        Marker::Reserved => return Err(invalid()),
         other => return Err(format!("metadata must be a MessagePack map of strings, got {}", kind(other))),
     };
     let mut out = Vec::with_capacity(n.min(64));

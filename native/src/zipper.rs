@@ -83,7 +83,8 @@ struct Core {
     drop_policy: bool,
     drop_threshold: usize,
     handshake_timeout: Duration,
-    endpoint: OnceLock<quinn::Endpoint>,
+    endpoint: Mutex<Option<quinn::Endpoint>>,
+    local: OnceLock<SocketAddr>,
     events: Mutex<VecDeque<Event>>,
     pending: Mutex<HashMap<u64, oneshot::Sender<Decision>>>,
     router: RwLock<Router<Peer>>,
@@ -175,9 +176,10 @@ impl Core {
         match decision {
             Decision::Reject { reply, reason } => {
                 if let Some(reply) = reply {
+                    // the RejectedFrame, then a moment for it to leave before the close
+                    // (ending the stream instead would read as "stream closed" first)
                     if send.write_all(&reply).await.is_ok() {
-                        let _ = send.finish();
-                        let _ = tokio::time::timeout(Duration::from_millis(500), send.stopped()).await;
+                        tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                 }
                 conn.close(CLOSE_CODE.into(), reason.as_bytes());
@@ -402,7 +404,8 @@ impl Zipper {
             drop_policy,
             drop_threshold,
             handshake_timeout: Duration::from_secs_f64(handshake_timeout.max(0.001)),
-            endpoint: OnceLock::new(),
+            endpoint: Mutex::new(None),
+            local: OnceLock::new(),
             events: Mutex::new(VecDeque::new()),
             pending: Mutex::new(HashMap::new()),
             router: RwLock::new(Router::default()),
@@ -421,7 +424,10 @@ impl Zipper {
             quinn::Endpoint::new(quinn::EndpointConfig::default(), Some(config), sock, Arc::new(quinn::TokioRuntime))
                 .map_err(|e| PyOSError::new_err(e.to_string()))?
         };
-        let _ = core.endpoint.set(endpoint.clone());
+        if let Ok(a) = endpoint.local_addr() {
+            let _ = core.local.set(a);
+        }
+        *core.endpoint.lock() = Some(endpoint.clone());
         let accept = core.clone();
         runtime().spawn(async move {
             while let Some(incoming) = endpoint.accept().await {
@@ -438,8 +444,7 @@ impl Zipper {
     /// The bound `(host, port)`.
     #[getter]
     fn address(&self) -> (String, u16) {
-        let a = self.core.endpoint.get().and_then(|e| e.local_addr().ok());
-        a.map(|a| (a.ip().to_canonical().to_string(), a.port())).unwrap_or_default()
+        self.core.local.get().map(|a| (a.ip().to_canonical().to_string(), a.port())).unwrap_or_default()
     }
 
     fn rearm(&self) {
@@ -588,21 +593,32 @@ impl Zipper {
         for conn in core.live.lock().values() {
             conn.close(CLOSE_CODE.into(), reason.as_bytes());
         }
-        if let Some(ep) = core.endpoint.get() {
+        if let Some(ep) = core.endpoint.lock().as_ref() {
             ep.set_server_config(None);
         }
     }
 
-    /// After `stop`: close the socket and wait (bounded, off the GIL) until it is released.
+    /// After `stop`: close the socket and wait (bounded, off the GIL) until it is released
+    /// (the endpoint's driver owns the socket and ends once no handle and no connection
+    /// is left).
     fn close_socket(&self, py: Python<'_>, timeout: f64) {
-        if let Some(ep) = self.core.endpoint.get().cloned() {
-            py.detach(|| {
-                runtime().block_on(async move {
-                    ep.close(0u32.into(), b"");
-                    let _ = tokio::time::timeout(Duration::from_secs_f64(timeout), ep.wait_idle()).await;
-                })
-            });
-        }
+        let Some(ep) = self.core.endpoint.lock().take() else { return };
+        let addr = self.core.local.get().copied();
+        py.detach(|| {
+            runtime().block_on(async move {
+                ep.close(0u32.into(), b"");
+                let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(timeout);
+                let _ = tokio::time::timeout_at(deadline, ep.wait_idle()).await;
+                drop(ep);
+                // the driver drops the socket on its next turn: wait until the port is free
+                while let Some(a) = addr {
+                    if std::net::UdpSocket::bind(a).is_ok() || tokio::time::Instant::now() >= deadline {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+        });
     }
 }
 

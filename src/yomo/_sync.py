@@ -346,6 +346,11 @@ class Zipper:
         """``"new"``, ``"starting"``, ``"serving"``, ``"stopping"`` or ``"stopped"``."""
         return self._aio.state
 
+    @property
+    def backend(self) -> str:
+        """The data path serving connections (see ``yomo.aio.Zipper.backend``)."""
+        return self._aio.backend
+
     def start(self) -> None:
         """Listen and serve in the background."""
         self._loop.run(self._aio.start())

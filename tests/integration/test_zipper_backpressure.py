@@ -83,7 +83,18 @@ def _info(z, name: str):
 
 
 async def _until_zipper_stops_reading_producer(z) -> None:
-    """Wait until backpressure has reached the producer: the zipper has stopped reading it."""
+    """Wait until backpressure has reached the producer: the zipper has stopped reading it.
+
+    The pure-Python path queues the producer's frames until its queue passes the
+    high-water mark; the native path stops reading the producer while the function's
+    queue is over the mark and leaves the producer's bytes to QUIC flow control.
+    """
+    if z.backend.startswith("native"):
+        await eventually(
+            lambda: _info(z, "slow").send_backlog > BUFFERS["send_high_water"],
+            "the zipper's queue to the stalled function to pass its high-water mark",
+        )
+        return
     await eventually(
         lambda: _info(z, "producer").recv_backlog > BUFFERS["recv_high_water"],
         "the zipper's queue from the producer to pass its high-water mark",

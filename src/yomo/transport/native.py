@@ -36,6 +36,8 @@ except ImportError:  # built without Rust: the pure-Python path serves
 __all__ = ["NativeConnection", "NativeServer", "available", "native_info"]
 
 _CONNECTING, _OPEN, _CLOSED = 0, 1, 2
+#: Bytes of frames collected before they are handed over within a loop turn.
+_FLUSH_BYTES = 64 * 1024
 
 
 def available() -> bool:
@@ -110,6 +112,7 @@ class NativeConnection:
         self._wakeup = wakeup
         self._settings = settings
         self._frames: deque[Frame] = deque()
+        self._frames_bytes = 0
         self._readable = asyncio.Event()
         self._drained = asyncio.Event()
         self._drained.set()
@@ -120,18 +123,35 @@ class NativeConnection:
         self.closed_by_peer = False
         self._error: RemoteProtocolError | None = None
         self._connect_error: str | None = None
+        self._pending: list[bytes | bytearray | memoryview] = []
+        self._pending_bytes = 0
+        self._loop = asyncio.get_running_loop()
 
     # -- wake-ups ----------------------------------------------------------
+
+    def _take(self) -> None:
+        """Move received frames from the native queue to ours, while ours has room
+        (half of ``recv_high_water`` each: above it the native side stops reading)."""
+        if self._frames_bytes > self._settings.recv_high_water // 2:
+            return
+        items = self.native.take()
+        if items:
+            frames = self._frames
+            size = 0
+            for item in items:
+                if type(item) is tuple:
+                    frames.append(make_data_frame(*item))
+                    size += 64 + len(item[2])
+                else:
+                    frames.append(_frame(item))
+                    size += 64 + len(item)
+            self._frames_bytes += size
+            self._readable.set()
 
     def _poll(self) -> None:
         native = self.native
         native.rearm()
-        items = native.take()
-        if items:
-            frames = self._frames
-            for item in items:
-                frames.append(make_data_frame(*item) if type(item) is tuple else _frame(item))
-            self._readable.set()
+        self._take()
         status = native.status
         if status != _CONNECTING:
             self._opened.set()
@@ -179,14 +199,12 @@ class NativeConnection:
     @property
     def send_backlog(self) -> int:
         """Bytes queued on the stream that the zipper has not taken yet."""
-        return int(self.native.send_backlog)
+        return int(self.native.send_backlog) + self._pending_bytes
 
     @property
     def recv_backlog(self) -> int:
         """Bytes of received frames waiting for ``read_frame``."""
-        return int(self.native.recv_backlog) + sum(
-            64 + len(getattr(f, "payload", b"")) for f in self._frames
-        )
+        return int(self.native.recv_backlog) + self._frames_bytes
 
     def _closed_error(self) -> ConnectionClosedError:
         return ConnectionClosedError(
@@ -204,20 +222,25 @@ class NativeConnection:
         """
         frames = self._frames
         while not frames:
+            self._take()
+            if frames:
+                break
             if self._closed.is_set():
                 if self._error is not None:
                     raise self._error
                 raise self._closed_error()
             self._readable.clear()
             await self._readable.wait()
-        return frames.popleft()
+        frame = frames.popleft()
+        self._frames_bytes -= 64 + len(getattr(frame, "payload", b""))
+        return frame
 
     async def read_batch(self) -> list[Frame]:
         """Every frame received so far (at least one), in order; raises like ``read_frame``."""
-        if not self._frames:
-            self._frames.appendleft(await self.read_frame())
-        batch = list(self._frames)
+        batch = [await self.read_frame()]
+        batch.extend(self._frames)
         self._frames.clear()
+        self._frames_bytes = 0
         return batch
 
     # -- writing -----------------------------------------------------------
@@ -225,15 +248,35 @@ class NativeConnection:
     def send_nowait(self, data: Frame | bytes) -> None:
         """Queue a frame (or its encoded bytes) without waiting.
 
+        Frames written in one event-loop turn go to the native side in one call (at
+        the end of the turn, or once ``_FLUSH_BYTES`` are pending).
+
         Raises:
             ConnectionClosedError: the connection is closed.
         """
+        if self._closed.is_set():
+            raise self._closed_error()
         payload = data if isinstance(data, (bytes, bytearray, memoryview)) else data.encode()
-        backlog = self.native.send(payload)
+        pending = self._pending
+        pending.append(payload)
+        self._pending_bytes += len(payload)
+        if self._pending_bytes >= _FLUSH_BYTES:
+            self.flush()
+        elif len(pending) == 1:
+            self._loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Hand the frames written so far to the native side (one call)."""
+        pending = self._pending
+        if not pending:
+            return
+        data = pending[0] if len(pending) == 1 else b"".join(pending)
+        pending.clear()
+        self._pending_bytes = 0
+        backlog = self.native.send(data)
         if backlog < 0:
             self._poll()
-            raise self._closed_error()
-        if backlog > self._settings.send_high_water:
+        elif backlog > self._settings.send_high_water:
             self._drained.clear()
 
     async def drain(self, timeout: float | None = None) -> None:
@@ -245,6 +288,7 @@ class NativeConnection:
         """
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
+        self.flush()
         while not self._drained.is_set():
             self.native.want_writable(self._settings.send_high_water // 2)
             remaining = None if deadline is None else deadline - loop.time()
@@ -268,6 +312,7 @@ class NativeConnection:
         Raises:
             TimeoutError: not acknowledged within ``timeout`` seconds.
         """
+        self.flush()
         self.native.finish()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -288,6 +333,7 @@ class NativeConnection:
         if self._closed.is_set():
             return
         self.close_reason = reason or "closed"
+        self.flush()
         self.native.close(reason, code)
         self._poll()
 
@@ -341,10 +387,9 @@ async def dial(
         native.close("client closed")
         wakeup.close()
         raise
-    if conn._closed.is_set():
+    if conn._connect_error is not None:  # no QUIC/TLS handshake (else: closed right after)
         wakeup.close()
-        detail = conn._connect_error or conn.close_reason or "connection closed"
-        raise ConnectError(f"cannot connect to zipper {host}:{port}: {detail}")
+        raise ConnectError(f"cannot connect to zipper {host}:{port}: {conn._connect_error}")
     return conn
 
 

@@ -78,8 +78,9 @@ def _native_built() -> bool:
     return True
 
 
-#: The data path used when nothing is asked for.
-DEFAULT_BACKEND = "qh3"
+#: The data path used when nothing is asked for (the pure-Python one where the native
+#: module is not built).
+DEFAULT_BACKEND = "native"
 
 
 def choose_backend(settings: QuicSettings) -> str | None:

@@ -33,13 +33,17 @@ from yomo.transport import (
     TlsConfig,
     listen,
 )
+from yomo.transport.native import NativeServer
+from yomo.transport.settings import wants_native
 from yomo.wire import (
     ClientType,
     DataFrame,
+    Frame,
     GoawayFrame,
     HandshakeAckFrame,
     HandshakeFrame,
     RejectedFrame,
+    decode_frame,
     decode_metadata,
     encode_data_frame,
     encode_metadata,
@@ -87,9 +91,33 @@ _CLIENT_TYPE_NAMES = {
 }
 
 
+_TAG_FIELDS = ("frames_in", "bytes_in", "frames_out", "bytes_out", "unobserved", "dropped")
+
+
 def _type_name(client_type: int) -> str:
     name = _CLIENT_TYPE_NAMES.get(client_type)  # type: ignore[call-overload]
     return str(name) if name is not None else f"Unknown(0x{client_type:02x})"
+
+
+class _NativePeer:
+    """A connection registered on the native data path, as the zipper's policy sees it."""
+
+    def __init__(self, server: NativeServer, number: int, address: tuple[str, int]) -> None:
+        self.server = server
+        self.number = number
+        self.remote_address = address
+        self.close_reason: str | None = None
+
+    def send_nowait(self, frame: Frame) -> None:
+        if not self.server.native.send_to(self.number, frame.encode()):
+            raise ConnectionClosedError("connection closed")
+
+    def close(self, reason: str = "") -> None:
+        self.server.native.close_connection(self.number, reason)
+
+
+_PeerConnection = Any
+"""A FrameConnection (pure-Python path) or a _NativePeer (native path)."""
 
 
 class _Peer:
@@ -112,7 +140,7 @@ class _Peer:
     )
 
     def __init__(
-        self, number: int, hf: HandshakeFrame, merge: dict[str, str], conn: FrameConnection
+        self, number: int, hf: HandshakeFrame, merge: dict[str, str], conn: _PeerConnection
     ) -> None:
         self.number = number
         self.name = hf.name
@@ -210,7 +238,7 @@ class Zipper:
         self._router: Router[_Peer] = router if router is not None else TagRouter()
         self._peers: dict[int, _Peer] = {}
         self._numbers = itertools.count(1)
-        self._listener: Listener | None = None
+        self._listener: Listener | NativeServer | None = None
         self._stopped = asyncio.Event()
         self._forwarders: list[Forwarder] = []
         self._stats = ZipperStats(max_tags=max_tag_stats)
@@ -226,6 +254,7 @@ class Zipper:
         self.functions_announce_interval = MESH_ANNOUNCE_INTERVAL
         """Seconds between announcements of this zipper's LLM functions to mesh peers."""
         self._bridge: Any = None
+        self._native: NativeServer | None = None
 
     @classmethod
     def from_config(cls, config: ZipperConfig, **options: Any) -> Zipper:
@@ -257,6 +286,14 @@ class Zipper:
         return self._listener.address
 
     @property
+    def backend(self) -> str:
+        """The data path serving connections, e.g. ``"native (quinn 0.11, rustls 0.23)"``
+        or ``"qh3 2.1.0 (+aioquic for empty client ids)"`` (after ``start``)."""
+        if self._listener is None:
+            raise RuntimeError("yomo: the zipper is not started")
+        return self._listener.backend
+
+    @property
     def addr(self) -> str:
         """``host:port`` to give to clients."""
         host, port = self.address
@@ -276,9 +313,24 @@ class Zipper:
                 await monitor.start(*self.monitor_address)
                 self._monitor = monitor
                 self.monitor_address = monitor.address
-            self._listener = await listen(
-                self.host, self.port, self._on_connection, tls=tls, settings=self.quic
-            )
+            if wants_native(self.quic):
+                self._native = await NativeServer.start(
+                    self.host,
+                    self.port,
+                    self._on_native_events,
+                    tls=tls,
+                    settings=self.quic,
+                    drop=self.slow_consumer == "drop",
+                    drop_threshold=self.drop_threshold,
+                    handshake_timeout=self.handshake_timeout,
+                )
+                self._listener = self._native
+                if self._forwarders:
+                    self._native.native.set_tap(True)
+            else:
+                self._listener = await listen(
+                    self.host, self.port, self._on_connection, tls=tls, settings=self.quic
+                )
         except BaseException:
             await self._stop_monitor()
             self.state = "stopped"
@@ -325,7 +377,9 @@ class Zipper:
             await self._bridge.stop()
         if self._mesh is not None:
             await self._mesh.stop()
-        if self._listener is not None:
+        if self._native is not None:
+            await self._native.aclose(reason)
+        elif isinstance(self._listener, Listener):
             for conn in list(self._connections):
                 conn.close(reason)
             await asyncio.sleep(0.05)  # let the CONNECTION_CLOSE frames go out
@@ -353,10 +407,23 @@ class Zipper:
     def add_forwarder(self, forward: Forwarder) -> Callable[[], None]:
         """Call ``forward`` for every frame not received from a mesh peer; returns a remover."""
         self._forwarders.append(forward)
-        return lambda: self._forwarders.remove(forward)
+        self._set_tap()
+
+        def remove() -> None:
+            self._forwarders.remove(forward)
+            self._set_tap()
+
+        return remove
+
+    def _set_tap(self) -> None:
+        """On the native path, frames reach Python forwarders only while there are some."""
+        if self._native is not None:
+            self._native.native.set_tap(bool(self._forwarders))
 
     def connections(self) -> list[ConnectionInfo]:
         """The registered connections."""
+        if self._native is not None:
+            return self._native_connections(self._native)
         return [
             ConnectionInfo(
                 number=p.number,
@@ -375,6 +442,33 @@ class Zipper:
             )
             for p in self._peers.values()
         ]
+
+    def _native_connections(self, server: NativeServer) -> list[ConnectionInfo]:
+        counters = server.native.connections()
+        out = []
+        for p in self._peers.values():
+            row = counters.get(p.number)
+            if row is None:  # closed; its "closed" event is on its way
+                continue
+            frames_in, frames_out, dropped, send_backlog, recv_backlog, address = row
+            out.append(
+                ConnectionInfo(
+                    number=p.number,
+                    name=p.name,
+                    client_id=p.client_id,
+                    client_type=_type_name(p.client_type),
+                    observed_tags=p.tags,
+                    wanted_target=p.wanted_target,
+                    remote_address=(address[0], address[1]),
+                    frames_in=frames_in,
+                    frames_out=frames_out,
+                    dropped=dropped,
+                    send_backlog=send_backlog,
+                    recv_backlog=recv_backlog,
+                    connected_at=p.connected_at,
+                )
+            )
+        return out
 
     def goaway(self, who: str | int, message: str = "goaway") -> int:
         """Send a GoawayFrame to connections matching a number, client id or name; returns count."""
@@ -418,7 +512,7 @@ class Zipper:
             "name": self.name,
             "state": self.state,
             "connections": by_type,
-            **self._stats.snapshot(),
+            **self._counters().snapshot(),
         }
         if self._mesh is not None:
             result["mesh"] = self._mesh.stats()
@@ -429,6 +523,27 @@ class Zipper:
         for name, section in self._stats_sections.items():
             result[name] = section()
         return result
+
+    def _counters(self) -> ZipperStats:
+        """The counters: the handshake's, plus on the native path the data path's own
+        (read on demand from plain integers; the same per-tag bound applies)."""
+        if self._native is None:
+            return self._stats
+        own = self._stats
+        native = self._native.native.stats()
+        merged = ZipperStats(max_tags=own.max_tags, started=own.started)
+        merged.handshakes = own.handshakes
+        merged.rejections = own.rejections + native["rejections"]
+        merged.rejections_by_reason = dict(own.rejections_by_reason)
+        merged.rejections_by_reason["handshake_timeout"] += native["rejections"]
+        merged.protocol_errors = own.protocol_errors + native["protocol_errors"]
+        merged.drops = native["drops"]
+        merged.unobserved = native["unobserved"]
+        for tag, row in sorted(native["tags"].items()):
+            counters = merged.tag(tag)
+            for name, value in zip(_TAG_FIELDS, row, strict=True):
+                setattr(counters, name, getattr(counters, name) + value)
+        return merged
 
     async def _announce_functions(self) -> None:
         """Tell mesh peers which LLM functions are connected here, now and then and on change.
@@ -477,67 +592,51 @@ class Zipper:
         finally:
             self._connections.discard(conn)
 
-    async def _reject(
-        self, conn: FrameConnection, message: str, hf: HandshakeFrame | None, reason: str
+    def _log_rejection(
+        self, message: str, hf: HandshakeFrame | None, address: tuple[str, int], reason: str
     ) -> None:
         self._stats.reject(reason)
         who = f"{_type_name(hf.client_type)} {hf.name!r} (id {hf.id})" if hf else "client"
-        self.log.warning("rejected %s from %s: %s", who, conn.remote_address, message)
+        self.log.warning("rejected %s from %s: %s", who, address, message)
+
+    async def _reject(
+        self, conn: FrameConnection, message: str, hf: HandshakeFrame | None, reason: str
+    ) -> None:
+        self._log_rejection(message, hf, conn.remote_address, reason)
         with contextlib.suppress(Exception):
             conn.send_nowait(RejectedFrame(message=message))
             await _flush(conn)
         conn.close(message)
 
-    async def _handshake(self, conn: FrameConnection) -> _Peer | None:
-        # Go: core/server.go handshake (version, auth, create connection, routes).
-        try:
-            first = await asyncio.wait_for(conn.read_frame(), self.handshake_timeout)
-        except asyncio.TimeoutError:
-            self._stats.reject("handshake_timeout")
-            message = f"handshake timeout: no HandshakeFrame within {self.handshake_timeout:g} s"
-            self.log.warning("closed %s: %s", conn.remote_address, message)
-            conn.close(message)
-            return None
-        except ProtocolError as exc:
-            self._stats.protocol_errors += 1
-            self.log.warning("closed %s: %s", conn.remote_address, exc.message)
-            return None
-        except ConnectionClosedError:
-            return None
+    def _admit(
+        self, first: Frame, conn: _PeerConnection
+    ) -> _Peer | tuple[str, HandshakeFrame | None, str]:
+        """The handshake policy, on either data path: a registration, or why not.
+
+        Go: core/server.go handshake (version, auth, client type, LLM function
+        registration, wanted target). The caller registers the returned peer (its LLM
+        function, if any, is registered already), or rejects with the message (the last
+        item is the reason counted in ``rejections_by_reason``).
+        """
         if not isinstance(first, HandshakeFrame):
-            await self._reject(
-                conn,
-                f"yomo: handshake read unexpected frame, read: {type(first).__name__}",
-                None,
-                "unexpected_frame",
-            )
-            return None
+            message = f"yomo: handshake read unexpected frame, read: {type(first).__name__}"
+            return message, None, "unexpected_frame"
         hf = first
         if hf.version != SPEC_VERSION:
-            await self._reject(
-                conn,
-                f"version negotiation failed: client={hf.version}, server={SPEC_VERSION}",
-                hf,
-                "version",
-            )
-            return None
+            message = f"version negotiation failed: client={hf.version}, server={SPEC_VERSION}"
+            return message, hf, "version"
         try:
             merge = dict(authenticate(self.authenticators, hf.auth_name, hf.auth_payload))
         except AuthFailed as exc:
-            await self._reject(conn, str(exc), hf, "auth")
-            return None
+            return str(exc), hf, "auth"
         if hf.client_type not in _CLIENT_TYPE_NAMES:
-            await self._reject(
-                conn, f"unknown client type 0x{hf.client_type:02x}", hf, "client_type"
-            )
-            return None
+            return f"unknown client type 0x{hf.client_type:02x}", hf, "client_type"
         definition: FunctionDefinition | None = None
         if hf.client_type == ClientType.STREAM_FUNCTION and hf.function_definition:
             try:
                 definition = FunctionDefinition.from_bytes(hf.function_definition)
             except FunctionCallError as exc:
-                await self._reject(conn, exc.message, hf, "function_definition")
-                return None
+                return exc.message, hf, "function_definition"
             # Go: core/server.go tryUseFunctionNameAsTarget: an LLM function gets tool
             # calls on 0xE002, targeted at its name.
             hf = dataclasses.replace(
@@ -552,9 +651,39 @@ class Zipper:
             try:
                 self.functions.register(peer.number, definition)
             except DuplicateFunctionError as exc:
-                await self._reject(conn, exc.message, hf, "duplicate_function")
-                return None
+                return exc.message, hf, "duplicate_function"
             self.log.info("registered LLM function %r (%s)", definition.name, peer.describe())
+        return peer
+
+    def _log_connected(self, peer: _Peer, address: tuple[str, int]) -> None:
+        tags = ", ".join(f"0x{t:x}" for t in peer.tags)
+        self.log.info(
+            "connected: %s from %s%s",
+            peer.describe(),
+            address,
+            f", observes [{tags}]" if tags else "",
+        )
+
+    async def _handshake(self, conn: FrameConnection) -> _Peer | None:
+        try:
+            first = await asyncio.wait_for(conn.read_frame(), self.handshake_timeout)
+        except asyncio.TimeoutError:
+            self._stats.reject("handshake_timeout")
+            message = f"handshake timeout: no HandshakeFrame within {self.handshake_timeout:g} s"
+            self.log.warning("closed %s: %s", conn.remote_address, message)
+            conn.close(message)
+            return None
+        except ProtocolError as exc:
+            self._stats.protocol_errors += 1
+            self.log.warning("closed %s: %s", conn.remote_address, exc.message)
+            return None
+        except ConnectionClosedError:
+            return None
+        admitted = self._admit(first, conn)
+        if isinstance(admitted, tuple):
+            await self._reject(conn, *admitted)
+            return None
+        peer = admitted
         self._peers[peer.number] = peer
         if peer.client_type == ClientType.STREAM_FUNCTION:
             self._router.add(peer.number, peer.tags, peer.wanted_target, peer)
@@ -564,14 +693,78 @@ class Zipper:
             self._unregister(peer)
             return None
         self._stats.handshakes += 1
-        tags = ", ".join(f"0x{t:x}" for t in peer.tags)
-        self.log.info(
-            "connected: %s from %s%s",
-            peer.describe(),
-            conn.remote_address,
-            f", observes [{tags}]" if tags else "",
-        )
+        self._log_connected(peer, conn.remote_address)
         return peer
+
+    # -- the native data path ----------------------------------------------
+
+    def _on_native_events(self, events: list[tuple[Any, ...]]) -> None:
+        """What the native data path reports, in a batch (see yomo._native.Zipper)."""
+        for event in events:
+            kind = event[0]
+            if kind == "tap":
+                _, tag, metadata, encoded = event
+                for forward in list(self._forwarders):
+                    forward(tag, metadata, encoded)
+            elif kind == "handshake":
+                self._native_handshake(event[1], event[2], event[3])
+            elif kind == "closed":
+                _, number, reason, protocol_error = event
+                peer = self._peers.get(number)
+                if peer is not None:
+                    peer.conn.close_reason = reason
+                    if protocol_error:
+                        self.log.warning("closed %s: %s", peer.describe(), reason)
+                    self._unregister(peer)
+            elif kind == "refused":
+                _, address, why, reason = event
+                level = logging.DEBUG if why == "closed" else logging.WARNING
+                self.log.log(level, "closed %s: %s", tuple(address), reason)
+            elif kind == "slow":
+                _, number, dropped, backlog = event
+                peer = self._peers.get(number)
+                self.log.warning(
+                    "slow consumer %s: dropping frames (%d dropped so far, backlog %d bytes)",
+                    peer.describe() if peer is not None else f"#{number}",
+                    dropped,
+                    backlog,
+                )
+
+    def _native_handshake(self, handshake_id: int, data: bytes, address: tuple[str, int]) -> None:
+        server = self._native
+        assert server is not None
+        address = (address[0], address[1])
+        try:
+            first = decode_frame(data, max_frame_size=self.quic.max_frame_size)
+        except ProtocolError as exc:
+            self._stats.protocol_errors += 1
+            self.log.warning("closed %s: %s", address, exc.message)
+            server.reject(handshake_id, None, exc.message)
+            return
+        handle = _NativePeer(server, 0, address)
+        admitted = self._admit(first, handle)
+        if isinstance(admitted, tuple):
+            message, hf, reason = admitted
+            self._log_rejection(message, hf, address, reason)
+            server.reject(handshake_id, RejectedFrame(message=message).encode(), message)
+            return
+        peer = admitted
+        handle.number = peer.number
+        self._peers[peer.number] = peer
+        accepted = server.accept(
+            handshake_id,
+            peer.number,
+            peer.client_type,
+            peer.tags,
+            peer.wanted_target,
+            peer.merge,
+            HandshakeAckFrame().encode(),
+        )
+        if not accepted:  # gone while Python decided
+            self._unregister(peer)
+            return
+        self._stats.handshakes += 1
+        self._log_connected(peer, address)
 
     def _unregister(self, peer: _Peer) -> None:
         if self._peers.pop(peer.number, None) is None:
