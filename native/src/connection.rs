@@ -279,8 +279,15 @@ async fn dial(shared: Arc<Shared>, host: String, port: u16, name: String, settin
         Ok(Err(e)) => return Err(describe(&e).0),
         Ok(Ok(conn)) => conn,
     };
-    let (mut send, recv) = conn.open_bi().await.map_err(|e| describe(&e).0)?;
     let _ = shared.conn.set(conn.clone());
+    let (mut send, recv) = match conn.open_bi().await {
+        Ok(pair) => pair,
+        Err(e) => {
+            // the handshake was done: the zipper closed right after (e.g. mutual TLS)
+            let (reason, remote) = describe(&e);
+            return Ok(shared.set_closed(Closed { reason, remote, kind: "closed" }));
+        }
+    };
     {
         let mut s = shared.status.lock();
         if s.0 == CLOSED {

@@ -45,20 +45,28 @@ fn roots(path: &str) -> Result<rustls::RootCertStore, String> {
     Ok(store)
 }
 
-/// The zipper's side: its certificate, and with `verify_peer` a required client certificate.
-pub fn server_config(tls: &Tls) -> Result<rustls::ServerConfig, String> {
+/// A client certificate checker to run once the handshake is done.
+pub type ClientCheck = Arc<dyn rustls::server::danger::ClientCertVerifier>;
+
+/// The zipper's side: its certificate, and with `verify_peer` a client certificate that
+/// is checked against the CA once the handshake is done (`ClientCheck`), so that a client
+/// without one, or with an untrusted one, is told why in words, as on the pure-Python path.
+pub fn server_config(tls: &Tls) -> Result<(rustls::ServerConfig, Option<ClientCheck>), String> {
     let (Some(cert), Some(key_path)) = (&tls.cert_file, &tls.key_file) else {
         return Err("the zipper needs a certificate and key".into());
     };
     let builder = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| e.to_string())?;
+    let mut check = None;
     let builder = if tls.verify_peer {
         let ca = tls.ca_file.as_deref().ok_or("mutual TLS needs a CA file")?;
-        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca)?), provider())
-            .build()
-            .map_err(|e| format!("mutual TLS: {e}"))?;
-        builder.with_client_cert_verifier(verifier)
+        let verifier: ClientCheck =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca)?), provider())
+                .build()
+                .map_err(|e| format!("mutual TLS: {e}"))?;
+        check = Some(verifier.clone());
+        builder.with_client_cert_verifier(Arc::new(AfterHandshake(verifier)))
     } else {
         builder.with_no_client_auth()
     };
@@ -67,7 +75,65 @@ pub fn server_config(tls: &Tls) -> Result<rustls::ServerConfig, String> {
         .map_err(|e| format!("certificate and key do not fit together: {e}"))?;
     config.alpn_protocols = vec![ALPN.to_vec()];
     config.max_early_data_size = 0;
-    Ok(config)
+    Ok((config, check))
+}
+
+/// Asks every client for a certificate (naming no CA, so clients send theirs whatever
+/// signed it), checks the handshake signatures, and leaves the chain to `ClientCheck`.
+#[derive(Debug)]
+struct AfterHandshake(ClientCheck);
+
+impl rustls::server::danger::ClientCertVerifier for AfterHandshake {
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        Ok(rustls::server::danger::ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// Check a client's certificate chain after the handshake; the reason when it fails.
+pub fn check_client(check: &ClientCheck, identity: Option<Box<dyn std::any::Any>>) -> Result<(), String> {
+    let chain = identity.and_then(|i| i.downcast::<Vec<CertificateDer<'static>>>().ok());
+    let Some(chain) = chain.filter(|c| !c.is_empty()) else {
+        return Err("mutual TLS: the client presented no certificate".into());
+    };
+    check
+        .verify_client_cert(&chain[0], &chain[1..], UnixTime::now())
+        .map(|_| ())
+        .map_err(|e| format!("mutual TLS: client certificate not trusted: {e}"))
 }
 
 /// A client's side: verify the zipper with the CA only when `verify_peer`; present the

@@ -37,7 +37,7 @@ use crate::{
     runtime::{runtime, Waker},
     settings::Settings,
     stats::Stats,
-    tls::{server_config, Tls},
+    tls::{check_client, server_config, ClientCheck, Tls},
     y3::{self, FrameReader},
 };
 
@@ -83,6 +83,7 @@ struct Core {
     drop_policy: bool,
     drop_threshold: usize,
     handshake_timeout: Duration,
+    client_check: Option<ClientCheck>,
     endpoint: Mutex<Option<quinn::Endpoint>>,
     local: OnceLock<SocketAddr>,
     events: Mutex<VecDeque<Event>>,
@@ -115,6 +116,12 @@ impl Core {
                 return self.event(Event::Refused { addr, kind: "tls", reason });
             }
         };
+        if let Some(check) = &self.client_check {
+            if let Err(reason) = check_client(check, conn.peer_identity()) {
+                conn.close(CLOSE_CODE.into(), reason.as_bytes());
+                return self.event(Event::Refused { addr, kind: "tls", reason });
+            }
+        }
         let id = self.next_id.fetch_add(1, Relaxed);
         self.live.lock().insert(id, conn.clone());
         if self.stopped.load(Relaxed) {
@@ -176,10 +183,15 @@ impl Core {
         match decision {
             Decision::Reject { reply, reason } => {
                 if let Some(reply) = reply {
-                    // the RejectedFrame, then a moment for it to leave before the close
-                    // (ending the stream instead would read as "stream closed" first)
+                    // The RejectedFrame, then the close: a closed connection drops what its
+                    // peer has not read yet, so give the client (which closes by itself
+                    // once it reads the rejection, as Go's do) up to half a second first.
+                    // Ending the stream instead would read as "stream closed" first.
                     if send.write_all(&reply).await.is_ok() {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        tokio::select! {
+                            _ = conn.closed() => {}
+                            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                        }
                     }
                 }
                 conn.close(CLOSE_CODE.into(), reason.as_bytes());
@@ -389,7 +401,7 @@ impl Zipper {
         let waker = Waker::new(wake_fd); // owns the fd from here on, even on error
         let settings = Settings::from_py(settings)?;
         let tls = Tls { cert_file: Some(cert_file), key_file: Some(key_file), ca_file, verify_peer };
-        let crypto = server_config(&tls).map_err(PyValueError::new_err)?;
+        let (crypto, client_check) = server_config(&tls).map_err(PyValueError::new_err)?;
         let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(crypto).map_err(|e| PyValueError::new_err(e.to_string()))?;
         let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
         config.transport_config(settings.transport());
@@ -404,6 +416,7 @@ impl Zipper {
             drop_policy,
             drop_threshold,
             handshake_timeout: Duration::from_secs_f64(handshake_timeout.max(0.001)),
+            client_check,
             endpoint: Mutex::new(None),
             local: OnceLock::new(),
             events: Mutex::new(VecDeque::new()),

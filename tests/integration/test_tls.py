@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,8 +18,12 @@ from yomo.wire import ClientType, HandshakeAckFrame
 
 from .helpers import frame_bytes
 
-#: only aioquic can ask for client certificates: pin it even when YOMO_QUIC_BACKEND says qh3
-MTLS_ZIPPER = replace(DEFAULT_ZIPPER_SETTINGS, backend="aioquic")
+#: Mutual TLS runs on the default (native) data path; on the pure-Python one
+#: (YOMO_QUIC_BACKEND=qh3 or aioquic) only aioquic can ask for a client certificate.
+MTLS_ZIPPER = replace(
+    DEFAULT_ZIPPER_SETTINGS,
+    backend="aioquic" if os.environ.get("YOMO_QUIC_BACKEND") in ("qh3", "aioquic") else None,
+)
 NO_RETRY = ReconnectPolicy(initial_delay=0.05, connect_timeout=0.5, enabled=False)
 
 
