@@ -167,10 +167,23 @@ def test_wait_ends_cleanly_on_ctrl_c(tmp_path, sync_zipper):
         import yomo
         from yomo.transport import TlsConfig
 
+        import sys, threading, time
+
+        def announce():  # "ready" once the main thread is inside wait(), not before
+            main = threading.main_thread().ident
+            while True:
+                frame = sys._current_frames().get(main)
+                while frame is not None and frame.f_code.co_name != "wait":
+                    frame = frame.f_back
+                if frame is not None:
+                    print("ready", flush=True)
+                    return
+                time.sleep(0.01)
+
         fn = yomo.StreamFunction("waiter", "{z.addr}", observe_data_tags=[{IN}], tls=TlsConfig())
         fn.set_handler(lambda ctx: None)
         fn.connect()
-        print("ready", flush=True)
+        threading.Thread(target=announce, daemon=True).start()
         fn.wait()
         print("after wait", flush=True)
         """,
