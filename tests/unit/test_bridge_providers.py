@@ -198,3 +198,16 @@ def test_anthropic_defaults(monkeypatch: Any) -> None:
     provider = build_provider("anthropic", {"api_key": "k"})
     assert isinstance(provider, AnthropicProvider)
     assert provider.model == "claude-3-7-sonnet-latest"
+
+
+def test_missing_sdk_says_which_extra(monkeypatch: Any) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "openai", None)  # as if not installed
+    with pytest.raises(
+        ConfigError, match=r"the AI bridge needs the openai package: pip install 'pyyomo\[ai\]'"
+    ):
+        build_provider("vllm", {})
+    monkeypatch.setitem(sys.modules, "anthropic", None)
+    with pytest.raises(ConfigError, match=r"the anthropic provider needs the anthropic package"):
+        build_provider("anthropic", {})
