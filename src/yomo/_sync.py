@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
+from yomo.ai.function_call import FunctionDefinition
 from yomo.client.context import Payload, json_payload
 from yomo.client.core import ClientState, ErrorHandler, ReconnectPolicy
 from yomo.client.sfn import AsyncStreamFunction
@@ -188,6 +189,14 @@ class StreamFunction:
 
     Plain handlers run on worker threads and get a ``Context`` whose ``write``
     blocks; ``async def`` handlers run on the loop with an ``AsyncContext``.
+    With ``description`` (and ``input_schema``) it is an LLM tool::
+
+        sfn = yomo.StreamFunction("get-weather", description="...", input_schema=Weather)
+
+        @sfn.set_handler
+        def handler(ctx):
+            args = ctx.read_llm_arguments(Weather)
+            ctx.write_llm_result(f"sunny in {args.city}")
     """
 
     def __init__(
@@ -206,6 +215,9 @@ class StreamFunction:
         tracer_provider: Any = None,
         concurrency: int = 1,
         queue_size: int = 1024,
+        description: str | None = None,
+        input_schema: type | Mapping[str, Any] | None = None,
+        function_definition: Any = None,
     ) -> None:
         self._loop = LoopThread.get()
         self._aio = AsyncStreamFunction(
@@ -222,6 +234,9 @@ class StreamFunction:
             tracer_provider=tracer_provider,
             concurrency=concurrency,
             queue_size=queue_size,
+            description=description,
+            input_schema=input_schema,
+            function_definition=function_definition,
         )
 
     @property
@@ -238,6 +253,11 @@ class StreamFunction:
     def connection_id(self) -> str:
         """The id of the current connection."""
         return self._aio.connection_id
+
+    @property
+    def function_definition(self) -> FunctionDefinition | None:
+        """The LLM function definition announced to the zipper, or None (not a tool)."""
+        return self._aio.function_definition
 
     @property
     def state(self) -> ClientState:

@@ -17,7 +17,11 @@
      ├── TagError                      a data tag outside 0..0xFFFFFFFF (also a ValueError)
      │    └── ReservedTagError          a tag in the system range 0xF000..0xFFFF
      ├── ServerClosedError             the zipper is shutting down
-     └── ConfigError                   a broken config file or option
+     ├── ConfigError                   a broken config file or option
+     ├── FunctionDefinitionError       an LLM function's definition or argument type is unusable
+     └── FunctionCallError             a frame that should hold an LLM tool call does not
+          ├── LLMArgumentsError         the LLM's arguments do not fit the argument type
+          └── NoLLMResultError          a handler returned without answering the call
 
 Messages start with ``yomo: ``; the details are also kept as attributes.
 This module imports nothing of ours so that every layer may use it.
@@ -33,8 +37,12 @@ __all__ = [
     "ConnectError",
     "ConnectToError",
     "ConnectionClosedError",
+    "FunctionCallError",
+    "FunctionDefinitionError",
     "HandshakeError",
+    "LLMArgumentsError",
     "LocalProtocolError",
+    "NoLLMResultError",
     "ProtocolError",
     "RejectedError",
     "RemoteProtocolError",
@@ -140,3 +148,34 @@ class ServerClosedError(YomoError):
 
 class ConfigError(YomoError, ValueError):
     """A configuration file or option is invalid; the message names the field."""
+
+
+class FunctionDefinitionError(YomoError, ValueError):
+    """An LLM function's description, argument type or JSON schema cannot be used."""
+
+
+class FunctionCallError(YomoError):
+    """A frame that should hold an LLM tool call does not, or the call was answered twice."""
+
+
+class LLMArgumentsError(FunctionCallError):
+    """The arguments the LLM chose do not fit the function's argument type.
+
+    ``function`` is the called function's name, ``detail`` says what was wrong and
+    ``what`` what was read (``"arguments"`` or ``"agent context"``); the LLM gets the
+    message as the call's (failed) result.
+    """
+
+    def __init__(self, function: str, detail: str, *, what: str = "arguments") -> None:
+        self.function = function
+        self.detail = detail
+        self.what = what
+        super().__init__(f"invalid {what} for function {function!r}: {detail}")
+
+
+class NoLLMResultError(FunctionCallError):
+    """A handler returned from an LLM tool call without ``write_llm_result``."""
+
+    def __init__(self, function: str) -> None:
+        self.function = function
+        super().__init__(f"function {function!r} returned without write_llm_result")

@@ -6,7 +6,10 @@ Installed with yomo and loaded by pytest automatically (entry point ``yomo``):
 - ``call_handler(handler, tag, data)``: call a handler in memory, no network;
 - ``run_handler(handler, tag, data, zipper=...)``: run it as a real stream
   function behind a real zipper, fed by a real source;
-- ``acall_handler`` / ``arun_handler``: the same for ``async def`` tests.
+- ``acall_handler`` / ``arun_handler``: the same for ``async def`` tests;
+- ``call_llm_handler`` / ``run_llm_handler`` (and ``acall_llm_handler`` /
+  ``arun_llm_handler``): call an LLM function with arguments, in memory or as the
+  AI bridge does through a real zipper, and return its result.
 
 Each returns what the handler wrote, as ``[(tag, bytes), ...]`` in order::
 
@@ -26,12 +29,18 @@ from typing import Any
 
 import pytest
 
+from ._testing_llm import acall_llm_handler, arun_llm_handler, call_llm_handler, run_llm_handler
+
 __all__ = [
     "MARKER_TAG",
     "acall_handler",
+    "acall_llm_handler",
     "arun_handler",
+    "arun_llm_handler",
     "call_handler",
+    "call_llm_handler",
     "run_handler",
+    "run_llm_handler",
     "yomo_zipper",
 ]
 

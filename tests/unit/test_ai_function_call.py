@@ -12,7 +12,9 @@ from yomo.ai import (
     FunctionCall,
     FunctionCallError,
     FunctionDefinition,
+    FunctionDefinitionError,
 )
+from yomo.ai.function_call import go_json
 
 
 def test_tags_are_gos() -> None:
@@ -52,6 +54,23 @@ def test_function_call_rejects_what_go_rejects(data: bytes, words: str) -> None:
         FunctionCall.from_bytes(data)
 
 
+def test_function_call_bytes_are_gos() -> None:
+    # printed by Go YoMo v1.22.3's ai.FunctionCall.Bytes() (tests/interop/go/cmd/fndef,
+    # which the interop tests run again): json.Marshal escapes <, > and & and keeps UTF-8
+    go = (
+        b'{"tid":"t1","req_id":"r1","result":"sunny \\u003c\\u0026\\u003e \xc3\xa9",'
+        b'"arguments":"{\\"city\\":\\"Paris\\"}","tool_call_id":"c1",'
+        b'"function_name":"get-weather","is_ok":true,"agent_context":"null"}'
+    )
+    call = FunctionCall(
+        tid="t1", req_id="r1", result="sunny <&> \u00e9", arguments='{"city":"Paris"}',
+        tool_call_id="c1", function_name="get-weather", is_ok=True, agent_context="null",
+    )  # fmt: skip
+    assert call.to_bytes() == go
+    assert FunctionCall.from_bytes(go) == call
+    assert go_json("\u2028") == b'"\\u2028"'
+
+
 def test_function_definition_json() -> None:
     fd = FunctionDefinition(
         name="get-weather",
@@ -60,5 +79,21 @@ def test_function_definition_json() -> None:
     )
     assert json.loads(fd.to_bytes()) == fd.to_dict()
     assert FunctionDefinition.from_bytes(fd.to_bytes()) == fd
-    with pytest.raises(FunctionCallError, match="unmarshal function definition"):
+    with pytest.raises(FunctionDefinitionError, match="unmarshal function definition"):
         FunctionDefinition.from_bytes(b"{")
+    with pytest.raises(FunctionDefinitionError, match="parameters an object"):
+        FunctionDefinition.from_bytes(b'{"name":"f","parameters":[1]}')
+
+
+def test_function_definition_parameters_are_never_omitted() -> None:
+    # go-openai's FunctionDefinition: `parameters` has no omitempty (Go writes null),
+    # `description` and `strict` have it. These are Go's bytes for a definition
+    # without an input model (core.ParseAIFunctionDefinition(name, desc, nil)).
+    go = b'{"name":"no-args","description":"Takes nothing","parameters":null}'
+    fd = FunctionDefinition(name="no-args", description="Takes nothing")
+    assert fd.to_bytes() == go
+    assert FunctionDefinition.from_bytes(go) == fd
+    assert FunctionDefinition(name="f").to_bytes() == b'{"name":"f","parameters":null}'
+    strict = FunctionDefinition(name="f", strict=True, parameters={"type": "object"})
+    assert strict.to_bytes() == b'{"name":"f","strict":true,"parameters":{"type":"object"}}'
+    assert FunctionDefinition.from_bytes(strict.to_bytes()) == strict

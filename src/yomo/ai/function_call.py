@@ -1,19 +1,21 @@
 """``FunctionCall`` and ``FunctionDefinition``: the JSON shapes Go YoMo's AI bridge speaks.
 
 Go: ai/function_call.go (``FunctionCall``, its JSON tags and ``FromBytes`` check) and
-go-openai's ``FunctionDefinition`` (``{name, description, parameters}``). Field names
-are Go's JSON keys; ``to_bytes`` writes them in Go's order and leaves out the same
-empty fields Go's ``omitempty`` does, so both sides read each other's bytes.
+go-openai v1.50.3's ``FunctionDefinition`` (``name``, ``description`` and ``strict``
+omitempty, ``parameters`` always written, ``null`` when there are none). Field names
+are Go's JSON keys; ``to_bytes`` writes them in Go's order, leaves out the same empty
+fields Go's ``omitempty`` does and escapes like ``json.Marshal``, so the bytes are
+the ones Go writes (tests/interop compares them with Go's own).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from yomo.errors import YomoError
+from yomo.errors import FunctionCallError, FunctionDefinitionError
 
 __all__ = [
     "FUNCTION_CALL_TAG",
@@ -21,6 +23,7 @@ __all__ = [
     "FunctionCall",
     "FunctionCallError",
     "FunctionDefinition",
+    "go_json",
 ]
 
 #: Results of tool calls travel on this tag, back to the bridge (Go: ai.ReducerTag).
@@ -29,8 +32,25 @@ REDUCER_TAG = 0xE001
 FUNCTION_CALL_TAG = 0xE002
 
 
-class FunctionCallError(YomoError):
-    """A frame that should hold a tool call does not, or its arguments do not fit."""
+# json.Marshal escapes these inside strings (HTML safety, and JavaScript line ends).
+_GO_ESCAPES = {
+    "<": "\\u003c",
+    ">": "\\u003e",
+    "&": "\\u0026",
+    "\u2028": "\\u2028",
+    "\u2029": "\\u2029",
+}
+_GO_ESCAPE_TABLE = str.maketrans(_GO_ESCAPES)
+
+
+def go_json(obj: Any) -> bytes:
+    """Compact JSON bytes as Go's ``json.Marshal`` writes them (UTF-8, ``<>&`` escaped).
+
+    The escaped characters can only occur inside JSON strings, so translating the
+    whole text is exact.
+    """
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    return text.translate(_GO_ESCAPE_TABLE).encode()
 
 
 @dataclass(kw_only=True)
@@ -68,7 +88,7 @@ class FunctionCall:
 
     def to_bytes(self) -> bytes:
         """Compact JSON bytes, as ``json.Marshal`` writes them."""
-        return json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False).encode()
+        return go_json(self.to_dict())
 
     @classmethod
     def from_bytes(cls, data: bytes | bytearray | memoryview) -> FunctionCall:
@@ -117,42 +137,54 @@ class FunctionDefinition:
     """The tool's name: the stream function's name."""
     description: str = ""
     """What the tool does, for the LLM to decide when to call it."""
-    parameters: dict[str, Any] = field(default_factory=dict)
-    """A JSON Schema object of the arguments (``type``, ``properties``, ``required``)."""
+    strict: bool = False
+    """OpenAI's strict schema adherence (Go YoMo never sets it)."""
+    parameters: dict[str, Any] | None = None
+    """A JSON Schema object of the arguments (``type``, ``properties``, ``required``);
+    None for a function that takes none (written as ``null``, as Go does)."""
 
     def to_dict(self) -> dict[str, Any]:
-        """``{name, description, parameters}`` (``parameters`` omitted when empty, as Go does)."""
+        """``{name, description, strict, parameters}`` with Go's omitempty rules."""
         out: dict[str, Any] = {"name": self.name}
         if self.description:
             out["description"] = self.description
-        if self.parameters:
-            out["parameters"] = self.parameters
+        if self.strict:
+            out["strict"] = True
+        out["parameters"] = self.parameters
         return out
 
     def to_bytes(self) -> bytes:
         """Compact JSON: the bytes of a handshake's field 0x09."""
-        return json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False).encode()
+        return go_json(self.to_dict())
 
     @classmethod
     def from_bytes(cls, data: bytes | bytearray | memoryview) -> FunctionDefinition:
-        """Parse field 0x09 of a handshake.
+        """Parse field 0x09 of a handshake (Go's zipper rejects what this rejects).
 
         Raises:
-            FunctionCallError: not a JSON object with a string ``name``.
+            FunctionDefinitionError: not a JSON object with a string ``name``, a string
+                ``description`` and an object (or null) ``parameters``.
         """
         try:
             obj = json.loads(bytes(data))
         except (ValueError, UnicodeDecodeError) as exc:
-            raise FunctionCallError(f"unmarshal function definition error: {exc}") from exc
+            raise FunctionDefinitionError(f"unmarshal function definition error: {exc}") from exc
         if not isinstance(obj, dict) or not isinstance(obj.get("name", ""), str):
-            raise FunctionCallError(
+            raise FunctionDefinitionError(
                 "unmarshal function definition error: expected a JSON object with a string name"
             )
         description = obj.get("description") or ""
-        parameters = obj.get("parameters") or {}
-        if not isinstance(description, str) or not isinstance(parameters, dict):
-            raise FunctionCallError(
-                "unmarshal function definition error: description must be a string and "
-                "parameters an object"
+        parameters = obj.get("parameters")
+        strict = obj.get("strict") or False
+        if (
+            not isinstance(description, str)
+            or not isinstance(strict, bool)
+            or not (parameters is None or isinstance(parameters, dict))
+        ):
+            raise FunctionDefinitionError(
+                "unmarshal function definition error: description must be a string, strict "
+                "a boolean and parameters an object"
             )
-        return cls(name=obj.get("name", ""), description=description, parameters=parameters)
+        return cls(
+            name=obj.get("name", ""), description=description, strict=strict, parameters=parameters
+        )

@@ -3,23 +3,41 @@
 Go: core/serverless/context.go. ``ctx.write`` sends a DataFrame carrying the
 metadata of the frame being handled (same tid, source id and trace), so a
 chain of functions keeps one transaction. Writing ``None`` is a no-op.
+
+The LLM methods (Go: core/serverless/context_llm.go) read the tool call a frame
+on tag 0xE002 carries and answer it once on tag 0xE001, with the frame's metadata
+(never a target: the bridge's reducer wants none).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import typing
 from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
+from yomo.ai.arguments import decode_arguments
+from yomo.ai.function_call import REDUCER_TAG, FunctionCall
+from yomo.errors import FunctionCallError
 from yomo.wire import TARGET, check_tag, encode_data_frame, encode_metadata
 
-__all__ = ["AsyncContext", "Context", "CronContext", "Payload", "build_frame", "json_payload"]
+__all__ = [
+    "AsyncContext",
+    "Context",
+    "CronContext",
+    "Payload",
+    "build_frame",
+    "json_payload",
+    "llm_result_text",
+]
 
 Payload = bytes | bytearray | memoryview
 """What ``write`` accepts as data: any bytes-like object (copied when it is not ``bytes``)."""
 
 Sender = Callable[[bytes], Awaitable[None]]
+T = TypeVar("T")
 
 
 def json_payload(obj: Any) -> bytes:
@@ -47,13 +65,32 @@ def build_frame(tag: int, data: Any, metadata: Mapping[str, str]) -> bytes | Non
     return encode_data_frame(tag, encode_metadata(metadata), payload)
 
 
+def llm_result_text(result: Any) -> str:
+    """A result for the LLM as text: a str as it is, anything else as JSON.
+
+    Raises:
+        TypeError: ``result`` is neither a str nor JSON-serializable.
+    """
+    if isinstance(result, str):
+        return result
+    try:
+        return json.dumps(result, ensure_ascii=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"yomo: an LLM result must be a str or JSON-serializable, got "
+            f"{type(result).__name__} ({exc})"
+        ) from None
+
+
 class _BaseContext:
-    __slots__ = ("_data", "_metadata", "_tag")
+    __slots__ = ("_answered", "_call", "_data", "_metadata", "_tag")
 
     def __init__(self, tag: int, data: bytes, metadata: dict[str, str]) -> None:
         self._tag = tag
         self._data = data
         self._metadata = metadata
+        self._call: FunctionCall | None = None
+        self._answered = False
 
     @property
     def tag(self) -> int:
@@ -83,6 +120,76 @@ class _BaseContext:
     def json(self) -> Any:
         """The payload decoded as JSON."""
         return json.loads(self._data)
+
+    # -- LLM function calling ------------------------------------------------
+
+    def _llm_call(self) -> FunctionCall:
+        if self._call is None:
+            self._call = FunctionCall.from_bytes(self._data)
+        return self._call
+
+    @property
+    def llm_function_call(self) -> FunctionCall:
+        """The tool call this frame carries (a copy; Go: ``LLMFunctionCall``).
+
+        Raises:
+            FunctionCallError: the payload is not a tool call.
+        """
+        return dataclasses.replace(self._llm_call())
+
+    @property
+    def llm_answered(self) -> bool:
+        """True once the call has been answered (``write_llm_result``)."""
+        return self._answered
+
+    @typing.overload
+    def read_llm_arguments(self, model: type[T]) -> T: ...
+    @typing.overload
+    def read_llm_arguments(self, model: None = None) -> Any: ...
+    def read_llm_arguments(self, model: type[Any] | None = None) -> Any:
+        """The arguments the LLM chose, as an instance of ``model`` (Go: ``ReadLLMArguments``).
+
+        ``model`` is a dataclass, TypedDict or pydantic model; without it the decoded
+        JSON object is returned. An uncaught error here makes the call fail with the
+        error's message as the result the LLM reads.
+
+        Raises:
+            FunctionCallError: the payload is not a tool call.
+            LLMArgumentsError: the arguments are not JSON or do not fit ``model``
+                (missing required field, wrong type); the message names the field.
+        """
+        call = self._llm_call()
+        return decode_arguments(call.function_name, call.arguments, model)
+
+    @typing.overload
+    def agent_context(self, model: type[T]) -> T | None: ...
+    @typing.overload
+    def agent_context(self, model: None = None) -> Any: ...
+    def agent_context(self, model: type[Any] | None = None) -> Any:
+        """The caller's ``agent_context``, decoded (as ``model`` when given; Go: ``AgentContext``).
+
+        None when the caller sent none (Go returns an error there).
+
+        Raises:
+            FunctionCallError: the payload is not a tool call.
+            LLMArgumentsError: the context is not JSON or does not fit ``model``.
+        """
+        call = self._llm_call()
+        if call.agent_context.strip() in ("", "null"):
+            return None
+        return decode_arguments(call.function_name, call.agent_context, model, "agent context")
+
+    def _llm_answer(self, result: str, ok: bool) -> bytes | None:
+        """The 0xE001 frame answering the call, once; it keeps tid, req_id and the metadata."""
+        if self._answered:
+            raise FunctionCallError(
+                "an LLM function call can only be answered once: write_llm_result was "
+                "already called for this call"
+            )
+        answer = dataclasses.replace(self._llm_call(), result=result, is_ok=ok)
+        self._answered = True
+        md = {k: v for k, v in self._metadata.items() if k != TARGET}
+        return build_frame(REDUCER_TAG, answer.to_bytes(), md)
 
     def _frame(self, tag: int, data: Any, target: str | None) -> bytes | None:
         md = self._metadata
@@ -120,6 +227,20 @@ class AsyncContext(_BaseContext):
         """Write ``obj`` encoded as JSON."""
         await self.write(tag, json_payload(obj))
 
+    async def write_llm_result(self, result: Any) -> None:
+        """Answer the LLM's tool call with ``result`` (a str, or a value sent as JSON), once.
+
+        Go: ``WriteLLMResult``. The answer keeps the call's tid and req_id and this
+        frame's metadata.
+
+        Raises:
+            FunctionCallError: the frame is not a tool call, or it was already answered.
+            TypeError: ``result`` is neither a str nor JSON-serializable.
+        """
+        frame = self._llm_answer(llm_result_text(result), True)
+        if frame is not None:
+            await self._send(frame)
+
 
 class Context(_BaseContext):
     """The Context of a synchronous handler (runs on a worker thread); ``write`` blocks."""
@@ -151,6 +272,15 @@ class Context(_BaseContext):
     def write_json(self, tag: int, obj: Any) -> None:
         """Write ``obj`` encoded as JSON."""
         self.write(tag, json_payload(obj))
+
+    def write_llm_result(self, result: Any) -> None:
+        """Answer the LLM's tool call with ``result`` (a str, or a value sent as JSON), once.
+
+        Go: ``WriteLLMResult``. Blocks like ``write``; see ``AsyncContext.write_llm_result``.
+        """
+        frame = self._llm_answer(llm_result_text(result), True)
+        if frame is not None:
+            self._send_blocking(frame)
 
 
 class CronContext:

@@ -186,6 +186,8 @@ class ClientCore:
         self.credential = credential or ""
         self.observe_data_tags: tuple[int, ...] = tuple(observe_data_tags)
         self.wanted_target = wanted_target
+        #: JSON of the LLM function definition sent in the handshake (field 0x09).
+        self.function_definition = b""
         self.tls = tls
         self.quic = quic or DEFAULT_CLIENT_SETTINGS
         self.reconnect = reconnect or ReconnectPolicy()
@@ -262,6 +264,7 @@ class ClientCore:
             auth_payload=auth_payload,
             version=SPEC_VERSION,
             wanted_target=self.wanted_target,
+            function_definition=self.function_definition,
         )
         try:
             conn.send_nowait(hello)

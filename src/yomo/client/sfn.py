@@ -10,6 +10,10 @@ Go: sfn.go. Handlers come in three forms:
 * ``set_pipe_handler(fn)``: an ordered stream in, an ordered stream out.
 * ``set_cron_handler(spec, fn)``: runs on a cron schedule and may write.
 
+With a ``description`` (and an ``input_schema``) the function is also an LLM
+tool: the AI bridge calls it on tag 0xE002 and the handler answers with
+``ctx.write_llm_result`` (see ``yomo.client.llm``).
+
 When handlers fall behind, reading from the zipper pauses (bounded queues), so
 backpressure reaches the producers instead of memory growing.
 """
@@ -24,15 +28,17 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+from yomo.ai.function_call import FunctionDefinition
 from yomo.errors import YomoError
 from yomo.transport import QuicSettings, TlsConfig
 from yomo.wire import SOURCE_ID, TARGET, TID, ClientType, DataFrame, check_tag, decode_metadata
 
-from .context import AsyncContext, Context, CronContext, Payload, build_frame
+from .context import AsyncContext, Context, CronContext, Payload, _BaseContext, build_frame
 from .core import ClientCore, ClientState, ErrorHandler, ReconnectPolicy, new_id
+from .llm import LLMFunction
 from .tracing import Tracing
 
 __all__ = ["AsyncStreamFunction", "HandlerError"]
@@ -65,6 +71,12 @@ class AsyncStreamFunction:
         tls, quic, reconnect, write_timeout, logger, tracer_provider: as for Source.
         concurrency: frames handled at once (1 keeps strict order).
         queue_size: frames buffered for a pipe handler before reading pauses.
+        description: what the function does, for an LLM: makes it an LLM tool
+            (Go: ``WithSfnAIFunctionDefinition``).
+        input_schema: its argument type (a dataclass, TypedDict or pydantic model) or
+            a JSON schema object of its arguments.
+        function_definition: a whole ``{name, description, parameters}`` definition
+            instead (Go: ``WithAIFunctionJsonDefinition``; wins over the two above).
     """
 
     def __init__(
@@ -83,9 +95,19 @@ class AsyncStreamFunction:
         tracer_provider: Any | None = None,
         concurrency: int = 1,
         queue_size: int = 1024,
+        description: str | None = None,
+        input_schema: type | Mapping[str, Any] | None = None,
+        function_definition: Any = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("yomo: concurrency must be at least 1")
+        self._llm = LLMFunction(
+            name,
+            description=description,
+            input_schema=input_schema,
+            function_definition=function_definition,
+            log=logger or logging.getLogger("yomo"),
+        )
         self._core = ClientCore(
             name,
             zipper_addr,
@@ -145,6 +167,11 @@ class AsyncStreamFunction:
     def state(self) -> ClientState:
         """Where the function is in its life."""
         return self._core.state
+
+    @property
+    def function_definition(self) -> FunctionDefinition | None:
+        """The LLM function definition announced to the zipper, or None (not a tool)."""
+        return self._llm.definition
 
     def set_observe_data_tags(self, *tags: int) -> None:
         """Set the tags to receive (before ``connect``)."""
@@ -222,7 +249,16 @@ class AsyncStreamFunction:
             return  # already connected: a second pipe or cron task would run everything twice
         if self._handler is None and self._pipe is None and self._cron is None:
             raise YomoError(f"stream function {self.name!r} has no handler: call set_handler")
-        if (self._handler or self._pipe) and not self._core.observe_data_tags:
+        if self._llm.enabled and self._handler is None:
+            raise YomoError(
+                f"stream function {self.name!r} is an LLM tool: set a handler (set_handler) "
+                "that answers with ctx.write_llm_result"
+            )
+        core = self._core
+        core.function_definition, core.observe_data_tags, core.wanted_target = (
+            self._llm.handshake_fields(core.observe_data_tags, core.wanted_target)
+        )
+        if (self._handler or self._pipe) and not core.observe_data_tags:
             raise YomoError(f"stream function {self.name!r} observes no tags")
         self._loop = asyncio.get_running_loop()
         if not self._initialized and self._init is not None:
@@ -326,18 +362,33 @@ class AsyncStreamFunction:
         send = self._core.send
         self._busy += 1
         self._idle.clear()
+        llm_call = self._llm.is_call(tag)
+        ctx: _BaseContext | None = None
+        error: BaseException | None = None
         try:
-            with self._tracing.span(self.name, md, tag=tag, length=len(data)):
-                if self._handler_is_async:
-                    result = await handler(AsyncContext(tag, data, md, send))
-                else:
-                    ctx = Context(tag, data, md, self._blocking_send)
-                    loop = asyncio.get_running_loop()
-                    result = await loop.run_in_executor(self._executor, handler, ctx)
-                if result is not None:
-                    frame = self._result_frame(result, md)
-                    if frame is not None:
-                        await send(frame)
+            with self._tracing.span(self.name, md, **self._span_attributes(tag, data)) as span:
+                try:
+                    if self._handler_is_async:
+                        ctx = AsyncContext(tag, data, md, send)
+                        result = await handler(ctx)
+                    else:
+                        ctx = Context(tag, data, md, self._blocking_send)
+                        loop = asyncio.get_running_loop()
+                        result = await loop.run_in_executor(self._executor, handler, ctx)
+                    if result is not None:
+                        frame = self._result_frame(result, md)
+                        if frame is not None:
+                            await send(frame)
+                except Exception as exc:
+                    if not llm_call or ctx is None:
+                        raise
+                    error = exc
+                if llm_call and ctx is not None:
+                    answer, error = self._finish_llm_call(ctx, error, span)
+                    if answer is not None:
+                        await send(answer)
+            if error is not None:
+                self._report(tag, error)
         except Exception as exc:
             self._report(tag, exc)
         finally:
@@ -353,6 +404,29 @@ class AsyncStreamFunction:
                 f"yomo: the handler of {self.name!r} returned {shown}; return (tag, data) or None"
             )
         return build_frame(result[0], result[1], md)
+
+    def _span_attributes(self, tag: int, data: bytes) -> dict[str, Any]:
+        """Go's handler span attributes (sfn.go), and a tool call's ids for LLM calls."""
+        if not self._tracing.enabled:
+            return {}
+        attributes: dict[str, Any] = {
+            "sfn_handler_type": "async_handler",
+            "recv_data_tag": tag,
+            "recv_data_len": len(data),
+        }
+        if self._llm.is_call(tag):
+            attributes.update(self._llm.span_attributes(data))
+        return attributes
+
+    def _finish_llm_call(
+        self, ctx: _BaseContext, error: BaseException | None, span: Any
+    ) -> tuple[bytes | None, BaseException | None]:
+        answer, error = self._llm.finish(ctx, error)
+        if span is not None:
+            span.set_attribute("is_ok", error is None)
+            if error is not None:
+                span.record_exception(error)
+        return answer, error
 
     # A plain handler with concurrency 1 runs on one worker thread fed by a small
     # queue: the loop keeps reading while the handler works, and neither waits for
@@ -386,13 +460,27 @@ class AsyncStreamFunction:
             if self._closing:
                 continue  # close() stops handling; only the running frame finishes
             tag, data, md = item
+            llm_call = self._llm.is_call(tag)
             try:
-                with self._tracing.span(self.name, md, tag=tag, length=len(data)):
-                    result = handler(Context(tag, data, md, self._blocking_send))
-                    if result is not None:
-                        frame = self._result_frame(result, md)
-                        if frame is not None:
-                            self._core.send_from_thread(frame, loop)
+                with self._tracing.span(self.name, md, **self._span_attributes(tag, data)) as span:
+                    ctx = Context(tag, data, md, self._blocking_send)
+                    error: BaseException | None = None
+                    try:
+                        result = handler(ctx)
+                        if result is not None:
+                            frame = self._result_frame(result, md)
+                            if frame is not None:
+                                self._core.send_from_thread(frame, loop)
+                    except Exception as exc:
+                        if not llm_call:
+                            raise
+                        error = exc
+                    if llm_call:
+                        answer, error = self._finish_llm_call(ctx, error, span)
+                        if answer is not None:
+                            self._core.send_from_thread(answer, loop)
+                if error is not None:
+                    loop.call_soon_threadsafe(self._report, tag, error)
             except Exception as exc:
                 loop.call_soon_threadsafe(self._report, tag, exc)
 

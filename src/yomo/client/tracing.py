@@ -71,10 +71,13 @@ class Tracing:
         self.service = service
 
     @contextlib.contextmanager
-    def span(self, name: str, metadata: dict[str, str], **attributes: Any) -> Iterator[None]:
-        """A span that continues the trace found in ``metadata`` and writes its ids back."""
+    def span(self, name: str, metadata: dict[str, str], **attributes: Any) -> Iterator[Any]:
+        """A span that continues the trace found in ``metadata`` and writes its ids back.
+
+        Yields the OpenTelemetry span (None when tracing is off) for more attributes.
+        """
         if not self.enabled:
-            yield
+            yield None
             return
         from opentelemetry import trace
 
@@ -87,7 +90,7 @@ class Tracing:
             metadata[SPAN_ID] = format(sc.span_id, "016x")
             metadata[TRACED] = "true" if span.is_recording() else "false"
             del trace
-            yield
+            yield span
 
 
 def _parent_context(metadata: dict[str, str]) -> Any:
