@@ -68,7 +68,7 @@ def wait_observed(serve_hint: YomoProcess, name: str) -> None:
 
 
 def test_init_then_run_the_generated_app_against_serve(tmp_path: Path, served: str) -> None:
-    init = run_yomo(["init", "hello-fn"], tmp_path)
+    init = run_yomo(["init", "-t", "normal", "hello-fn"], tmp_path)
     assert init.proc.returncode == 0, init.output
     project = tmp_path / "hello-fn"
     assert sorted(p.name for p in project.iterdir()) == [
@@ -95,8 +95,9 @@ def test_init_then_run_the_generated_app_against_serve(tmp_path: Path, served: s
         sink.close()
 
 
-def test_the_generated_test_passes(tmp_path: Path) -> None:
-    assert run_yomo(["init", "fn"], tmp_path).proc.returncode == 0
+@pytest.mark.parametrize(("kind", "passed"), [("normal", 2), ("llm", 3)])
+def test_the_generated_test_passes(tmp_path: Path, kind: str, passed: int) -> None:
+    assert run_yomo(["init", "-t", kind, "fn"], tmp_path).proc.returncode == 0
     out = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore"],
         cwd=tmp_path / "fn",
@@ -107,7 +108,7 @@ def test_the_generated_test_passes(tmp_path: Path) -> None:
         check=False,
     )
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "2 passed" in out.stdout
+    assert f"{passed} passed" in out.stdout
 
 
 def test_init_refuses_an_existing_directory(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """LLM functions behind a real zipper, called the way Go's AI bridge calls them.
 
-The "bridge" here is what Go's is made of (pkg/bridge/ai/reducer.go): a source that
+The "bridge" here (``llm_bridge.Bridge``) is what Go's is made of: a source that
 writes each ``FunctionCall`` on 0xE002 with the function's name as target, and a
 stream function observing 0xE001 that collects the answers.
 """
@@ -13,7 +13,7 @@ import json
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -22,11 +22,12 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import yomo
 import yomo.aio
-from yomo.ai import FUNCTION_CALL_TAG, REDUCER_TAG, FunctionCall, LLMArgumentsError
+from yomo.ai import FUNCTION_CALL_TAG, FunctionCall, LLMArgumentsError
 from yomo.testing import arun_llm_handler, run_llm_handler
 from yomo.wire import TARGET, TID
 
-from .helpers import FAST_RECONNECT, PLAIN_TLS, eventually
+from .helpers import PLAIN_TLS, eventually
+from .llm_bridge import Bridge
 
 
 @dataclass
@@ -45,53 +46,6 @@ def get_weather(ctx: yomo.Context) -> None:
 
 NEW_YORK = {"city": "New York", "latitude": 40.7128, "longitude": -74.0060}
 SUNNY = "The current weather in New York (40.712800,-74.006000) is sunny"
-
-
-class Bridge:
-    """Go's in-memory source and reducer, as real clients of the zipper."""
-
-    def __init__(self, addr: str) -> None:
-        self.source = yomo.aio.Source("fc-source", addr, tls=PLAIN_TLS, reconnect=FAST_RECONNECT)
-        self.reducer = yomo.aio.StreamFunction(
-            "fc-reducer",
-            addr,
-            observe_data_tags=[REDUCER_TAG],
-            tls=PLAIN_TLS,
-            reconnect=FAST_RECONNECT,
-        )
-        self.answers: dict[str, tuple[FunctionCall, dict[str, str]]] = {}
-        self.reducer.set_handler(self._reduce)
-
-    async def _reduce(self, ctx: yomo.AsyncContext) -> None:
-        self.answers[ctx.llm_function_call.tool_call_id] = (
-            ctx.llm_function_call,
-            dict(ctx.metadata),
-        )
-
-    async def __aenter__(self) -> Bridge:
-        await self.reducer.connect()
-        await self.source.connect()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.source.close()
-        await self.reducer.close()
-
-    async def call(self, function: str, arguments: Any, tool_call_id: str, **extra: Any) -> None:
-        text = arguments if isinstance(arguments, str) else json.dumps(arguments)
-        call = FunctionCall(
-            tid="trans-1",
-            req_id="req-1",
-            tool_call_id=tool_call_id,
-            function_name=function,
-            arguments=text,
-            **extra,
-        )
-        await self.source.write_with_target(FUNCTION_CALL_TAG, call.to_bytes(), function)
-
-    async def answer(self, tool_call_id: str, timeout: float = 10.0) -> FunctionCall:
-        await eventually(lambda: tool_call_id in self.answers, f"answer {tool_call_id}", timeout)
-        return self.answers[tool_call_id][0]
 
 
 @pytest.fixture

@@ -1,29 +1,19 @@
 """``yomo run FILE.py``: load a stream-function file and run it until Ctrl-C (Go: cli/run.go).
 
-A stream-function file defines, by convention:
-
-- ``handler(ctx)`` (plain or ``async def``) or ``pipe(stream)``, exactly one;
-- ``data_tags()`` returning the observed tags, or a module constant ``DATA_TAGS``;
-- optionally ``init()`` (run once before the first frame) and ``wanted_target()``.
-
-The loader (:func:`load_function_file`) is separate from the command so that
-tests and tools can check a file without connecting anywhere.
+What a file defines (``handler``, ``data_tags``, ``init``, ``wanted_target``, and for
+an LLM function ``description`` and ``input_schema``) is read and checked by
+:mod:`yomo.cli.function_file`, apart from the command, so that tests and tools can
+check a file without connecting anywhere.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import logging
 import os
 import signal
-import sys
-import traceback
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from pathlib import Path
-from types import ModuleType, TracebackType
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -32,9 +22,10 @@ from yomo.errors import (
     ConnectError,
     ConnectionClosedError,
     RejectedError,
-    TagError,
     YomoError,
 )
+
+from .function_file import FunctionFile, FunctionFileError, load_function_file, user_traceback
 
 __all__ = ["FunctionFile", "FunctionFileError", "load_function_file", "run", "run_function"]
 
@@ -42,167 +33,9 @@ logger = logging.getLogger("yomo.cli")
 
 #: Seconds ``connect`` keeps retrying an unreachable zipper (``ReconnectPolicy`` default).
 DEFAULT_CONNECT_TIMEOUT = 10.0
-
-
-class FunctionFileError(YomoError):
-    """A stream-function file cannot be used; ``details`` is text to show before the message."""
-
-    def __init__(self, message: str, details: str = "") -> None:
-        self.details = details
-        super().__init__(message)
-
-
-@dataclass(frozen=True)
-class FunctionFile:
-    """What a stream-function file defines, checked."""
-
-    path: Path
-    """The file."""
-    module: ModuleType
-    """The imported module."""
-    tags: tuple[int, ...]
-    """The tags to observe (from ``data_tags()`` or ``DATA_TAGS``)."""
-    handler: Callable[..., Any] | None = None
-    """``handler(ctx)``, when the file defines it."""
-    pipe: Callable[..., Any] | None = None
-    """``pipe(stream)``, when the file defines it."""
-    init: Callable[[], Any] | None = None
-    """``init()``, when the file defines it."""
-    wanted_target: str = ""
-    """What ``wanted_target()`` returned; empty when the file does not define it."""
-
-    @property
-    def stem(self) -> str:
-        """The file name without ``.py``: the default function name."""
-        return self.path.stem
-
-
-def _user_traceback(exc: BaseException, path: Path) -> str:
-    """The traceback of ``exc`` without the frames of the import machinery."""
-    tb: TracebackType | None = exc.__traceback__
-    while tb is not None:
-        filename = tb.tb_frame.f_code.co_filename
-        if filename.startswith("<frozen importlib") or filename == __file__:
-            tb = tb.tb_next
-            continue
-        break
-    return "".join(traceback.format_exception(type(exc), exc, tb))
-
-
-def _import(path: Path) -> ModuleType:
-    stem = path.stem
-    name = stem if stem.isidentifier() and stem not in sys.modules else "yomo_function_main"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise FunctionFileError(f"{path}: not a Python file")
-    module = importlib.util.module_from_spec(spec)
-    directory = str(path.parent)
-    if directory not in sys.path:
-        sys.path.insert(0, directory)  # sibling modules import as they would with `python FILE`
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException as exc:
-        sys.modules.pop(name, None)
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        raise FunctionFileError(
-            f"{path} does not import: {type(exc).__name__}: {exc}",
-            details=_user_traceback(exc, path),
-        ) from exc
-    return module
-
-
-def _callable_or_none(module: ModuleType, name: str, path: Path) -> Callable[..., Any] | None:
-    value = getattr(module, name, None)
-    if value is None:
-        return None
-    if not callable(value):
-        raise FunctionFileError(f"{path}: {name} must be a function, got {type(value).__name__}")
-    return value  # type: ignore[no-any-return]
-
-
-def _call_user(fn: Callable[[], Any], what: str, path: Path) -> Any:
-    try:
-        return fn()
-    except Exception as exc:
-        raise FunctionFileError(
-            f"{path}: {what} failed: {type(exc).__name__}: {exc}",
-            details=_user_traceback(exc, path),
-        ) from exc
-
-
-def _tags(module: ModuleType, path: Path) -> tuple[int, ...]:
-    fn = _callable_or_none(module, "data_tags", path)
-    if fn is not None:
-        raw, where = _call_user(fn, "data_tags()", path), "data_tags()"
-    elif hasattr(module, "DATA_TAGS"):
-        raw, where = module.DATA_TAGS, "DATA_TAGS"
-    else:
-        raise FunctionFileError(
-            f"{path}: no tags to observe: define data_tags() returning a list of tags, "
-            "or a DATA_TAGS constant"
-        )
-    values: Iterable[Any]
-    if isinstance(raw, int):
-        values = (raw,)
-    elif isinstance(raw, (list, tuple, set, frozenset)):
-        values = raw
-    else:
-        raise FunctionFileError(
-            f"{path}: {where} must be a list of integer tags, got {type(raw).__name__}"
-        )
-    from yomo.wire import check_tag
-
-    tags: list[int] = []
-    for value in values:
-        try:
-            tags.append(check_tag(value))
-        except TagError as exc:
-            raise FunctionFileError(f"{path}: bad tag in {where}: {exc.message}") from None
-        except TypeError as exc:
-            message = str(exc).removeprefix("yomo: ")
-            raise FunctionFileError(f"{path}: bad tag in {where}: {message}") from None
-    if not tags:
-        raise FunctionFileError(f"{path}: no tags to observe: {where} is empty")
-    return tuple(dict.fromkeys(tags))
-
-
-def load_function_file(path: str | os.PathLike[str]) -> FunctionFile:
-    """Import a stream-function file and check what it defines.
-
-    Raises:
-        FunctionFileError: the file is missing, does not import, defines neither or both
-            of ``handler`` and ``pipe``, has no tags or a tag out of range.
-    """
-    file = Path(path)
-    if not file.is_file():
-        raise FunctionFileError(f"file not found: {path}")
-    module = _import(file)
-    handler = _callable_or_none(module, "handler", file)
-    pipe = _callable_or_none(module, "pipe", file)
-    if handler is None and pipe is None:
-        raise FunctionFileError(
-            f"{file}: defines neither handler(ctx) nor pipe(stream); define one of them"
-        )
-    if handler is not None and pipe is not None:
-        raise FunctionFileError(f"{file}: defines both handler and pipe; keep one of them")
-    tags = _tags(module, file)
-    target_fn = _callable_or_none(module, "wanted_target", file)
-    target = _call_user(target_fn, "wanted_target()", file) if target_fn is not None else ""
-    if not isinstance(target, str):
-        raise FunctionFileError(
-            f"{file}: wanted_target() must return a str, got {type(target).__name__}"
-        )
-    return FunctionFile(
-        path=file,
-        module=module,
-        tags=tags,
-        handler=handler,
-        pipe=pipe,
-        init=_callable_or_none(module, "init", file),
-        wanted_target=target,
-    )
+#: Tool calls an LLM function file handles at once: a slow call (a web request, a
+#: model) must not hold up the others, as Go runs each call in its own goroutine.
+LLM_CONCURRENCY = 16
 
 
 async def run_function(
@@ -233,6 +66,9 @@ async def run_function(
         credential=credential or None,
         reconnect=ReconnectPolicy(connect_timeout=connect_timeout),
         logger=logging.getLogger("yomo.sfn"),
+        description=function.description,
+        input_schema=function.input_schema,
+        concurrency=LLM_CONCURRENCY if function.description else 1,
     )
     connected = False
 
@@ -272,7 +108,11 @@ async def run_function(
         installed.append(sig)
     try:
         tags = ", ".join(f"0x{t:x}" for t in function.tags)
-        echo(f"yomo: stream function {name!r} from {function.path}, observing [{tags}]")
+        if sfn.function_definition is not None:
+            echo(f"yomo: LLM function {name!r} from {function.path}")
+            echo(f"yomo: function definition: {sfn.function_definition.to_bytes().decode()}")
+        else:
+            echo(f"yomo: stream function {name!r} from {function.path}, observing [{tags}]")
         echo(f"yomo: connecting to zipper {zipper} ...")
         connecting = asyncio.ensure_future(sfn.connect())
         stopping = asyncio.ensure_future(stop.wait())
@@ -294,7 +134,7 @@ async def run_function(
             await sfn.close()
             raise FunctionFileError(
                 f"{function.path}: init() failed: {type(exc).__name__}: {exc}",
-                details=_user_traceback(exc, function.path),
+                details=user_traceback(exc, function.path),
             ) from exc
         connected = True
         echo(f"yomo: stream function {name!r} is running (Ctrl-C to stop)")
@@ -362,7 +202,9 @@ def run(
 
     FILE.py defines handler(ctx) (plain or async def) or pipe(stream), the tags
     to observe as data_tags() or DATA_TAGS, and optionally init() and
-    wanted_target(). Flags win over the YOMO_SFN_* variables and ./.env.
+    wanted_target(). An LLM function defines description(), optionally
+    input_schema() (its argument type) and handler(ctx), and needs no tags.
+    Flags win over the YOMO_SFN_* variables and ./.env.
     """
     try:
         from yomo.client.core import parse_address
