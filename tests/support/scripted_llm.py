@@ -48,7 +48,9 @@ __all__ = [
     "ScriptedLLM",
     "ToolCall",
     "answer",
+    "by_prompt",
     "call_tools_then_answer",
+    "first_user_text",
     "tool_results",
 ]
 
@@ -154,6 +156,36 @@ def call_tools_then_answer(
         if not calls:
             return Reply(content="no tool to call")
         return Reply(tool_calls=calls)
+
+    return script
+
+
+def first_user_text(request: Mapping[str, Any]) -> str:
+    """The text of the request's first user message (the prompt of the conversation)."""
+    for message in request.get("messages") or []:
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, list):  # content parts
+                content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+            return str(content or "")
+    return ""
+
+
+def by_prompt(scripts: Mapping[str, Script], default: Script | None = None) -> Script:
+    """Route each request to the script whose key occurs in the first user message.
+
+    Lets one server (one bridge) serve several tests at once, each with its own
+    prompt; a prompt matching no key gets ``default`` (an HTTP 400 without one).
+    """
+
+    def script(request: dict[str, Any]) -> Reply | HttpError:
+        prompt = first_user_text(request)
+        for key, chosen in scripts.items():
+            if key in prompt:
+                return chosen(request)
+        if default is not None:
+            return default(request)
+        return HttpError(400, f"no script for the prompt {prompt!r}", "invalid_request_error")
 
     return script
 
