@@ -18,8 +18,8 @@
      │    └── ReservedTagError          a tag in the system range 0xF000..0xFFFF
      ├── ServerClosedError             the zipper is shutting down
      ├── ConfigError                   a broken config file or option
-     ├── FunctionDefinitionError       an LLM function's definition or argument type is unusable
-     └── FunctionCallError             a frame that should hold an LLM tool call does not
+     └── FunctionCallError             LLM function calling: a bad definition, call or answer
+          ├── FunctionDefinitionError   a description, argument type or schema is unusable
           ├── LLMArgumentsError         the LLM's arguments do not fit the argument type
           └── NoLLMResultError          a handler returned without answering the call
 
@@ -150,12 +150,13 @@ class ConfigError(YomoError, ValueError):
     """A configuration file or option is invalid; the message names the field."""
 
 
-class FunctionDefinitionError(YomoError, ValueError):
-    """An LLM function's description, argument type or JSON schema cannot be used."""
-
-
 class FunctionCallError(YomoError):
-    """A frame that should hold an LLM tool call does not, or the call was answered twice."""
+    """LLM function calling went wrong: a frame that should hold a tool call does not,
+    a call was answered twice, or (subclasses) a definition or arguments are unusable."""
+
+
+class FunctionDefinitionError(FunctionCallError, ValueError):
+    """An LLM function's description, argument type or JSON schema cannot be used."""
 
 
 class LLMArgumentsError(FunctionCallError):
