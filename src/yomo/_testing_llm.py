@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import json
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any, ParamSpec
 
 __all__ = ["acall_llm_handler", "arun_llm_handler", "call_llm_handler", "run_llm_handler"]
 
 Arguments = str | Mapping[str, Any]
+P = ParamSpec("P")
 
 #: The description ``run_llm_handler`` announces when none is given.
 _DEFAULT_DESCRIPTION = "A function under test."
@@ -223,28 +225,23 @@ async def arun_llm_handler(
     return answer.result
 
 
-def run_llm_handler(
-    handler: Callable[..., Any],
-    arguments: Arguments,
-    *,
-    description: str = _DEFAULT_DESCRIPTION,
-    input_schema: Any = None,
-    agent_context: Any = None,
-    zipper: Any = None,
-    name: str = "function-under-test",
-    timeout: float = 10.0,
-) -> str:
-    """Synchronous :func:`arun_llm_handler` (typically with the ``yomo_zipper`` fixture)."""
-    from yomo._sync import LoopThread
+def _blocking(fn: Callable[P, Coroutine[Any, Any, str]]) -> Callable[P, str]:
+    """``fn`` run on yomo's loop thread, waiting for its result (its ``timeout`` + 15 s)."""
 
-    coro = arun_llm_handler(
-        handler,
-        arguments,
-        description=description,
-        input_schema=input_schema,
-        agent_context=agent_context,
-        zipper=zipper,
-        name=name,
-        timeout=timeout,
-    )
-    return LoopThread.get().run(coro, timeout + 15.0)
+    @functools.wraps(fn)
+    def run(*args: P.args, **kwargs: P.kwargs) -> str:
+        from yomo._sync import LoopThread
+
+        timeout = kwargs.get("timeout", 10.0)
+        bound = float(timeout) if isinstance(timeout, (int, float)) else 10.0
+        return LoopThread.get().run(fn(*args, **kwargs), bound + 15.0)
+
+    return run
+
+
+run_llm_handler = _blocking(arun_llm_handler)
+run_llm_handler.__name__ = run_llm_handler.__qualname__ = "run_llm_handler"
+run_llm_handler.__doc__ = """Synchronous :func:`arun_llm_handler` (typically with the ``yomo_zipper`` fixture).
+
+Same arguments; returns the function's result, raises what its handler raised.
+"""
