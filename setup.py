@@ -30,6 +30,9 @@ if mode != "off":
             binding=Binding.PyO3,
             features=["extension-module"],
             py_limited_api=True,
+            # release even for editable installs (setuptools-rust builds those in debug
+            # by default, which is several times slower on the data path)
+            debug=False,
             optional=mode == "auto",
         )
     )
