@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import msgpack
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from yomo.errors import LocalProtocolError, RemoteProtocolError
 from yomo.wire import (
@@ -116,3 +118,12 @@ def test_non_str_is_a_local_error(bad: dict[object, object]) -> None:
 def test_unencodable_string_is_a_local_error() -> None:
     with pytest.raises(LocalProtocolError):
         encode_metadata({"k": "\ud800"})
+
+
+@given(st.text(min_size=1, max_size=40), st.text(min_size=1, max_size=40))
+def test_the_source_encoder_matches_encode_metadata(source_id, tid):
+    from yomo.wire.metadata import source_metadata_encoder
+
+    expected = encode_metadata({SOURCE_ID: source_id, TID: tid})
+    assert source_metadata_encoder(source_id)(tid) == expected
+    assert source_metadata_encoder("")(tid) == encode_metadata({SOURCE_ID: "", TID: tid})

@@ -45,8 +45,10 @@ def json_payload(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def build_frame(tag: int, data: Any, metadata: Mapping[str, str]) -> bytes | None:
+def build_frame(tag: int, data: Any, metadata: Mapping[str, str] | bytes) -> bytes | None:
     """Check ``tag`` and ``data`` and encode the frame; None when ``data`` is None.
+
+    ``metadata`` is a map, or its encoding already made.
 
     Raises:
         ValueError: the tag is out of range or reserved.
@@ -62,7 +64,8 @@ def build_frame(tag: int, data: Any, metadata: Mapping[str, str]) -> bytes | Non
         payload = data if isinstance(data, bytes) else memoryview(data).tobytes()
     except TypeError:
         raise TypeError(f"yomo: data must be bytes-like, got {type(data).__name__}") from None
-    return encode_data_frame(tag, encode_metadata(metadata), payload)
+    raw = metadata if type(metadata) is bytes else encode_metadata(metadata)  # type: ignore[arg-type]
+    return encode_data_frame(tag, raw, payload)
 
 
 def llm_result_text(result: Any) -> str:

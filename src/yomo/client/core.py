@@ -407,25 +407,31 @@ class ClientCore:
 
     async def _read_loop(self, conn: Connection) -> BaseException | None:
         on_frame = self.on_frame
+        read_batch = getattr(conn, "read_batch", None)  # the native path hands over batches
         while True:
             try:
-                frame = await conn.read_frame()
+                frames = await read_batch() if read_batch is not None else [await conn.read_frame()]
             except ConnectionClosedError:
                 return None
             except ProtocolError as exc:
                 return exc
-            if type(frame) is DataFrame:
-                if on_frame is not None:
-                    await on_frame(frame)
-            elif isinstance(frame, GoawayFrame):
-                self.log.info("%s %r: zipper says goaway: %s", self._kind, self.name, frame.message)
-                await conn.aclose(frame.message)
-                return ConnectionClosedError(f"goaway: {frame.message}", remote=True)
-            elif isinstance(frame, RejectedFrame):
-                await conn.aclose(frame.message)
-                return _rejection(frame.message)
-            else:
-                self.log.debug("%s %r: ignoring %s", self._kind, self.name, type(frame).__name__)
+            for frame in frames:
+                if type(frame) is DataFrame:
+                    if on_frame is not None:
+                        await on_frame(frame)
+                elif isinstance(frame, GoawayFrame):
+                    self.log.info(
+                        "%s %r: zipper says goaway: %s", self._kind, self.name, frame.message
+                    )
+                    await conn.aclose(frame.message)
+                    return ConnectionClosedError(f"goaway: {frame.message}", remote=True)
+                elif isinstance(frame, RejectedFrame):
+                    await conn.aclose(frame.message)
+                    return _rejection(frame.message)
+                else:
+                    self.log.debug(
+                        "%s %r: ignoring %s", self._kind, self.name, type(frame).__name__
+                    )
 
     async def _redial(self) -> bool:
         self.state = ClientState.RECONNECTING

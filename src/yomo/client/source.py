@@ -13,6 +13,7 @@ from typing import Any
 
 from yomo.transport import QuicSettings, TlsConfig
 from yomo.wire import SOURCE_ID, TARGET, TID, ClientType
+from yomo.wire.metadata import source_metadata_encoder
 
 from .context import Payload, build_frame, json_payload
 from .core import ClientCore, ClientState, ErrorHandler, ReconnectPolicy, new_id
@@ -62,6 +63,7 @@ class AsyncSource:
         )
         self.log = self._core.log
         self._tracing = Tracing(tracer_provider, name)
+        self._metadata = source_metadata_encoder(self._core.client_id)
 
     @property
     def name(self) -> str:
@@ -120,6 +122,8 @@ class AsyncSource:
 
     def _frame(self, tag: int, data: Payload | None, target: str | None) -> bytes | None:
         """Encode one write: a fresh tid, this source's id, the target and the trace."""
+        if not target and not self._tracing.enabled:  # the common case, without a dict
+            return build_frame(tag, data, self._metadata(new_id()))
         md = {SOURCE_ID: self._core.client_id, TID: new_id()}
         if target:
             md[TARGET] = target
