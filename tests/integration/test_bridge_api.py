@@ -266,3 +266,21 @@ async def test_provider_http_error_status_is_relayed(zipper: Any) -> None:
                     model="m", messages=[{"role": "user", "content": "?"}]
                 )
     assert info.value.status_code == 502 and "overloaded" in str(info.value)
+
+
+async def test_the_bridge_on_the_pure_python_data_path(zipper: Any, llm: ScriptedLLM) -> None:
+    import dataclasses
+
+    from yomo.transport import DEFAULT_ZIPPER_SETTINGS
+
+    quic = dataclasses.replace(DEFAULT_ZIPPER_SETTINGS, backend="qh3")
+    z = await zipper(bridge=ai_bridge(llm.base_url), quic=quic)
+    assert z.backend.startswith("qh3")
+    async with WireTool("get-weather", z.addr) as tool, client(z) as c:
+        completion = await c.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "weather in Paris?"}]
+        )
+    assert completion.choices[0].message.content == (
+        'Tool results: get-weather: get-weather got {"city":"Paris"}'
+    )
+    assert len(tool.calls) == 1
