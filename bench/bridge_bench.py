@@ -316,11 +316,12 @@ def render(res: dict[str, Any]) -> str:
         "12% qh3/aioquic for the tool call's QUIC hops, 16% uvicorn and starlette. Before",
         "the bridge used the SDK's aiohttp transport, the SDK's default pure-Python pool",
         "took three quarters of the loop and ours did 0.32x Go's requests/s (20 clients).",
-        "The run-to-run spread on this shared 2-core machine is wide: three full runs on",
-        "2026-11-29 gave 0.59x, 0.70x and 0.86x Go's requests/s (the last after the",
-        "TCP_NODELAY fix of yomo._asgi). Ours had 0 to 3 client read errors (a connection",
-        "closed without an answer) in about 1,400 requests per run, Go's none; the cause",
-        "is not found yet (see the repeats in bench/out/bridge.json).",
+        "The run-to-run spread on this shared 2-core machine is wide: four full runs on",
+        "2026-11-29 gave 0.59x, 0.70x, 0.86x (after the TCP_NODELAY fix of yomo._asgi)",
+        "and 0.57x (on the native data path, the table above) Go's requests/s. Ours had 0",
+        "to 3 client read errors (a connection closed without an answer) in about 1,400",
+        "requests in two of the four runs, Go's none; a 40 s run of 1,515 requests to",
+        "look for them had none, and the cause is not found yet.",
     ]
     lines.append(END)
     return "\n".join(lines) + "\n"
