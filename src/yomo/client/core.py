@@ -600,6 +600,11 @@ class ClientCore:
         """True once the client is closed."""
         return self._closed.is_set()
 
+    @property
+    def connection(self) -> Connection | None:
+        """The connection in use (None while not connected)."""
+        return self._conn
+
 
 def _last_cause(message: str) -> str:
     """``"cannot connect to zipper h:p: no handshake"`` -> ``"no handshake"`` (no repeats)."""

@@ -161,6 +161,8 @@ class Link:
         self.since = time.time()
         self.ups += 1
         core = self.core
+        if self.mesh.native and core is not None:  # the zipper's data path forwards itself
+            self.mesh.zipper.set_mesh_link(self.peer.name, core.connection, self.max_queue_bytes)
         self.log.info(
             "mesh link %r -> %r (%s) is up (id %s)",
             self.mesh.name,
@@ -173,6 +175,8 @@ class Link:
         self.last_error = reason
         if self.state != "up":
             return
+        if self.mesh.native:
+            self.mesh.zipper.set_mesh_link(self.peer.name, None, self.max_queue_bytes)
         self.state = "down"
         self.since = time.time()
         self.downs += 1
@@ -300,18 +304,23 @@ class Link:
                 await asyncio.sleep(0)
 
     def stats(self) -> dict[str, Any]:
+        forwarded, sent_bytes, queue_full, link_down, queued = (
+            self.mesh.zipper.mesh_link_stats(self.peer.name) if self.mesh.native else None
+        ) or (0, 0, 0, 0, 0)
+        queue_full += self.dropped_queue_full
+        link_down += self.dropped_link_down
         return {
             "address": self.address,
             "state": self.state,
             "since": self.since,
-            "forwarded": self.forwarded,
-            "bytes_forwarded": self.bytes_forwarded,
-            "dropped": self.dropped,
-            "dropped_link_down": self.dropped_link_down,
-            "dropped_queue_full": self.dropped_queue_full,
+            "forwarded": self.forwarded + forwarded,
+            "bytes_forwarded": self.bytes_forwarded + sent_bytes,
+            "dropped": queue_full + link_down + self.dropped_send_timeout,
+            "dropped_link_down": link_down,
+            "dropped_queue_full": queue_full,
             "dropped_send_timeout": self.dropped_send_timeout,
             "queued_frames": len(self.queue),
-            "queued_bytes": self.queued_bytes,
+            "queued_bytes": self.queued_bytes + queued,
             "ups": self.ups,
             "downs": self.downs,
             "last_error": self.last_error,
@@ -357,6 +366,9 @@ class Mesh:
                 reconnect=reconnect,
             )
         self._remove_forwarder: Callable[[], None] | None = None
+        #: On the native data path the zipper forwards to the links' connections itself
+        #: (``Zipper.set_mesh_link``); Python only keeps them up and sends announcements.
+        self.native = zipper.forwards_natively
 
     async def start(self) -> None:
         """Start every link in the background and begin forwarding; returns at once."""
@@ -364,7 +376,9 @@ class Mesh:
             return
         for link in self.links.values():
             link.start()
-        self._remove_forwarder = self.zipper.add_forwarder(self._forward)
+        self._remove_forwarder = (
+            (lambda: None) if self.native else self.zipper.add_forwarder(self._forward)
+        )
         self.log.info(
             "mesh %r: linking to %s",
             self.name,
@@ -374,6 +388,13 @@ class Mesh:
     def _forward(self, tag: int, metadata: bytes, encoded: bytes) -> None:
         for link in self.links.values():
             link.offer(encoded)
+
+    def announce(self, encoded: bytes) -> None:
+        """Send a frame of the zipper's own to every peer (the LLM function list). On the
+        pure-Python path the mesh gets these as a forwarder already."""
+        if self.native:
+            for link in self.links.values():
+                link.offer(encoded)
 
     async def stop(self, reason: str = "zipper is shutting down") -> None:
         """Stop forwarding and close every link."""

@@ -415,6 +415,23 @@ class Zipper:
 
         return remove
 
+    @property
+    def forwards_natively(self) -> bool:
+        """True when the data path forwards frames to mesh links itself (native path)."""
+        return self._native is not None
+
+    def set_mesh_link(self, name: str, conn: Any, max_queue_bytes: int) -> None:
+        """Native path: forward local frames to mesh peer ``name`` over ``conn`` (a client
+        connection on the native path), or count them as dropped while ``conn`` is None."""
+        if self._native is None:
+            raise RuntimeError("yomo: set_mesh_link needs the native data path")
+        native = getattr(conn, "native", None) if conn is not None else None
+        self._native.native.set_link(name, native, max_queue_bytes)
+
+    def mesh_link_stats(self, name: str) -> tuple[int, int, int, int, int] | None:
+        """Native path: ``(forwarded, bytes, dropped_queue_full, dropped_link_down, queued)``."""
+        return None if self._native is None else self._native.native.link_stats(name)
+
     def _set_tap(self) -> None:
         """On the native path, frames reach Python forwarders only while there are some."""
         if self._native is not None:
@@ -564,6 +581,8 @@ class Zipper:
                 encoded = encode_data_frame(MESH_FUNCTIONS_TAG, md, payload)
                 for forward in list(self._forwarders):
                     forward(MESH_FUNCTIONS_TAG, md, encoded)
+                if self._mesh is not None:
+                    self._mesh.announce(encoded)
         finally:
             unsubscribe()
 
