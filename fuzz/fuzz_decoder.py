@@ -83,7 +83,28 @@ def _seeds() -> list[bytes]:
     return [bytes.fromhex(x["hex"]) for key in ("frames", "packets", "malformed") for x in v[key]]
 
 
-def _fallback(seconds: float) -> int:
+def _random_runs(runs: int) -> int:
+    """Exactly ``runs`` inputs from a seeded PRNG (random bytes and mutated seeds): fast."""
+    import random
+
+    rng = random.Random(1)
+    seeds = _seeds()
+    started = time.monotonic()
+    for i in range(runs):
+        if i % 2:
+            data = rng.randbytes(rng.randrange(0, 257))
+        else:
+            buf = bytearray(b"".join(rng.choice(seeds) for _ in range(rng.randrange(1, 4))))
+            for _ in range(rng.randrange(0, 5)):
+                buf[rng.randrange(len(buf))] ^= rng.randrange(1, 256)
+            data = bytes(buf[: rng.randrange(len(buf) + 1)]) + rng.randbytes(rng.randrange(0, 5))
+        test_one_input(data)
+    took = time.monotonic() - started
+    print(f"fuzz_decoder (random fallback): {runs} inputs in {took:.0f} s, no failure")
+    return 0
+
+
+def _fallback(seconds: float, runs: int | None = None) -> int:
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
@@ -119,10 +140,12 @@ def _fallback(seconds: float) -> int:
         count += 1
         test_one_input(data)
 
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    started = time.monotonic()
+    deadline = started + seconds
+    while (count < runs) if runs is not None else (time.monotonic() < deadline):
         batch()
-    print(f"fuzz_decoder (hypothesis fallback): {count} inputs in {seconds:.0f} s, no failure")
+    took = time.monotonic() - started
+    print(f"fuzz_decoder (hypothesis fallback): {count} inputs in {took:.0f} s, no failure")
     return 0
 
 
@@ -131,11 +154,13 @@ def main(argv: list[str]) -> int:
         atheris.Setup(argv, lambda data: test_one_input(bytes(data)))
         atheris.Fuzz()
         return 0
-    seconds = 60.0
+    seconds, runs = 60.0, None
     for arg in argv[1:]:
         if arg.startswith("-max_total_time="):
             seconds = float(arg.split("=", 1)[1])
-    return _fallback(seconds)
+        elif arg.startswith("-runs="):
+            runs = int(arg.split("=", 1)[1])
+    return _random_runs(runs) if runs is not None else _fallback(seconds)
 
 
 if __name__ == "__main__":

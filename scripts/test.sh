@@ -38,7 +38,7 @@ fi
 # small unit tests and is left out here to keep CI's build to one.
 echo "== ruff"
 lint_dirs=()
-for d in src tests bench examples fuzz; do [ -d "$d" ] && lint_dirs+=("$d"); done
+for d in src tests bench examples fuzz reliability; do [ -d "$d" ] && lint_dirs+=("$d"); done
 "$VENV/bin/ruff" check "${lint_dirs[@]}"
 "$VENV/bin/ruff" format --check src tests
 echo "== mypy (public API, strict)"
@@ -55,6 +55,8 @@ if "$VENV/bin/python" -c 'from yomo.transport.native import available; raise Sys
     tests/integration/test_client_async.py tests/integration/test_client_sync.py \
     tests/integration/test_tls.py tests/integration/test_reconnect.py tests/integration/test_mesh.py
 fi
+echo "== reliability suite, short version (reliability/README.md; the full run: bash reliability/run.sh)"
+PYTHON="$VENV/bin/python" bash reliability/run.sh --short
 # The optional aiopquic backend has wheels for Python 3.12+ only: its tests and the
 # wire/unit tests again under 3.12, in a venv of its own, when a python3.12 runs here.
 py312=${PYTHON312:-}
