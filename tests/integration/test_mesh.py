@@ -345,3 +345,29 @@ async def test_goaway_from_a_peer_does_not_end_the_link(mesh_zipper):
     await eventually(lambda: links(a)["zipper-b"]["downs"] == 1, "a's link to b down", 10.0)
     await eventually(lambda: links(a)["zipper-b"]["ups"] == 2, "a's link to b up again", 10.0)
     assert states(a) == {"zipper-b": "up"}
+
+
+async def test_stop_with_a_dead_peer_leaves_no_unretrieved_error(mesh_zipper, caplog, tmp_path):
+    """Issue 17 item 10: a peer that vanished (SIGKILL) must not make shutdown log an error."""
+    import gc
+    import signal
+
+    from .cli_process import YomoProcess, write_config
+
+    ports = ports_for(("zipper-a", "zipper-b"))
+    config = write_config(tmp_path / "b.yaml", ports["zipper-b"], name="zipper-b")
+    b = YomoProcess(["serve", "-c", str(config)], tmp_path)
+    try:
+        b.wait_line("listening on", timeout=20.0)
+        a = await mesh_zipper("zipper-a", ports["zipper-a"], mesh_of(ports))
+        await eventually(lambda: states(a) == {"zipper-b": "up"}, "link a -> b up", 10.0)
+        b.signal(signal.SIGKILL)  # no CONNECTION_CLOSE: the link's pings go unanswered
+        b.proc.wait(10)
+    finally:
+        b.stop()
+    caplog.set_level("ERROR", logger="asyncio")
+    await asyncio.wait_for(a.stop(), 5.0)
+    await asyncio.sleep(1.5)  # the connection's draining period ends and its waiters fail
+    gc.collect()
+    await asyncio.sleep(0.05)
+    assert "never retrieved" not in caplog.text, caplog.text

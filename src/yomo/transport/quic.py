@@ -34,11 +34,13 @@ from yomo.errors import (
     ConnectError,
     ConnectionClosedError,
     ProtocolError,
+    RemoteProtocolError,
     TimeoutError,
     TransportError,
 )
 from yomo.wire import Frame, FrameDecoder
 
+from ._cids import index_connection_ids
 from .settings import (
     ALPN,
     BACKEND_ENV,
@@ -75,6 +77,8 @@ if _quic_log.level == logging.NOTSET:
 _BACKENDS = ("qh3", "aioquic", "aiopquic")
 #: Datagrams of a received batch fed to QUIC at once; a pause takes effect between slices.
 _BATCH_SLICE = 8
+#: Seconds between the PINGs a paused reader sends to show it is alive.
+_PAUSED_PING = 0.2
 
 
 @dataclass
@@ -153,6 +157,8 @@ class FrameConnection:
         self.closed_by_peer = False
         self._error: BaseException | None = None
         self.bytes_received = 0
+        self.bytes_sent = 0
+        """Bytes queued on the stream so far: the stream offset after the last write."""
         self.datagrams_dropped = 0
         self._keepalive: asyncio.Task[None] | None = None
         self._exit_stack: contextlib.AsyncExitStack | None = None
@@ -225,8 +231,19 @@ class FrameConnection:
                 self._readable.set()
                 if self._frames_bytes > self._settings.recv_high_water:
                     self._protocol._pause_reading()
-        if end_stream:
-            self._on_terminated("stream closed by peer", remote=True)
+        if end_stream and not self._closed.is_set():
+            # YoMo has no half-close: a peer that ends its stream is done. Close the
+            # whole connection, so a client that sends FIN and then only PINGs does
+            # not keep it (and its memory) forever; the reader sees why.
+            pending = self._decoder.buffered
+            if pending:
+                self._error = RemoteProtocolError(
+                    f"the peer ended its stream inside a frame ({pending} bytes of it received)"
+                )
+                self.close(self._error.message)
+            else:
+                self.close("stream closed by peer")
+            self.closed_by_peer = True
 
     async def read_frame(self) -> Frame:
         """The next frame from the peer.
@@ -270,6 +287,7 @@ class FrameConnection:
         except Exception as exc:  # qh3 raises once its connection is closed underneath us
             self._on_quic_closed(str(exc))
             raise self._closed_error() from None
+        self.bytes_sent += len(payload)
         protocol._transmit_soon()
         if self._drained.is_set() and self.send_backlog > self._settings.send_high_water:
             self._drained.clear()
@@ -324,8 +342,48 @@ class FrameConnection:
                 raise TimeoutError(f"{unacked} bytes still unacknowledged after {timeout:g} s")
             await asyncio.sleep(0.005)
         if not self._closed.is_set():
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._protocol.ping(), max(deadline - loop.time(), 0.05))
+            await self._ping(max(deadline - loop.time(), 0.05))
+
+    async def _ping(self, timeout: float) -> None:
+        """Ping the peer and wait (bounded) for the answer; never leaves an error unretrieved.
+
+        The library's ping waiter outlives a timed-out wait and gets a ConnectionError
+        when the connection dies later (a dead mesh peer at shutdown): retrieve it.
+        """
+        protocol = self._protocol
+        try:
+            await asyncio.wait_for(protocol.ping(), timeout)
+        except Exception:
+            pass
+        finally:
+            for waiter in list(getattr(protocol, "_ping_waiters", {}).values()):
+                waiter.add_done_callback(_retrieve)
+
+    def unacknowledged(self) -> int:
+        """Bytes written that the peer's transport has not acknowledged yet (at most).
+
+        aioquic: exact, from the stream. qh3 keeps its stream state native and tells
+        only unsent bytes and the connection's bytes in flight, so this adds the two
+        (packet overhead included: a little more than the stream's share).
+        """
+        if self._stream_id is None:
+            return 0
+        return int(self._protocol._unacknowledged(self._stream_id))
+
+    def ping_nowait(self) -> None:
+        """Send a PING now (its acknowledgement shows the peer is alive); never raises."""
+        with contextlib.suppress(Exception):
+            self._protocol._quic.send_ping(0)
+            self._protocol.transmit()
+
+    def heard_now(self) -> None:
+        """Count the peer as heard now (after our own loop stalled, silence proves nothing)."""
+        self._protocol.last_rx = self._protocol._loop.time()
+
+    def silent_for(self) -> float:
+        """Seconds since the last datagram arrived from the peer."""
+        protocol = self._protocol
+        return float(protocol._loop.time() - protocol.last_rx)
 
     def _check_drained(self) -> None:
         if not self._drained.is_set() and (
@@ -430,9 +488,11 @@ def _make_protocol_class(backend: _Backend) -> type[Any]:
             self._handshake_done = asyncio.Event()
             self._on_handshake: Callable[[Any], None] | None = None
             self._quic_name = backend.name
+            self.last_rx = self._loop.time()
 
         # -- flow control on the receive side --
         def datagram_received(self, data: bytes | str, addr: Any) -> None:
+            self.last_rx = self._loop.time()
             if self._paused:
                 conn = self.conn
                 if len(self._held) < (conn._settings.held_datagrams if conn else 512):
@@ -462,6 +522,7 @@ def _make_protocol_class(backend: _Backend) -> type[Any]:
             # paused reader kept taking data and its queue grew without bound.
             # Feed it in small slices, so a pause stops the rest of the batch.
             quic = self._quic
+            self.last_rx = self._loop.time()
             many = getattr(quic, "receive_many_datagrams", None)
             start, end = 0, len(data)
             while start < end and not self._paused and many is not None:
@@ -478,6 +539,17 @@ def _make_protocol_class(backend: _Backend) -> type[Any]:
             if not self._paused:
                 self._paused = True
                 self._schedule_trickle()
+                self._loop.call_later(_PAUSED_PING, self._ping_while_paused)
+
+        def _ping_while_paused(self) -> None:
+            # Held datagrams are not acknowledged (that is what slows the peer), so
+            # show the peer we are alive: a PING every _PAUSED_PING s keeps its
+            # dead-zipper watchdog (ClientCore, ReconnectPolicy.dead_after) quiet.
+            conn = self.conn
+            if not self._paused or conn is None or conn.closed:
+                return
+            conn.ping_nowait()
+            self._loop.call_later(_PAUSED_PING, self._ping_while_paused)
 
         def _schedule_trickle(self) -> None:
             # While paused, let one held datagram through now and then so that
@@ -530,6 +602,17 @@ def _make_protocol_class(backend: _Backend) -> type[Any]:
                 return 0
             sender = stream.sender
             return int(sender._buffer_stop - sender.next_offset)
+
+        def _unacknowledged(self, stream_id: int) -> int:
+            quic = self._quic
+            core = getattr(quic, "_core", None)
+            if core is not None and hasattr(core, "bytes_in_flight"):  # qh3
+                return int(quic.get_send_buffer_size(stream_id)) + int(core.bytes_in_flight)
+            stream = getattr(quic, "_streams", {}).get(stream_id)
+            if stream is None:
+                return 0
+            sender = stream.sender
+            return int(sender._buffer_stop - sender._buffer_start)
 
         def _unacked(self, stream_id: int) -> int:
             """Bytes sent but not acknowledged yet (qh3: all packets in flight)."""
@@ -842,19 +925,22 @@ async def _serve(
     shared with an aioquic server for clients qh3 cannot serve (``_SplitServer``).
     """
     if backend.name == "qh3":
-        factory: Callable[[], Any] = lambda: importlib.import_module(  # noqa: E731
-            "qh3.asyncio.server"
-        ).QuicServer(configuration=config, create_protocol=create_protocol)
+
+        def factory() -> Any:
+            server = importlib.import_module("qh3.asyncio.server").QuicServer(
+                configuration=config, create_protocol=create_protocol
+            )
+            index_connection_ids(server)
+            return server
+
         if compat is not None:
             qh3_factory = factory
             compat_server = importlib.import_module("aioquic.asyncio.server").QuicServer
 
             def factory() -> Any:
-                return _SplitServer(
-                    qh3_factory(),
-                    compat_server(configuration=compat[1], create_protocol=compat[2]),
-                    compat[1].connection_id_length,
-                )
+                aioquic_server = compat_server(configuration=compat[1], create_protocol=compat[2])
+                index_connection_ids(aioquic_server)
+                return _SplitServer(qh3_factory(), aioquic_server, compat[1].connection_id_length)
 
         try:
             transport_mod = importlib.import_module("qh3.asyncio._transport")
@@ -878,7 +964,9 @@ async def _serve(
                 factory, local_addr=(host, port)
             )
             return server
-    return await backend.serve(host, port, configuration=config, create_protocol=create_protocol)
+    server = await backend.serve(host, port, configuration=config, create_protocol=create_protocol)
+    index_connection_ids(server)
+    return server
 
 
 def _request_client_certificate(protocol: Any) -> None:

@@ -14,6 +14,8 @@ from typing import Protocol, runtime_checkable
 from yomo.errors import ConfigError
 
 __all__ = [
+    "DEFAULT_AUTH_FAILURES_PER_SECOND",
+    "AuthBrake",
     "AuthFailed",
     "Authenticator",
     "TokenAuth",
@@ -23,8 +25,20 @@ __all__ = [
 ]
 
 
+#: Failed credential checks a zipper makes per second for one source address.
+DEFAULT_AUTH_FAILURES_PER_SECOND = 10.0
+
+
 class AuthFailed(Exception):
-    """Raised by an authenticator; its text is sent to the client in a RejectedFrame."""
+    """Raised by an authenticator; its text is sent to the client in a RejectedFrame.
+
+    ``logged`` is what the zipper's log says instead: the client's text may carry
+    what it presented (Go's ``invalid token: <payload>``), and secrets are never logged.
+    """
+
+    def __init__(self, message: str, *, logged: str | None = None) -> None:
+        super().__init__(message)
+        self.logged = logged if logged is not None else message
 
 
 @runtime_checkable
@@ -54,7 +68,7 @@ class TokenAuth:
     def authenticate(self, payload: str) -> Mapping[str, str]:
         if hmac.compare_digest(self._token, payload.encode()):
             return {}
-        raise AuthFailed(f"invalid token: {payload}")
+        raise AuthFailed(f"invalid token: {payload}", logged="invalid token (not logged)")
 
 
 def split_credential(credential: str | None) -> tuple[str, str]:
@@ -92,3 +106,46 @@ def authenticator_for(auth_type: str, token: str = "") -> Authenticator | None:
     if auth_type == "token":
         return TokenAuth(token)
     raise ConfigError(f"auth: unknown type {auth_type!r} (expected token or none)")
+
+
+class AuthBrake:
+    """Per source address, at most ``rate`` failed credential checks a second (a token bucket).
+
+    Each failure takes a token; tokens come back at ``rate`` a second up to ``rate``.
+    While an address has no token, its handshakes are refused without being checked,
+    so guessing runs at ``rate`` a second at most, and clients that authenticate fine
+    (a reconnect storm from one address) are never slowed. ``rate`` 0 turns it off.
+    At most ``max_addresses`` are tracked; the least recently failing go first.
+    Time is passed in, so this is tested without a clock.
+    """
+
+    def __init__(self, rate: float = DEFAULT_AUTH_FAILURES_PER_SECOND, max_addresses: int = 65536):
+        if rate < 0:
+            raise ConfigError(f"auth brake: rate must be >= 0, got {rate}")
+        self.rate = rate
+        self.max_addresses = max_addresses
+        self._buckets: dict[str, tuple[float, float]] = {}  # address -> (tokens, at)
+
+    def _tokens(self, address: str, now: float) -> float:
+        tokens, at = self._buckets.get(address, (self.rate, now))
+        return min(self.rate, tokens + (now - at) * self.rate)
+
+    def allows(self, address: str, now: float) -> bool:
+        """May a handshake from ``address`` be checked now?"""
+        return self.rate <= 0 or address not in self._buckets or self._tokens(address, now) >= 1.0
+
+    def failed(self, address: str, now: float) -> None:
+        """Book one failed check from ``address``."""
+        if self.rate <= 0:
+            return
+        tokens = self._tokens(address, now) - 1.0
+        self._buckets.pop(address, None)  # re-insert: dict order is least recently failing first
+        self._buckets[address] = (tokens, now)
+        while len(self._buckets) > self.max_addresses:
+            del self._buckets[next(iter(self._buckets))]
+
+    def retry_after(self, address: str, now: float) -> float:
+        """Seconds until ``address`` may be checked again (0 when it may now)."""
+        if self.allows(address, now):
+            return 0.0
+        return (1.0 - self._tokens(address, now)) / self.rate

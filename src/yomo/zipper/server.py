@@ -36,6 +36,8 @@ from yomo.transport import (
 from yomo.transport.native import NativeServer
 from yomo.transport.settings import wants_native
 from yomo.wire import (
+    RESERVED_TAG_MAX,
+    RESERVED_TAG_MIN,
     ClientType,
     DataFrame,
     Frame,
@@ -50,7 +52,14 @@ from yomo.wire import (
 )
 from yomo.wire import metadata as md_keys
 
-from .auth import Authenticator, AuthFailed, authenticate, authenticator_for
+from .auth import (
+    DEFAULT_AUTH_FAILURES_PER_SECOND,
+    AuthBrake,
+    Authenticator,
+    AuthFailed,
+    authenticate,
+    authenticator_for,
+)
 from .config import MeshPeer, ZipperConfig
 from .functions import (
     MESH_ANNOUNCE_INTERVAL,
@@ -70,6 +79,7 @@ from .stats import (
 
 __all__ = [
     "DEFAULT_HANDSHAKE_TIMEOUT",
+    "RESERVED_TAG_MESSAGE",
     "ConnectionInfo",
     "SlowConsumerPolicy",
     "Zipper",
@@ -77,6 +87,17 @@ __all__ = [
 ]
 
 DEFAULT_HANDSHAKE_TIMEOUT = 5.0
+#: Go v1.22.3 closes a connection that writes a reserved tag with this text
+#: (Go: core/frame/frame.go ErrReservedTag, core/server.go RejectReservedTagMiddleware).
+RESERVED_TAG_MESSAGE = "[0xF000, 0xFFFF] is reserved; please do not write within this range"
+#: Characters of a client-chosen string (name, version, auth name) a log line shows.
+LOG_TEXT_LIMIT = 128
+#: Observed tags a log line lists before it only counts the rest.
+LOG_TAGS_LIMIT = 16
+#: A connection that frames wait for and that has been silent this long is closed.
+DEFAULT_DEAD_AFTER = 1.0
+#: Seconds between checks of a connection a producer waits for.
+DEAD_CHECK_INTERVAL = 0.25
 DEFAULT_DROP_THRESHOLD = 8 * 1024 * 1024
 SlowConsumerPolicy = Literal["block", "drop"]
 ZipperState = Literal["new", "starting", "serving", "stopping", "stopped"]
@@ -92,6 +113,19 @@ _CLIENT_TYPE_NAMES = {
 
 
 _TAG_FIELDS = ("frames_in", "bytes_in", "frames_out", "bytes_out", "unobserved", "dropped")
+
+
+def _clip(text: str, limit: int = LOG_TEXT_LIMIT) -> str:
+    """A client-chosen string for a log line: at most ``limit`` characters, and says how long it was."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}...({len(text)} chars)"
+
+
+def _tags_for_log(tags: Sequence[int]) -> str:
+    shown = ", ".join(f"0x{t:x}" for t in tags[:LOG_TAGS_LIMIT])
+    more = len(tags) - LOG_TAGS_LIMIT
+    return f"{shown}, ... ({len(tags)} tags)" if more > 0 else shown
 
 
 def _type_name(client_type: int) -> str:
@@ -115,6 +149,10 @@ class _NativePeer:
     def close(self, reason: str = "") -> None:
         self.server.native.close_connection(self.number, reason)
 
+
+_Refusal = tuple[str, "HandshakeFrame | None", str, "str | None"]
+"""Why a handshake is refused: (message to the client, its frame, reason counted, what
+the log says instead of the message, or None for the message itself, "" for nothing)."""
 
 _PeerConnection = Any
 """A FrameConnection (pure-Python path) or a _NativePeer (native path)."""
@@ -157,7 +195,10 @@ class _Peer:
         self.last_drop_log = 0.0
 
     def describe(self) -> str:
-        return f"{_type_name(self.client_type)} {self.name!r} (id {self.client_id}, #{self.number})"
+        return (
+            f"{_type_name(self.client_type)} {_clip(self.name)!r} "
+            f"(id {_clip(self.client_id)}, #{self.number})"
+        )
 
 
 class Zipper:
@@ -172,6 +213,10 @@ class Zipper:
         slow_consumer: ``"block"`` (lossless, default) or ``"drop"``.
         drop_threshold: with ``"drop"``, the unsent bytes after which frames are dropped.
         handshake_timeout: seconds a new connection has to send its HandshakeFrame.
+        auth_failures_per_second: per source address, failed credential checks allowed a
+            second (10); past it handshakes from that address are refused unchecked. 0: off.
+        dead_after: a function that producers wait for (``"block"``) and that has not
+            answered for this long (1 s) is closed, so a dead process holds nobody.
         mesh: peers to forward to (see ``yomo.zipper.mesh``).
         mesh_options: keyword arguments for ``yomo.zipper.mesh.Mesh`` (queue bound, backoff).
         router: a replacement ``Router``.
@@ -199,6 +244,8 @@ class Zipper:
         slow_consumer: SlowConsumerPolicy = "block",
         drop_threshold: int = DEFAULT_DROP_THRESHOLD,
         handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+        auth_failures_per_second: float = DEFAULT_AUTH_FAILURES_PER_SECOND,
+        dead_after: float = DEFAULT_DEAD_AFTER,
         mesh: Iterable[MeshPeer] = (),
         mesh_options: Mapping[str, Any] | None = None,
         router: Router[_Peer] | None = None,
@@ -228,6 +275,10 @@ class Zipper:
         self.slow_consumer: SlowConsumerPolicy = slow_consumer
         self.drop_threshold = drop_threshold
         self.handshake_timeout = handshake_timeout
+        self._auth_brake = AuthBrake(auth_failures_per_second)
+        self.dead_after = dead_after
+        self._last_throttle_log = 0.0
+        self._throttled_since_log = 0
         self.mesh_peers = tuple(mesh)
         self.mesh_options = dict(mesh_options or {})
         self.log = logger or logging.getLogger("yomo.zipper")
@@ -599,6 +650,21 @@ class Zipper:
     # -- one connection ----------------------------------------------------
 
     async def _on_connection(self, conn: FrameConnection) -> None:
+        if self._stopped.is_set():  # clients redial at once: none may slip in while stopping
+            conn.close("zipper is shutting down")
+            return
+        cap = self.quic.max_connections
+        if len(self._connections) >= cap:
+            # Python decides who may connect; a data path that refuses earlier never gets here.
+            self._stats.reject("max_connections")
+            refused = self._stats.rejections_by_reason["max_connections"]
+            message = f"yomo: the zipper is full ({cap} connections, max_connections)"
+            if refused == 1 or refused % 1000 == 0:
+                self.log.warning(
+                    "refused %s: %s (%d refused so far)", conn.remote_address, message, refused
+                )
+            conn.close(message)
+            return
         self._connections.add(conn)
         try:
             peer = await self._handshake(conn)
@@ -612,24 +678,42 @@ class Zipper:
             self._connections.discard(conn)
 
     def _log_rejection(
-        self, message: str, hf: HandshakeFrame | None, address: tuple[str, int], reason: str
+        self,
+        message: str,
+        hf: HandshakeFrame | None,
+        address: tuple[str, int],
+        reason: str,
+        logged: str | None = None,
     ) -> None:
+        """Count a refusal; the log says ``logged`` (no secrets, client strings clipped;
+        ``""``: not logged, e.g. the auth brake's refusals, summed up once a second)."""
         self._stats.reject(reason)
-        who = f"{_type_name(hf.client_type)} {hf.name!r} (id {hf.id})" if hf else "client"
-        self.log.warning("rejected %s from %s: %s", who, address, message)
+        if logged == "":
+            return
+        who = (
+            f"{_type_name(hf.client_type)} {_clip(hf.name)!r} (id {_clip(hf.id)})"
+            if hf
+            else "client"
+        )
+        text = _clip(logged if logged is not None else message, 2 * LOG_TEXT_LIMIT)
+        self.log.warning("rejected %s from %s: %s", who, address, text)
 
     async def _reject(
-        self, conn: FrameConnection, message: str, hf: HandshakeFrame | None, reason: str
+        self,
+        conn: FrameConnection,
+        message: str,
+        hf: HandshakeFrame | None,
+        reason: str,
+        logged: str | None = None,
     ) -> None:
-        self._log_rejection(message, hf, conn.remote_address, reason)
+        """Send ``message`` in a RejectedFrame, then close."""
+        self._log_rejection(message, hf, conn.remote_address, reason, logged)
         with contextlib.suppress(Exception):
             conn.send_nowait(RejectedFrame(message=message))
             await _flush(conn)
         conn.close(message)
 
-    def _admit(
-        self, first: Frame, conn: _PeerConnection
-    ) -> _Peer | tuple[str, HandshakeFrame | None, str]:
+    def _admit(self, first: Frame, conn: _PeerConnection) -> _Peer | _Refusal:
         """The handshake policy, on either data path: a registration, or why not.
 
         Go: core/server.go handshake (version, auth, client type, LLM function
@@ -637,25 +721,29 @@ class Zipper:
         function, if any, is registered already), or rejects with the message (the last
         item is the reason counted in ``rejections_by_reason``).
         """
+        # Go: core/server.go RejectReservedTagMiddleware applies to data frames once
+        # connected; the handshake needs the auth brake, the clipped log and no secret.
         if not isinstance(first, HandshakeFrame):
             message = f"yomo: handshake read unexpected frame, read: {type(first).__name__}"
-            return message, None, "unexpected_frame"
+            return message, None, "unexpected_frame", None
         hf = first
         if hf.version != SPEC_VERSION:
             message = f"version negotiation failed: client={hf.version}, server={SPEC_VERSION}"
-            return message, hf, "version"
-        try:
-            merge = dict(authenticate(self.authenticators, hf.auth_name, hf.auth_payload))
-        except AuthFailed as exc:
-            return str(exc), hf, "auth"
+            logged = (
+                f"version negotiation failed: client={_clip(hf.version)}, server={SPEC_VERSION}"
+            )
+            return message, hf, "version", logged
+        merge = self._authenticate(conn.remote_address, hf)
+        if isinstance(merge, tuple):
+            return merge
         if hf.client_type not in _CLIENT_TYPE_NAMES:
-            return f"unknown client type 0x{hf.client_type:02x}", hf, "client_type"
+            return f"unknown client type 0x{hf.client_type:02x}", hf, "client_type", None
         definition: FunctionDefinition | None = None
         if hf.client_type == ClientType.STREAM_FUNCTION and hf.function_definition:
             try:
                 definition = FunctionDefinition.from_bytes(hf.function_definition)
             except FunctionCallError as exc:
-                return exc.message, hf, "function_definition"
+                return exc.message, hf, "function_definition", None
             # Go: core/server.go tryUseFunctionNameAsTarget: an LLM function gets tool
             # calls on 0xE002, targeted at its name.
             hf = dataclasses.replace(
@@ -670,12 +758,49 @@ class Zipper:
             try:
                 self.functions.register(peer.number, definition)
             except DuplicateFunctionError as exc:
-                return exc.message, hf, "duplicate_function"
+                return exc.message, hf, "duplicate_function", None
             self.log.info("registered LLM function %r (%s)", definition.name, peer.describe())
         return peer
 
+    def _authenticate(
+        self, address: tuple[str, int], hf: HandshakeFrame
+    ) -> dict[str, str] | _Refusal:
+        """The connection's metadata from its credential, or the refusal.
+
+        Per source address the auth brake allows ``auth_failures_per_second`` failed
+        checks; past that the handshake is refused unchecked, counted, and logged at
+        most once a second. The presented credential is never logged.
+        """
+        if not self.authenticators:
+            return {}
+        host = address[0]
+        now = time.monotonic()
+        brake = self._auth_brake
+        if not brake.allows(host, now):
+            self._throttled_since_log += 1
+            wait = brake.retry_after(host, now)
+            message = (
+                f"yomo: too many failed authentication attempts from {host}; retry in {wait:.1f} s"
+            )
+            if now - self._last_throttle_log >= 1.0:
+                self._last_throttle_log = now
+                self.log.warning(
+                    "auth brake: refused %d handshake(s) unchecked in the last second "
+                    "(latest from %s; %g failures/s allowed per address)",
+                    self._throttled_since_log,
+                    host,
+                    brake.rate,
+                )
+                self._throttled_since_log = 0
+            return message, hf, "auth_throttled", ""
+        try:
+            return dict(authenticate(self.authenticators, hf.auth_name, hf.auth_payload))
+        except AuthFailed as exc:
+            brake.failed(host, now)
+            return str(exc), hf, "auth", exc.logged
+
     def _log_connected(self, peer: _Peer, address: tuple[str, int]) -> None:
-        tags = ", ".join(f"0x{t:x}" for t in peer.tags)
+        tags = _tags_for_log(peer.tags)
         self.log.info(
             "connected: %s from %s%s",
             peer.describe(),
@@ -694,9 +819,17 @@ class Zipper:
             return None
         except ProtocolError as exc:
             self._stats.protocol_errors += 1
-            self.log.warning("closed %s: %s", conn.remote_address, exc.message)
+            self.log.warning("closed %s: %s", conn.remote_address, _clip(exc.message, 256))
+            conn.close(exc.message)
             return None
-        except ConnectionClosedError:
+        except ConnectionClosedError as exc:
+            if not self._stopped.is_set():
+                # the client went away, or ended its stream, before a whole HandshakeFrame
+                self._stats.protocol_errors += 1
+                self.log.info(
+                    "closed %s before its handshake: %s", conn.remote_address, _clip(exc.reason)
+                )
+            conn.close(f"closed before the handshake: {exc.reason}")
             return None
         admitted = self._admit(first, conn)
         if isinstance(admitted, tuple):
@@ -763,8 +896,8 @@ class Zipper:
         handle = _NativePeer(server, 0, address)
         admitted = self._admit(first, handle)
         if isinstance(admitted, tuple):
-            message, hf, reason = admitted
-            self._log_rejection(message, hf, address, reason)
+            message, hf, reason, logged = admitted
+            self._log_rejection(message, hf, address, reason, logged)
             server.reject(handshake_id, RejectedFrame(message=message).encode(), message)
             return
         peer = admitted
@@ -798,6 +931,7 @@ class Zipper:
         conn = peer.conn
         read = conn.read_frame
         route = self._route
+        reserved_min, reserved_max = RESERVED_TAG_MIN, RESERVED_TAG_MAX
         while True:
             try:
                 frame = await read()
@@ -805,10 +939,16 @@ class Zipper:
                 return
             except ProtocolError as exc:
                 self._stats.protocol_errors += 1
-                self.log.warning("closed %s: %s", peer.describe(), exc.message)
+                self.log.warning("closed %s: %s", peer.describe(), _clip(exc.message, 256))
+                conn.close(exc.message)
                 return
-            if type(frame) is not DataFrame:
-                message = f"unexpected frame from client: {type(frame).__name__}"
+            if type(frame) is not DataFrame or reserved_min <= frame.tag <= reserved_max:
+                # Go: core/server.go RejectReservedTagMiddleware closes with ErrReservedTag's text.
+                message = (
+                    RESERVED_TAG_MESSAGE
+                    if type(frame) is DataFrame
+                    else f"unexpected frame from client: {type(frame).__name__}"
+                )
                 self._stats.protocol_errors += 1
                 self.log.warning("closed %s: %s", peer.describe(), message)
                 conn.close(message)
@@ -822,8 +962,42 @@ class Zipper:
                 return
             if waits:
                 for dest in waits:
-                    with contextlib.suppress(ConnectionClosedError, TimeoutError):
-                        await dest.conn.drain()
+                    await self._wait_for(dest)
+
+    async def _wait_for(self, dest: _Peer) -> None:
+        """Hold the producer until ``dest`` drains; close ``dest`` if it stopped answering.
+
+        A function whose process died leaves its connection open until the idle
+        timeout (5 s), holding every producer that feeds it; one that has not
+        answered for ``dead_after`` s while frames wait for it is closed at once.
+        """
+        conn = dest.conn
+        loop = asyncio.get_running_loop()
+        while True:
+            asked = loop.time()
+            try:
+                await conn.drain(DEAD_CHECK_INTERVAL)
+                return
+            except ConnectionClosedError:
+                return
+            except TimeoutError:
+                silent_for = getattr(conn, "silent_for", None)
+                if silent_for is None:
+                    continue
+                if loop.time() - asked > DEAD_CHECK_INTERVAL + 0.1:
+                    conn.heard_now()  # this loop was busy: datagrams may wait unread
+                elif silent_for() > self.dead_after:
+                    unacked = conn.unacknowledged()
+                    message = f"not answering for {self.dead_after:g} s"
+                    self.log.warning(
+                        "closed %s: %s; %d bytes routed to it were not acknowledged and are lost",
+                        dest.describe(),
+                        message,
+                        unacked,
+                    )
+                    self._stats.dead_connections += 1
+                    conn.close(message)
+                    return
 
     def _route(self, peer: _Peer, frame: DataFrame) -> list[_Peer] | None:
         """Route one frame; returns the destinations the producer must wait for."""
@@ -854,9 +1028,11 @@ class Zipper:
         encoded = encode_data_frame(tag, raw_md, bytes(payload))
         waits: list[_Peer] | None = None
         drop = self.slow_consumer == "drop"
+        closed = 0
         for dest in dests:
             conn = dest.conn
-            if conn.closed:
+            if conn.closed:  # gone, not unregistered yet
+                closed += 1
                 continue
             if drop and conn.send_backlog > self.drop_threshold:
                 self._count_drop(dest, tag, counters)
@@ -864,6 +1040,7 @@ class Zipper:
             try:
                 conn.send_nowait(encoded)
             except ConnectionClosedError:
+                closed += 1
                 continue
             dest.frames_out += 1
             counters.frames_out += 1
@@ -872,6 +1049,9 @@ class Zipper:
                 if waits is None:
                     waits = []
                 waits.append(dest)
+        if closed == len(dests) and (from_mesh or not self._forwarders):
+            counters.unobserved += 1  # every observer just went away: nobody got it
+            self._stats.unobserved += 1
         if not from_mesh:
             for forward in self._forwarders:
                 forward(tag, raw_md, encoded)

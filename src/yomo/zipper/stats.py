@@ -33,6 +33,8 @@ DEFAULT_MAX_TAG_STATS = 256
 #: Why a connection was refused; the keys of ``stats()["rejections_by_reason"]``.
 REJECTION_REASONS = (
     "auth",
+    "auth_throttled",
+    "max_connections",
     "version",
     "handshake_timeout",
     "unexpected_frame",
@@ -77,6 +79,8 @@ class ZipperStats:
         default_factory=lambda: dict.fromkeys(REJECTION_REASONS, 0)
     )
     protocol_errors: int = 0
+    dead_connections: int = 0
+    """Functions closed because they stopped answering while producers waited for them."""
     drops: int = 0
     unobserved: int = 0
     tags: dict[int, TagCounters] = field(default_factory=dict)
@@ -108,6 +112,10 @@ class ZipperStats:
             "rejections": self.rejections,
             "rejections_by_reason": dict(self.rejections_by_reason),
             "auth_failures": self.rejections_by_reason.get("auth", 0),
+            "auth_throttled": self.rejections_by_reason.get("auth_throttled", 0),
+            "refused_connections": self.rejections_by_reason.get("max_connections", 0),
+            "handshake_timeouts": self.rejections_by_reason.get("handshake_timeout", 0),
+            "dead_connections": self.dead_connections,
             "protocol_errors": self.protocol_errors,
             "drops": self.drops,
             "unobserved": self.unobserved,
