@@ -14,6 +14,7 @@
      │    ├── ConnectError               the zipper could not be reached
      │    └── TimeoutError               also a builtin TimeoutError
      ├── ConnectionClosedError(remote, message)
+     │    └── FramesMayBeLostError(frames, resent)  reported: frames lost with a connection
      ├── TagError                      a data tag outside 0..0xFFFFFFFF (also a ValueError)
      │    └── ReservedTagError          a tag in the system range 0xF000..0xFFFF
      ├── ServerClosedError             the zipper is shutting down
@@ -37,6 +38,7 @@ __all__ = [
     "ConnectError",
     "ConnectToError",
     "ConnectionClosedError",
+    "FramesMayBeLostError",
     "FunctionCallError",
     "FunctionDefinitionError",
     "HandshakeError",
@@ -131,6 +133,25 @@ class ConnectionClosedError(YomoError):
         self.remote = remote
         self.reason = message
         super().__init__(message)
+
+
+class FramesMayBeLostError(ConnectionClosedError):
+    """Passed to the error handler (never raised): frames that may be lost with a connection.
+
+    ``frames``: written, and acknowledged by the zipper's transport (or never
+    re-sent) just before the zipper went away, so perhaps never routed. ``resent``:
+    never acknowledged, so written again on the new connection (not lost).
+    """
+
+    def __init__(self, frames: int, *, resent: int = 0) -> None:
+        self.frames = frames
+        self.resent = resent
+        parts = []
+        if frames:
+            parts.append(f"{frames} frame(s) may be lost with the connection to the zipper")
+        if resent:
+            parts.append(f"{resent} unacknowledged frame(s) written again on the new connection")
+        super().__init__("; ".join(parts) or "no frames lost", remote=False)
 
 
 class TagError(YomoError, ValueError):

@@ -135,7 +135,7 @@ async def test_slow_consumer_holds_back_the_source_aio(aio_zipper, aio_clients):
         await wait_until_async(
             lambda: not src._core._conn.has_room,
             "the zipper to stop reading the producer",
-            timeout=10.0,
+            timeout=30.0,  # bounded; a loaded machine (the full suite) needs more than 10 s
             state=lambda: f"sent {sent}, {z.connections()}",
         )
         stalled_at = sent
@@ -200,7 +200,7 @@ def test_slow_consumer_holds_back_the_source_sync(sync_zipper, sync_clients):
         wait_until(
             _stalled(z, src._aio._core, fn._aio._core),
             "the zipper to stop reading the producer",
-            timeout=10.0,
+            timeout=30.0,  # bounded; a loaded machine (the full suite) needs more than 10 s
             state=lambda: f"sent {sent}, {z.connections()}",
         )
         stalled_at = sent

@@ -1,12 +1,13 @@
 """Pipe handlers: an ordered stream in, an ordered stream out, for 10,000 frames.
 
 A plain generator runs on a worker thread; an async generator on the loop. Both keep
-order both ways; an error in the pipe goes to the error handler; close() ends the
-input so the pipe can finish its outputs.
+order both ways; an error in the pipe goes to the error handler with the frame's tag and
+ends the function; close() ends the input so the pipe can finish its outputs.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -62,7 +63,10 @@ def test_pipe_keeps_order_sync_front_door(sync_zipper, sync_clients):
 
 
 @pytest.mark.parametrize("kind", ["sync", "async"])
-async def test_pipe_error_goes_to_error_handler(aio_zipper, aio_clients, kind):
+async def test_pipe_error_is_reported_with_its_tag_and_ends_the_function(
+    aio_zipper, aio_clients, kind
+):
+    """Issue 17 item 11: a pipe that raises never leaves a function that looks alive."""
     z = await aio_zipper()
     sink = await aio_clients.sink(z.addr, "sink", [OUT])
     errors: list[BaseException] = []
@@ -91,7 +95,71 @@ async def test_pipe_error_goes_to_error_handler(aio_zipper, aio_clients, kind):
     await wait_until_async(lambda: len(errors) == 1, "the pipe's error")
     assert isinstance(errors[0], yomo.HandlerError)
     assert isinstance(errors[0].error, ValueError)
+    assert errors[0].tag == IN
+    assert f"tag 0x{IN:x}" in str(errors[0])
+    # the function ends: wait() returns, the zipper forgets it, nothing is held
+    await asyncio.wait_for(fn.wait(), 10.0)
+    assert fn.state is yomo.aio.ClientState.CLOSED
+    await wait_until_async(lambda: all(c.name != "pipe" for c in z.connections()), "pipe gone")
+    for i in range(3000):  # far more than the pipe's queue: the source is never held
+        await src.write(IN, b"later-%d" % i)
     assert sink.data() == [b"good"]
+
+
+def test_script_with_a_failing_pipe_exits_and_ctrl_c_is_prompt(sync_zipper, tmp_path):
+    """Issue 17 item 11: an in-process script ends by itself; Ctrl-C on a stuck pipe is prompt."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    z = sync_zipper()
+    script = tmp_path / "fn.py"
+    script.write_text(
+        "import sys, time, yomo\n"
+        "mode = sys.argv[2]\n"
+        "def pipe(frames):\n"
+        "    for data in frames:\n"
+        "        if mode == 'stuck':\n"
+        "            time.sleep(3600)\n"
+        "        raise RuntimeError('boom')\n"
+        "    yield 0x34, b''\n"
+        "fn = yomo.StreamFunction('pipe-script', sys.argv[1], observe_data_tags=[0x33])\n"
+        "fn.set_pipe_handler(pipe)\n"
+        "fn.set_error_handler(lambda e: print('error:', e, flush=True))\n"
+        "fn.connect()\n"
+        "print('ready', flush=True)\n"
+        "fn.wait()\n"
+        "print('ended', flush=True)\n"
+    )
+    src = yomo.Source("src", z.addr, tls=yomo.TlsConfig())
+    src.connect()
+    try:
+        for mode in ("fail", "stuck"):
+            proc = subprocess.Popen(
+                [sys.executable, str(script), z.addr, mode],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            try:
+                assert proc.stdout is not None
+                assert proc.stdout.readline().strip() == "ready"
+                for _ in range(2000):  # past the pipe's queue of 1024
+                    src.write(0x33, b"x")
+                if mode == "stuck":
+                    time.sleep(0.5)
+                    proc.send_signal(signal.SIGINT)
+                out, _ = proc.communicate(timeout=15)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+            if mode == "fail":
+                assert proc.returncode == 0, out
+                assert "tag 0x33" in out and "RuntimeError: boom" in out and "ended" in out, out
+            else:
+                assert proc.returncode is not None  # Ctrl-C ended it within the bound
+    finally:
+        src.close()
 
 
 def test_pipe_yielding_bad_items_is_reported(sync_zipper, sync_clients):

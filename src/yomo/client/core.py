@@ -5,6 +5,16 @@ and jitter (first retry after about a second, like Go), each time with a fresh
 connection id ``<client id>-<n>`` and the same observed tags. A rejection or a
 deliberate close ends the client; so does a GoawayFrame. Writes during an
 outage wait up to ``write_timeout`` and then raise, so nothing is lost silently.
+
+A zipper that stops answering (killed, paused, cut off) is noticed within
+``ReconnectPolicy.dead_after`` (1 s) while written data waits for its
+acknowledgement, and redialled at once. Frames the zipper's transport never
+acknowledged are written again on the new connection, first and in order
+(``journal.py``); when the old zipper speaks again on the old connection by the
+time the new one is up (it was only paused), the old one is kept and the new
+one closed, so nothing goes twice.
+Frames it acknowledged just before it went silent may have died with it: they
+are counted and reported to the error handler (``FramesMayBeLostError``).
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ from yomo.errors import (
     ConnectError,
     ConnectionClosedError,
     ConnectToError,
+    FramesMayBeLostError,
     HandshakeError,
     ProtocolError,
     RejectedError,
@@ -35,7 +46,7 @@ from yomo.errors import (
     YomoError,
 )
 from yomo.transport import DEFAULT_CLIENT_SETTINGS, QuicSettings, TlsConfig, dial
-from yomo.transport.connection import Connection
+from yomo.transport.connection import Connection, TrackedConnection
 from yomo.wire import (
     ConnectToFrame,
     DataFrame,
@@ -44,6 +55,8 @@ from yomo.wire import (
     HandshakeFrame,
     RejectedFrame,
 )
+
+from .journal import DEFAULT_JOURNAL_BYTES, Journal
 
 __all__ = [
     "ClientCore",
@@ -58,6 +71,14 @@ __all__ = [
 ErrorHandler = Callable[[BaseException], Any]
 #: Bytes a thread may hand to the loop without waiting (see ``send_from_thread``).
 THREAD_PENDING_BYTES = 1024 * 1024
+#: Frames the zipper acknowledged this long before it went silent may not have been routed.
+ACK_WINDOW = 0.5
+#: A watchdog tick this much late means the event loop was busy: silence is not judged.
+LOOP_LAG = 0.1
+#: After a connection is lost, seconds during which the client redials without delay...
+FAST_REDIAL = 3.0
+#: ... each attempt's QUIC handshake bounded to this (a dead port must not hold the next).
+FAST_HANDSHAKE = 0.5
 FrameHandler = Callable[[DataFrame], Awaitable[None]]
 
 
@@ -94,6 +115,12 @@ class ReconnectPolicy:
     """``connect()`` gives up when the zipper stays unreachable this long."""
     enabled: bool = True
     """Redial broken connections; False makes a broken connection final."""
+    dead_after: float = 0.8
+    """A zipper silent this long while it owes an answer (written data not yet
+    acknowledged, or a PING sent because frames stopped arriving) is taken as gone
+    and redialled at once (0: wait for the QUIC idle timeout instead)."""
+    resend: bool = True
+    """Write frames the lost zipper never acknowledged again on the new connection."""
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait before retry number ``attempt`` (0-based)."""
@@ -209,6 +236,10 @@ class ClientCore:
         self._default_errors = RepeatedErrorLog(self.log)
         self._thread_lock = threading.Lock()
         self._thread_pending = 0
+        self._journal: Journal | None = None
+        self._suspect = asyncio.Event()
+        self._watchdog: asyncio.Task[None] | None = None
+        self._unsent: list[bytes] = []
 
     # -- callbacks ---------------------------------------------------------
 
@@ -361,10 +392,64 @@ class ClientCore:
         )
         self._supervisor = loop.create_task(self._supervise())
 
-    def _use(self, conn: Connection) -> None:
+    def _use(self, conn: Connection, resend: Sequence[bytes] = ()) -> None:
+        """Make ``conn`` the live connection: re-send ``resend`` on it first, then let writers in."""
         self._conn = conn
+        self._suspect.clear()
+        tracked = isinstance(conn, TrackedConnection)  # the native and aiopquic paths cannot tell
+        self._journal = Journal(DEFAULT_JOURNAL_BYTES) if tracked else None
+        for data in resend:
+            self._put(conn, data)
+        self._unsent = []
+        if isinstance(conn, TrackedConnection) and self.reconnect.dead_after > 0:
+            self._watchdog = asyncio.get_running_loop().create_task(self._watch(conn))
         self.state = ClientState.CONNECTED
         self._connected.set()
+
+    def _put(self, conn: Connection, data: bytes) -> None:
+        """``send_nowait`` and book the frame until the zipper acknowledges it."""
+        conn.send_nowait(data)
+        journal = self._journal
+        if journal is not None and conn is self._conn:
+            journal.add(conn.bytes_sent, data)  # type: ignore[attr-defined]  # tracked: see _use
+
+    async def _watch(self, conn: TrackedConnection) -> None:
+        """Forget acknowledged frames; flag the connection when the zipper goes silent.
+
+        A writer's data is answered by acknowledgements; a reader whose frames
+        stop arriving sends a PING (a few, for up to ``dead_after`` + 1 s after the
+        last frame), so both notice a dead zipper fast. An idle connection costs nothing.
+        """
+        dead_after = self.reconnect.dead_after
+        tick = min(0.05, dead_after / 4)
+        loop = asyncio.get_running_loop()
+        received = conn.bytes_received
+        last_data = prompt = loop.time()
+        while not conn.closed and self._conn is conn:
+            await asyncio.sleep(tick)
+            now = loop.time()
+            if now - prompt > tick + LOOP_LAG:
+                # This loop was busy (a handler hogging it, or a zipper in this very
+                # process): datagrams may wait unread, so silence proves nothing yet.
+                # Count it only from now on.
+                conn.heard_now()
+            prompt = now
+            try:
+                unacked = conn.unacknowledged()
+            except Exception:  # the library's connection is gone underneath
+                return
+            journal = self._journal
+            if journal is not None:
+                journal.trim(conn.bytes_sent - unacked, now)
+            if conn.bytes_received != received:
+                received, last_data = conn.bytes_received, now
+            silent = conn.silent_for()
+            probing = now - last_data < dead_after + 1.0
+            if (unacked > 0 or probing) and silent > dead_after and not conn.closed:
+                self._suspect.set()
+                return
+            if probing and silent > 4 * tick:
+                conn.ping_nowait()
 
     def _finish(self, error: BaseException | None) -> None:
         self.state = ClientState.CLOSED
@@ -376,34 +461,83 @@ class ClientCore:
     # -- the connection's life ---------------------------------------------
 
     async def _supervise(self) -> None:
+        reader: asyncio.Task[BaseException | None] | None = None
         try:
             while True:
                 conn = self._conn
                 if conn is None:  # closed before the supervisor first ran
                     return
-                outcome = await self._read_loop(conn)
+                loop = asyncio.get_running_loop()
+                if reader is None or reader.done():
+                    reader = loop.create_task(self._read_loop(conn))
+                suspect = loop.create_task(self._suspect.wait())
+                await asyncio.wait({reader, suspect}, return_when=asyncio.FIRST_COMPLETED)
+                suspect.cancel()
+                silent = not reader.done()  # the zipper went silent; its connection is open
                 if self.state is ClientState.CLOSED:
                     return
+                outcome = None if silent else reader.result()
                 if outcome is not None:  # goaway or a protocol error: final
+                    self._report_unsent(self._take_journal(conn, dead=True))
                     self._finish(outcome)
                     self._report(outcome)
                     return
+                reason = (
+                    f"zipper not answering for {self.reconnect.dead_after:g} s"
+                    if silent
+                    else conn.close_reason
+                )
                 error = ConnectionClosedError(
-                    f"connection to zipper {self.zipper_addr} lost: {conn.close_reason}",
-                    remote=conn.closed_by_peer,
+                    f"connection to zipper {self.zipper_addr} lost: {reason}",
+                    remote=not silent and conn.closed_by_peer,
                 )
                 if not self.reconnect.enabled:
+                    if silent:
+                        conn.close(reason or "")
+                    self._report_unsent(self._take_journal(conn, dead=True))
                     self._finish(error)
                     self._report(error)
                     return
                 self._report(error)
-                if not await self._redial():
+                silent_conn = conn if silent and isinstance(conn, TrackedConnection) else None
+                ok, kept = await self._redial(silent_conn, reader)
+                if not ok:
                     return
+                reader = kept  # the old connection's reader when the zipper answered there
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug must not leave writers hanging
             self.log.exception("%s %r: supervisor failed", self._kind, self.name)
             self._finish(exc)
+        finally:
+            if reader is not None and not reader.done():
+                reader.cancel()
+
+    def _take_journal(self, old: Connection, *, dead: bool) -> tuple[list[bytes], int]:
+        """The old connection's unacknowledged frames, and how many acknowledged ones may be lost."""
+        journal, self._journal = self._journal, None
+        if journal is None or not isinstance(old, TrackedConnection):
+            return [], 0
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(Exception):  # a closed connection still knows what was acked
+            journal.trim(old.bytes_sent - old.unacknowledged(), loop.time())
+        maybe = journal.untracked
+        if dead:
+            heard = loop.time() - old.silent_for()
+            maybe += journal.acked_since(heard - ACK_WINDOW)
+        return journal.unacked(), maybe
+
+    def _report_unsent(self, taken: tuple[list[bytes], int], resent: bool = False) -> None:
+        frames, maybe = taken
+        lost = maybe + (0 if resent else len(frames))
+        if lost or (resent and frames):
+            self._report(FramesMayBeLostError(lost, resent=len(frames) if resent else 0))
+
+    @staticmethod
+    def _answers(old: TrackedConnection, since: float) -> bool:
+        """Has the zipper spoken on ``old`` since ``since``? Then it was only slow or paused."""
+        loop = asyncio.get_running_loop()
+        return not old.closed and loop.time() - old.silent_for() > since
 
     async def _read_loop(self, conn: Connection) -> BaseException | None:
         on_frame = self.on_frame
@@ -433,12 +567,72 @@ class ClientCore:
                         "%s %r: ignoring %s", self._kind, self.name, type(frame).__name__
                     )
 
-    async def _redial(self) -> bool:
+    async def _redial(
+        self,
+        old: TrackedConnection | None = None,
+        old_reader: asyncio.Task[BaseException | None] | None = None,
+    ) -> tuple[bool, asyncio.Task[BaseException | None] | None]:
+        """Dial again until it works or the client closes; returns (connected, reader to keep).
+
+        ``old`` is a silent connection still open. When the zipper speaks on it again
+        by the time a new connection is up, it was only slow or paused: the new one
+        is closed and ``old`` kept (with ``old_reader``), so nothing is written twice,
+        lost or reordered. Otherwise ``old`` is closed and its unacknowledged frames
+        are written again on the new connection.
+        """
         self.state = ClientState.RECONNECTING
         self._connected.clear()
-        attempt = 0
+        loop = asyncio.get_running_loop()
+        since = loop.time()
+        last = self._conn
+        if old is None and last is not None:  # closed: what it did not deliver is known now
+            self._unsent, maybe = self._take_journal(last, dead=True)
+            if maybe:
+                self._report(FramesMayBeLostError(maybe))
+        kept = False
+        try:
+            result = await self._redial_loop(old, since)
+            kept = result == "kept"
+            return result is not False, old_reader if kept else None
+        finally:
+            if old is not None and not kept:
+                if old_reader is not None and not old_reader.done():
+                    old_reader.cancel()
+                await old.aclose("zipper not answering")
+
+    def _keep(self, old: TrackedConnection, connection_id: str) -> None:
+        """The zipper answered on ``old`` after all: go on with it."""
+        self.connection_id = connection_id
+        self._conn = old
+        self._suspect.clear()
+        if self.reconnect.dead_after > 0:
+            self._watchdog = asyncio.get_running_loop().create_task(self._watch(old))
+        self.state = ClientState.CONNECTED
+        self._connected.set()
+        self.log.info(
+            "%s %r: zipper %s answers again on connection %s; keeping it",
+            self._kind,
+            self.name,
+            self.zipper_addr,
+            connection_id,
+        )
+
+    async def _redial_loop(self, old: TrackedConnection | None, since: float) -> bool | str:
+        attempt = slow = 0
+        loop = asyncio.get_running_loop()
+        fast_until = loop.time() + FAST_REDIAL
+        old_id = self.connection_id
+        started = -1.0
         while self.state is ClientState.RECONNECTING:
-            delay = self.reconnect.delay(attempt)
+            # A zipper that just went away is often back within seconds (a restart): for
+            # FAST_REDIAL seconds dial again at once (at most 10 a second), each QUIC
+            # handshake bounded to FAST_HANDSHAKE; then back off as the policy says.
+            fast = loop.time() < fast_until
+            if fast:
+                delay = max(0.0, started + 0.1 - loop.time())
+            else:
+                delay = self.reconnect.delay(slow)
+                slow += 1
             self.log.info(
                 "%s %r: reconnecting to %s in %.1f s (attempt %d)",
                 self._kind,
@@ -450,20 +644,37 @@ class ClientCore:
             await asyncio.sleep(delay)
             if self.state is not ClientState.RECONNECTING:
                 return False
+            started = loop.time()
             try:
-                conn = await self._dial()
+                conn = await self._dial(FAST_HANDSHAKE if fast else None)
             except (RejectedError, ProtocolError) as exc:
                 self._finish(exc)
                 self._report(exc)
                 return False
             except YomoError as exc:
-                self._report(exc)
+                if not fast or attempt == 0:  # the quick retries report once
+                    self._report(exc)
                 attempt += 1
                 continue
             if self.state is not ClientState.RECONNECTING:
                 await conn.aclose("client closed")
                 return False
-            self._use(conn)
+            resend = self._unsent
+            if old is not None:
+                if self._answers(old, since):
+                    await conn.aclose("the zipper answered on the old connection")
+                    self._keep(old, old_id)
+                    await self._call_reconnected()
+                    return "kept"
+                resend, maybe = self._take_journal(old, dead=True)
+                if maybe:
+                    self._report(FramesMayBeLostError(maybe))
+            if not self.reconnect.resend:
+                self._report_unsent((resend, 0))
+                resend = []
+            elif resend:
+                self._report(FramesMayBeLostError(0, resent=len(resend)))
+            self._use(conn, resend)
             self.log.info(
                 "%s %r reconnected to %s (id %s)",
                 self._kind,
@@ -471,15 +682,18 @@ class ClientCore:
                 self.zipper_addr,
                 self.connection_id,
             )
-            for fn in self._reconnected_handlers:
-                try:
-                    result = fn()
-                    if inspect.isawaitable(result):
-                        await result
-                except Exception:
-                    self.log.exception("reconnect handler of %r failed", self.name)
+            await self._call_reconnected()
             return True
         return False
+
+    async def _call_reconnected(self) -> None:
+        for fn in self._reconnected_handlers:
+            try:
+                result = fn()
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                self.log.exception("reconnect handler of %r failed", self.name)
 
     # -- writing -----------------------------------------------------------
 
@@ -511,7 +725,7 @@ class ClientCore:
         while True:
             conn = await self._live_connection(max(deadline - loop.time(), 0.0))
             try:
-                conn.send_nowait(data)
+                self._put(conn, data)
             except ConnectionClosedError:
                 if self.state is ClientState.CLOSED:
                     raise
@@ -554,7 +768,7 @@ class ClientCore:
         conn = self._conn
         if conn is not None and not conn.closed and self.state is ClientState.CONNECTED:
             try:
-                conn.send_nowait(data)
+                self._put(conn, data)
                 return
             except ConnectionClosedError:
                 pass
@@ -576,6 +790,9 @@ class ClientCore:
             return
         was = self.state
         self.state = ClientState.CLOSED
+        if self._unsent:  # lost with a connection and never written again
+            self._report_unsent((self._unsent, 0))
+            self._unsent = []
         conn, self._conn = self._conn, None
         if conn is not None and not conn.closed and was is ClientState.CONNECTED:
             with contextlib.suppress(YomoError, ConnectionError):

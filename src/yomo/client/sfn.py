@@ -7,7 +7,11 @@ Go: sfn.go. Handlers come in three forms:
   model never stalls the network. ``concurrency`` frames are handled at once
   (1, the default, keeps strict order; Go runs every frame in its own
   goroutine). Returning ``(tag, data)`` writes it, like Go's AsyncHandler.
-* ``set_pipe_handler(fn)``: an ordered stream in, an ordered stream out.
+* ``set_pipe_handler(fn)``: an ordered stream in, an ordered stream out. A
+  pipe that raises (or returns while input still comes) ends the function:
+  its state is gone with it, so the error goes to the error handler with the
+  tag of the frame it was on, and the function closes, so producers are not
+  held by a queue nobody reads and ``wait()`` returns (Go's process would die).
 * ``set_cron_handler(spec, fn)``: runs on a cron schedule and may write.
 
 With a ``description`` (and an ``input_schema``) the function is also an LLM
@@ -46,6 +50,8 @@ __all__ = ["AsyncStreamFunction", "HandlerError"]
 _END = object()
 #: Frames queued for a plain handler with concurrency 1 before reading pauses.
 _SERIAL_QUEUE = 32
+#: Seconds between checks that a pipe still reads while its input queue is full.
+_PIPE_POLL = 0.25
 
 
 class HandlerError(YomoError):
@@ -138,6 +144,7 @@ class AsyncStreamFunction:
         self._inflight: set[asyncio.Future[Any]] = set()
         self._pipe_in: Any = None
         self._pipe_task: asyncio.Future[Any] | None = None
+        self._pipe_tag = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
         self._serial_in: queue.Queue[Any] | None = None
@@ -298,7 +305,8 @@ class AsyncStreamFunction:
             await self._put_blocking(self._serial_in, _END)
             await asyncio.to_thread(self._serial_thread.join, timeout)
         if self._pipe_task is not None and self._pipe_in is not None:
-            self._put_pipe_end()
+            if not self._pipe_task.done():
+                await self._put_pipe(_END, timeout)
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(self._pipe_task), timeout)
         if self._inflight:
@@ -327,7 +335,7 @@ class AsyncStreamFunction:
         if self._closing:
             return
         if self._pipe is not None:
-            await self._feed_pipe(bytes(frame.payload))
+            await self._put_pipe((frame.tag, bytes(frame.payload)))
             return
         if self._handler is None:
             return
@@ -504,25 +512,65 @@ class AsyncStreamFunction:
             self._pipe_in = asyncio.Queue(maxsize=self.queue_size)
             self._pipe_task = loop.create_task(self._run_async_pipe(fn))
         else:
+            # A daemon thread of its own, not the loop's executor: a pipe stuck in user
+            # code must not hold up the interpreter's exit (Ctrl-C, a script's end).
             self._pipe_in = queue.Queue(maxsize=self.queue_size)
-            self._pipe_task = asyncio.ensure_future(
-                loop.run_in_executor(None, self._run_sync_pipe, fn)
-            )
+            done: asyncio.Future[None] = loop.create_future()
+            self._pipe_task = done
 
-    async def _feed_pipe(self, payload: bytes) -> None:
+            def run() -> None:
+                try:
+                    self._run_sync_pipe(fn)
+                finally:
+                    with contextlib.suppress(RuntimeError):  # the loop is already closed
+                        loop.call_soon_threadsafe(_resolve, done)
+
+            threading.Thread(target=run, name=f"yomo-pipe-{self.name}", daemon=True).start()
+
+    async def _put_pipe(self, item: Any, timeout: float | None = None) -> None:
+        """Queue ``item`` for the pipe, waiting while it is full, unless the pipe has ended.
+
+        Frames for a pipe that ended are dropped: the function is closing (see
+        ``_pipe_ended``). With ``timeout`` the wait is bounded too.
+        """
         q = self._pipe_in
-        if isinstance(q, asyncio.Queue):
-            await q.put(payload)
+        task = self._pipe_task
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while task is not None and not task.done():
+            if deadline is not None and loop.time() >= deadline:
+                return
+            try:
+                if isinstance(q, asyncio.Queue):
+                    await asyncio.wait_for(q.put(item), _PIPE_POLL)
+                else:
+                    try:
+                        q.put_nowait(item)
+                    except queue.Full:
+                        await asyncio.to_thread(q.put, item, True, _PIPE_POLL)
+                return
+            except (asyncio.TimeoutError, queue.Full):
+                continue
+
+    def _pipe_ended(self, error: BaseException | None) -> None:
+        """The pipe handler raised or returned: report it and close the function (on the loop)."""
+        if self._closing:
+            if error is not None:
+                self._report(self._pipe_tag, error)
             return
-        try:
-            q.put_nowait(payload)
-        except queue.Full:
-            await asyncio.to_thread(q.put, payload)
-
-    def _put_pipe_end(self) -> None:
-        q = self._pipe_in
-        with contextlib.suppress(Exception):
-            q.put_nowait(_END)
+        if error is not None:
+            failure: BaseException = HandlerError(self.name, self._pipe_tag, error)
+            message = f"pipe handler failed: {type(error).__name__}: {error}"
+        else:
+            failure = YomoError(f"the pipe handler of {self.name!r} returned; the function ends")
+            message = "pipe handler returned"
+        if self._core.final_error is None:
+            self._core.final_error = failure
+        self._core._report(failure)
+        self.log.warning("stream function %r: %s; closing", self.name, message)
+        task = asyncio.ensure_future(self.close())
+        self._core._callback_tasks.add(task)
+        task.add_done_callback(self._core._callback_tasks.discard)
 
     def _pipe_frame(self, item: Any) -> bytes | None:
         try:
@@ -541,20 +589,22 @@ class AsyncStreamFunction:
                 item = await q.get()
                 if item is _END:
                     return
-                yield item
+                self._pipe_tag, data = item
+                yield data
 
+        error: BaseException | None = None
         try:
             out = fn(frames())
             if inspect.isawaitable(out):
                 out = await out
-            if out is None:
-                return
-            async for item in out:
-                frame = self._pipe_frame(item)
-                if frame is not None:
-                    await self._core.send(frame)
+            if out is not None:
+                async for item in out:
+                    frame = self._pipe_frame(item)
+                    if frame is not None:
+                        await self._core.send(frame)
         except Exception as exc:
-            self._report(0, exc)
+            error = exc
+        self._pipe_ended(error)
 
     def _run_sync_pipe(self, fn: Callable[..., Any]) -> None:
         q: queue.Queue[Any] = self._pipe_in
@@ -564,20 +614,23 @@ class AsyncStreamFunction:
                 item = q.get()
                 if item is _END:
                     return
-                yield item
+                self._pipe_tag, data = item
+                yield data
 
         loop = self._loop
         assert loop is not None
+        error: BaseException | None = None
         try:
             out = fn(frames())
-            if out is None:
-                return
-            for item in out:
-                frame = self._pipe_frame(item)
-                if frame is not None:
-                    self._core.send_from_thread(frame, loop)
+            if out is not None:
+                for item in out:
+                    frame = self._pipe_frame(item)
+                    if frame is not None:
+                        self._core.send_from_thread(frame, loop)
         except Exception as exc:
-            loop.call_soon_threadsafe(self._report, 0, exc)
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop is already closed
+            loop.call_soon_threadsafe(self._pipe_ended, error)
 
     # -- cron --------------------------------------------------------------
 
@@ -606,6 +659,11 @@ class AsyncStreamFunction:
         frame = build_frame(tag, data, md)
         if frame is not None:
             self._blocking_send(frame)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _next_cron_time(spec: str, now: float) -> float:

@@ -6,11 +6,11 @@ all satisfy it; the client core and the mesh use nothing else of a connection.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from yomo.wire import Frame
 
-__all__ = ["Connection"]
+__all__ = ["Connection", "TrackedConnection"]
 
 
 class Connection(Protocol):
@@ -62,3 +62,31 @@ class Connection(Protocol):
 
     async def wait_closed(self) -> None:
         """Wait until the connection is closed."""
+
+
+@runtime_checkable
+class TrackedConnection(Connection, Protocol):
+    """A connection that tells what its peer acknowledged and when the peer last spoke.
+
+    The client core's dead-zipper watchdog and its re-send journal need it
+    (``yomo.client.core``, ``journal.py``); the qh3/aioquic ``FrameConnection`` has it.
+    A data path without it still works, with detection at the QUIC idle timeout and
+    no re-send.
+    """
+
+    bytes_sent: int
+    """Bytes written on the stream so far (the stream offset after the last write)."""
+    bytes_received: int
+    """Bytes received on the stream so far."""
+
+    def unacknowledged(self) -> int:
+        """Bytes written that the peer's transport has not acknowledged (at most)."""
+
+    def silent_for(self) -> float:
+        """Seconds since the peer last sent anything."""
+
+    def heard_now(self) -> None:
+        """Count the peer as heard now (our own loop stalled: silence proves nothing)."""
+
+    def ping_nowait(self) -> None:
+        """Send a PING now; never raises."""

@@ -1,0 +1,66 @@
+"""Frames written on one connection, kept until the zipper's transport acknowledges them.
+
+When a connection to the zipper is lost, what the zipper's transport never
+acknowledged can be written again on the next connection (in order, before
+anything new), and what it acknowledged only just before it went silent may have
+died with it (acknowledged is not routed): the client counts those and tells its
+error handler. Offsets are stream offsets (``FrameConnection.bytes_sent`` after
+each write). Bounded: past ``max_bytes`` the oldest frames are forgotten and
+counted as untracked (they can no longer be re-sent).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+__all__ = ["DEFAULT_JOURNAL_BYTES", "Journal"]
+
+#: Bytes of unacknowledged frames a client keeps for re-sending (per connection).
+DEFAULT_JOURNAL_BYTES = 8 * 1024 * 1024
+
+
+class Journal:
+    """The frames of one connection that its peer has not acknowledged (yet)."""
+
+    __slots__ = ("_acked", "_frames", "bytes", "max_bytes", "untracked")
+
+    def __init__(self, max_bytes: int = DEFAULT_JOURNAL_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self._frames: deque[tuple[int, bytes]] = deque()
+        self._acked: deque[tuple[float, int]] = deque()  # (when, frames acknowledged then)
+        self.bytes = 0
+        self.untracked = 0
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def add(self, end: int, data: bytes) -> None:
+        """Book a frame whose last byte is at stream offset ``end - 1``."""
+        self._frames.append((end, data))
+        self.bytes += len(data)
+        while self.bytes > self.max_bytes and len(self._frames) > 1:
+            _, old = self._frames.popleft()
+            self.bytes -= len(old)
+            self.untracked += 1
+
+    def trim(self, acked_to: int, now: float) -> int:
+        """Forget the frames wholly below stream offset ``acked_to``; returns how many."""
+        frames = self._frames
+        n = 0
+        while frames and frames[0][0] <= acked_to:
+            self.bytes -= len(frames.popleft()[1])
+            n += 1
+        if n:
+            acked = self._acked
+            acked.append((now, n))
+            while acked and acked[0][0] < now - 10.0:
+                acked.popleft()
+        return n
+
+    def acked_since(self, since: float) -> int:
+        """Frames acknowledged at or after ``since`` (kept for 10 s)."""
+        return sum(n for when, n in self._acked if when >= since)
+
+    def unacked(self) -> list[bytes]:
+        """The frames not acknowledged, oldest first."""
+        return [data for _, data in self._frames]
