@@ -45,17 +45,16 @@ async def _run(opts: dict[str, Any]) -> None:
                 key = str(exc)[:80]
                 reasons[key] = reasons.get(key, 0) + 1
                 return
-            conn.send_nowait(
-                HandshakeFrame(
-                    name=f"crowd-{i}",
-                    id=f"crowd-{i}-0",
-                    client_type=ClientType.SOURCE,
-                    version=SPEC_VERSION,
-                    auth_name="token" if opts.get("token") else "",
-                    auth_payload=opts.get("token", ""),
-                )
+            hello = HandshakeFrame(
+                name=f"crowd-{i}",
+                id=f"crowd-{i}-0",
+                client_type=ClientType.SOURCE,
+                version=SPEC_VERSION,
+                auth_name="token" if opts.get("token") else "",
+                auth_payload=opts.get("token", ""),
             )
             try:
+                conn.send_nowait(hello)  # the zipper may have closed it already (a full zipper)
                 reply = await asyncio.wait_for(conn.read_frame(), 10.0)
             except Exception as exc:
                 refused += 1
