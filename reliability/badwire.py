@@ -27,8 +27,11 @@ from yomo.wire import (
     encode_length,
 )
 
-__all__ = ["CASES", "BadCase", "brute_force", "run_case"]
+__all__ = ["ATTACKER_BACKEND", "CASES", "BadCase", "brute_force", "run_case"]
 
+#: The attacker's side always uses the pure-Python transport: it writes below the frame
+#: API (half frames, FIN), whatever data path the zipper runs.
+ATTACKER_BACKEND = "qh3"
 #: Seconds a bad connection may live before the case counts it as never closed.
 CLOSE_BOUND = 12.0
 
@@ -159,7 +162,8 @@ async def run_case(case: BadCase, addr: str, ctx: dict[str, Any]) -> dict[str, A
     host, port = parse_address(addr)
     started = time.time()
     # an attacker keeps the connection alive with a PING every second
-    conn = await dial(host, port, tls=TlsConfig(), settings=QuicSettings(keep_alive=1.0))
+    settings = QuicSettings(keep_alive=1.0, backend=ATTACKER_BACKEND)
+    conn = await dial(host, port, tls=TlsConfig(), settings=settings)
     error = ""
     try:
         await case.act(conn, ctx)
@@ -198,7 +202,8 @@ async def brute_force(addr: str, wrong_token: str, seconds: float) -> dict[str, 
     while loop.time() < end:
         attempts += 1
         try:
-            conn = await dial(host, port, tls=TlsConfig(), settings=QuicSettings())
+            settings = QuicSettings(backend=ATTACKER_BACKEND)
+            conn = await dial(host, port, tls=TlsConfig(), settings=settings)
         except Exception:
             continue
         try:
