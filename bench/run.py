@@ -1168,7 +1168,10 @@ def charts(res: dict[str, Any]) -> list[str]:
 # --------------------------------------------------------------------------- main
 
 
-def run_all(r: Runner, log: Callable[[str], None]) -> list[dict[str, Any]]:
+def run_all(
+    r: Runner, log: Callable[[str], None], only: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
+    """Every case (or those in ``only``), zippers interleaved within each repeat."""
     s = r.s
     runs: list[dict[str, Any]] = []
     plan: list[tuple[str, Callable[[str], dict[str, Any]]]] = []
@@ -1183,13 +1186,15 @@ def run_all(r: Runner, log: Callable[[str], None]) -> list[dict[str, Any]]:
     plan.append(("idle", lambda z: run_idle(r, z)))
     plan.append(("idle-py", lambda z: run_idle(r, z, clients="py")))
     plan.append(("clients-py-1024", lambda z: run_throughput(r, z, 1024, clients="py")))
-    only = {"clients-py-1024-aioquic": ("ours-aioquic",)}
+    zippers_for = {"clients-py-1024-aioquic": ("ours-aioquic",)}
     plan.append(("clients-py-1024-aioquic", lambda z: run_throughput(r, z, 1024, clients="py")))
     go_blocked = getattr(r, "ours_backend_used", "") == "none"
+    if only:
+        plan = [(case, fn) for case, fn in plan if case in only]
     for case, fn in plan:
-        for rep in range(s.extra_repeats.get(case, s.repeats)):
+        for rep in range(s.extra_repeats.get(case, s.repeats) if not only else s.repeats):
             order = r.zippers if rep % 2 == 0 else tuple(reversed(r.zippers))
-            order = only.get(case, order)
+            order = zippers_for.get(case, order)
             for z in order:
                 entry: dict[str, Any] = {"case": case, "zipper": z, "repeat": rep + 1}
                 entry["loadavg_1m_before"] = round(os.getloadavg()[0], 2)
@@ -1258,6 +1263,14 @@ def main(argv: list[str] | None = None) -> int:
         "--render", metavar="JSON", help="only regenerate RESULTS.md and charts from JSON"
     )
     ap.add_argument(
+        "--only",
+        metavar="CASES",
+        default="",
+        help="comma-separated cases to run (e.g. idle,throughput-1024); no profile, nothing "
+        "published: for measuring one change",
+    )
+    ap.add_argument("--repeats", type=int, default=None, help="repeats per case (default 3)")
+    ap.add_argument(
         "--ours-src",
         metavar="DIR",
         help="run our zipper and Python clients from this source tree (PYTHONPATH=DIR), e.g. a git archive",
@@ -1280,6 +1293,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     settings = Settings.make(args.quick, args.ours_backend, args.budget)
+    if args.repeats:
+        settings = dataclasses.replace(settings, repeats=args.repeats)
+    only = tuple(c for c in args.only.split(",") if c)
     nice = 0
     if args.nice:
         try:
@@ -1303,9 +1319,9 @@ def main(argv: list[str] | None = None) -> int:
             probe_ours(r, log)
             if not args.no_aiopquic:
                 probe_aiopquic(r, log, args.py312)
-            runs = run_all(r, log)
+            runs = run_all(r, log, only)
             profiles: dict[str, dict[str, Any]] = {}
-            if not args.no_profile:
+            if not args.no_profile and not only:
                 plan = [("profile", "go", "ours"), ("profile_py", "py", "ours")]
                 if AIOPQUIC in r.zippers:
                     plan.append(("profile_aiopquic", "go", AIOPQUIC))
@@ -1353,7 +1369,7 @@ def main(argv: list[str] | None = None) -> int:
     out = OUT_DIR / f"bench-{stamp}{'-quick' if args.quick else ''}.json"
     out.write_text(json.dumps(res, indent=1))
     log(f"wrote {out.relative_to(ROOT)}")
-    if not args.quick or args.publish:
+    if (not args.quick or args.publish) and not only:
         RESULTS_DIR.mkdir(parents=True, exist_ok=True)
         (RESULTS_DIR / "latest.json").write_text(json.dumps(res, indent=1))
         write_markdown(res)

@@ -22,7 +22,7 @@ use tokio::sync::Notify;
 use crate::{
     outbox::{run_writer, Outbox},
     runtime::{runtime, Waker},
-    settings::Settings,
+    settings::{Settings, Side},
     tls::{client_config, server_name, Tls},
     y3::{self, FrameReader},
 };
@@ -268,7 +268,7 @@ async fn dial(shared: Arc<Shared>, host: String, port: u16, name: String, settin
         .ok_or_else(|| format!("cannot resolve {host}"))?;
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(client_config(&tls)?).map_err(|e| e.to_string())?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
-    config.transport_config(settings.transport());
+    config.transport_config(settings.transport(Side::Client));
     let bind: SocketAddr = if addr.is_ipv6() { "[::]:0".parse().unwrap() } else { "0.0.0.0:0".parse().unwrap() };
     let endpoint = quinn::Endpoint::client(bind).map_err(|e| format!("cannot open a UDP socket: {e}"))?;
     let _ = shared.endpoint.set(endpoint.clone());

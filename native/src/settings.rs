@@ -5,6 +5,13 @@ use std::{sync::Arc, time::Duration};
 
 use pyo3::prelude::*;
 
+/// Which end of a connection a transport configuration is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Zipper,
+    Client,
+}
+
 /// The fields of `yomo.transport.QuicSettings` the native side uses.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -39,8 +46,11 @@ impl Settings {
     }
 
     /// Idle timeout, keep-alive (at most a third of the idle timeout, as on the Python
-    /// path), windows, and room for Go's 1000 incoming streams.
-    pub fn transport(&self) -> Arc<quinn::TransportConfig> {
+    /// path), windows, and the peer's streams: a YoMo client opens exactly one
+    /// bidirectional stream (Go: pkg/listener/quic/quic.go OpenStream) and a zipper opens
+    /// none, so the zipper allows one and a client none. quinn keeps a table entry per
+    /// allowed stream from the start (1000, Go's number, cost ~68 KiB per connection).
+    pub fn transport(&self, side: Side) -> Arc<quinn::TransportConfig> {
         let mut t = quinn::TransportConfig::default();
         let idle = Duration::from_secs_f64(self.idle_timeout.max(0.001));
         t.max_idle_timeout(quinn::IdleTimeout::try_from(idle).ok());
@@ -51,7 +61,10 @@ impl Settings {
         t.stream_receive_window(stream);
         t.receive_window(conn);
         t.send_window(self.max_data.max(self.max_stream_data));
-        t.max_concurrent_bidi_streams(1000u32.into());
+        t.max_concurrent_bidi_streams(match side {
+            Side::Zipper => 1u32.into(),
+            Side::Client => 0u32.into(),
+        });
         t.max_concurrent_uni_streams(0u32.into());
         Arc::new(t)
     }

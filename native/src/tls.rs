@@ -75,6 +75,10 @@ pub fn server_config(tls: &Tls) -> Result<(rustls::ServerConfig, Option<ClientCh
         .map_err(|e| format!("certificate and key do not fit together: {e}"))?;
     config.alpn_protocols = vec![ALPN.to_vec()];
     config.max_early_data_size = 0;
+    // No session tickets: Go's clients never resume (no session cache) and ours dial
+    // with a fresh configuration, so tickets would cost every handshake for nothing.
+    config.send_tls13_tickets = 0;
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
     Ok((config, check))
 }
 

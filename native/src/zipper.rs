@@ -35,7 +35,7 @@ use crate::{
     outbox::{run_writer, Outbox},
     router::Router,
     runtime::{runtime, Waker},
-    settings::Settings,
+    settings::{Settings, Side},
     stats::Stats,
     tls::{check_client, server_config, ClientCheck, Tls},
     y3::{self, FrameReader},
@@ -404,7 +404,7 @@ impl Zipper {
         let (crypto, client_check) = server_config(&tls).map_err(PyValueError::new_err)?;
         let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(crypto).map_err(|e| PyValueError::new_err(e.to_string()))?;
         let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-        config.transport_config(settings.transport());
+        config.transport_config(settings.transport(Side::Zipper));
         let addr: SocketAddr = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
             .map_err(|e| PyOSError::new_err(format!("cannot resolve {host}: {e}")))?
             .next()
