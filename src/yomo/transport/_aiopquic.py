@@ -143,6 +143,13 @@ def _configuration(
 class AiopquicConnection(FrameConnection):
     """``FrameConnection`` over aiopquic: sends through picoquic's ring (see module notes)."""
 
+    # picoquic tells neither what the peer acknowledged nor when it last sent a packet,
+    # so this is not a ``TrackedConnection`` (a None member opts a class out of a
+    # runtime-checkable protocol): the client core and the zipper then rely on the QUIC
+    # idle timeout, as on the native path.
+    unacknowledged = None  # type: ignore[assignment]
+    silent_for = None  # type: ignore[assignment]
+
     def __init__(self, protocol: Any, settings: QuicSettings, *, is_client: bool) -> None:
         super().__init__(protocol, settings, is_client=is_client)
         self._loop = asyncio.get_running_loop()
