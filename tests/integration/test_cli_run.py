@@ -381,9 +381,9 @@ def test_unreachable_zipper_says_where_it_tried(tmp_path: Path) -> None:
 
 def test_a_bad_zipper_address_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "fn.py").write_text(GOOD_FN)
-    p = run_yomo(["run", "fn.py", "-z", "nowhere"], tmp_path)
+    p = run_yomo(["run", "fn.py", "-z", "nowhere:http"], tmp_path)
     assert p.proc.returncode == 1, p.output
-    assert p.stderr == ["Error: yomo: zipper address must be host:port, got 'nowhere'"]
+    assert p.stderr == ["Error: yomo: zipper address 'nowhere:http': invalid port 'http'"]
 
 
 def test_ctrl_c_while_connecting_exits_cleanly(tmp_path: Path) -> None:

@@ -56,6 +56,7 @@ from yomo.wire import (
     RejectedFrame,
 )
 
+from .address import join_address, parse_address
 from .journal import DEFAULT_JOURNAL_BYTES, Journal
 
 __all__ = [
@@ -86,17 +87,6 @@ def new_id() -> str:
     """A 21-character URL-safe random id, like Go's nanoid (client ids, tids)."""
     # Not a secret, so the fast PRNG will do (os.urandom is a syscall per write).
     return base64.urlsafe_b64encode(random.getrandbits(128).to_bytes(16, "big"))[:21].decode()
-
-
-def parse_address(addr: str) -> tuple[str, int]:
-    """``"host:port"`` (``[v6]:port`` too) -> ``(host, port)``, with a clear error."""
-    host, sep, port = addr.rpartition(":")
-    if not sep or not port.isdigit() or not host:
-        raise ValueError(f"yomo: zipper address must be host:port, got {addr!r}")
-    value = int(port)
-    if not 0 < value < 65536:
-        raise ValueError(f"yomo: zipper port must be 1..65535, got {value}")
-    return host.strip("[]"), value
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -207,8 +197,8 @@ class ClientCore:
         on_frame: FrameHandler | None = None,
     ) -> None:
         self.name = name
-        self.zipper_addr = zipper_addr
         self.host, self.port = parse_address(zipper_addr)
+        self.zipper_addr = join_address(self.host, self.port)
         self.client_type = client_type
         self.credential = credential or ""
         self.observe_data_tags: tuple[int, ...] = tuple(observe_data_tags)
@@ -332,8 +322,14 @@ class ClientCore:
                 return await self._dial_once(host, port, budget)
             except ConnectToError as exc:
                 self.log.info("%s %r: zipper redirects to %s", self._kind, self.name, exc.endpoint)
-                host, port = parse_address(exc.endpoint)
+                try:
+                    host, port = parse_address(exc.endpoint)
+                except ValueError as bad:
+                    raise HandshakeError(
+                        f"the zipper redirected to a bad endpoint: {str(bad).removeprefix('yomo: ')}"
+                    ) from None
                 self.host, self.port = host, port
+                self.zipper_addr = join_address(host, port)
         raise HandshakeError("too many ConnectTo redirects")
 
     async def connect(self) -> None:
