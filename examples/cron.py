@@ -1,8 +1,8 @@
 """Cron handler: a stream function that writes on a schedule, without any input.
 
-``set_cron_handler(spec, fn)`` runs ``fn(ctx)`` on a cron spec (standard
-five fields, or Go's ``@every <n>s``); ``ctx.write`` sends a frame with a
-fresh transaction id each run. A sink prints the ticks. Runs on loopback for
+``set_cron_handler(spec, fn)`` runs ``fn(ctx)`` on a cron spec in Go's syntax
+(five fields, ``@hourly``, ``@every 1h30m``, ...); ``ctx.write`` sends a frame
+with a fresh transaction id each run. A sink prints the ticks. Runs on loopback for
 about 3.5 s and exits by itself::
 
     python examples/cron.py

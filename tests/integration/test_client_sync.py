@@ -450,8 +450,8 @@ def test_tracing_spans_form_one_trace(sync_zipper, sync_clients):
     sink.wait(1)
     wait_until(lambda: len(exporter.get_finished_spans()) >= 2, "two spans")
     spans = {s.name: s for s in exporter.get_finished_spans()}
-    assert set(spans) == {"source", "traced-fn"}
-    source_span, fn_span = spans["source"], spans["traced-fn"]
+    assert set(spans) == {"traced-src", "traced-fn"}  # spans are named after the client
+    source_span, fn_span = spans["traced-src"], spans["traced-fn"]
     trace_id = source_span.context.trace_id
     assert fn_span.context.trace_id == trace_id
     assert fn_span.parent is not None and fn_span.parent.span_id == source_span.context.span_id

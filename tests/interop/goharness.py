@@ -666,14 +666,17 @@ class GoPeers:
         credential: str | None = None,
         wanted_target: str | None = None,
         out_target: str | None = None,
+        cron: str | None = None,
         verbose: bool = False,
         wait: bool = True,
         timeout: float = 15.0,
         env: Mapping[str, str] | None = None,
     ) -> GoProcess:
-        """Start a stream function (mode "handler", "ordered" or "pipe"); waits until connected.
+        """Start a stream function (mode "handler", "ordered", "pipe" or "cron"); waits until
+        connected.
 
-        out_target makes the replies targeted (handler: Context.WriteWithTarget).
+        out_target makes the replies targeted (handler: Context.WriteWithTarget). Mode
+        "cron" writes the function's name to out_tag on the schedule ``cron``.
         """
         p = self.start(
             "sfn",
@@ -687,6 +690,7 @@ class GoPeers:
             mode=mode,
             wanted_target=wanted_target,
             out_target=out_target,
+            cron=cron,
             v=verbose,
         )
         return self._connected(p, wait, timeout)

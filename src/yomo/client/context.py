@@ -287,7 +287,7 @@ class Context(_BaseContext):
 
 
 class CronContext:
-    """Given to a cron handler: it may ``write`` (a fresh tid per run, like Go)."""
+    """Given to a cron handler: it may write (a fresh tid per run, like Go)."""
 
     def __init__(self, metadata: dict[str, str], write: Callable[[int, Any, dict[str, str]], Any]):
         self._metadata = metadata
@@ -301,3 +301,13 @@ class CronContext:
     def write(self, tag: int, data: Payload | None) -> Any:
         """Write ``data`` under ``tag`` (a coroutine for async cron handlers)."""
         return self._write(tag, data, self._metadata)
+
+    def write_with_target(self, tag: int, data: Payload | None, target: str) -> Any:
+        """Write only to functions whose wanted target is ``target`` (Go: ``WriteWithTarget``).
+
+        An empty ``target`` writes to every observer, like ``write``. A coroutine for
+        async cron handlers.
+        """
+        if not target:
+            return self.write(tag, data)
+        return self._write(tag, data, {**self._metadata, TARGET: target})

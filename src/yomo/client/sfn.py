@@ -31,7 +31,6 @@ import inspect
 import logging
 import queue
 import threading
-import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -42,8 +41,10 @@ from yomo.wire import SOURCE_ID, TARGET, TID, ClientType, DataFrame, check_tag, 
 
 from .context import AsyncContext, Context, CronContext, Payload, _BaseContext, build_frame
 from .core import ClientCore, ClientState, ErrorHandler, ReconnectPolicy, new_id
+from .cron import CronRunner
 from .llm import LLMFunction
-from .tracing import Tracing
+from .schedule import Schedule, parse_schedule
+from .tracing import ASYNC_HANDLER, PIPE_HANDLER, Tracing, span_attributes
 
 __all__ = ["AsyncStreamFunction", "HandlerError"]
 
@@ -137,7 +138,7 @@ class AsyncStreamFunction:
         self._pipe: Callable[..., Any] | None = None
         self._init: Callable[[], Any] | None = None
         self._initialized = False
-        self._cron: tuple[str, Callable[..., Any]] | None = None
+        self._cron: tuple[Schedule, Callable[..., Any]] | None = None
         self._cron_task: asyncio.Task[None] | None = None
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._slots: asyncio.Semaphore | None = None
@@ -224,10 +225,16 @@ class AsyncStreamFunction:
         self._pipe = fn
 
     def set_cron_handler(self, spec: str, fn: Callable[[CronContext], Any]) -> None:
-        """Run ``fn(ctx)`` on the cron schedule ``spec`` (e.g. ``"*/5 * * * *"``, ``"@every 1s"``)."""
+        """Run ``fn(ctx)`` on the cron schedule ``spec`` (Go's robfig/cron syntax).
+
+        ``spec`` is five fields (``"*/5 * * * *"``), a descriptor (``"@hourly"``,
+        ``"@every 1h30m"``), optionally after ``TZ=<zone> ``; see ``yomo.client.schedule``.
+
+        Raises:
+            ValueError: the spec is not one Go accepts, or it would never run.
+        """
         self._check_callable(fn, "cron handler")
-        _next_cron_time(spec, time.time())  # validate now
-        self._cron = (spec, fn)
+        self._cron = (parse_schedule(spec), fn)
 
     def set_error_handler(self, fn: ErrorHandler) -> None:
         """Call ``fn(error)`` on connection failures, rejections and handler errors."""
@@ -284,7 +291,18 @@ class AsyncStreamFunction:
             self._start_pipe()
         await self._core.connect()
         if self._cron is not None:
-            self._cron_task = asyncio.get_running_loop().create_task(self._run_cron())
+            runner = CronRunner(
+                self.name,
+                *self._cron,
+                tracing=self._tracing,
+                client_id=self._core.client_id,
+                new_id=new_id,
+                send=self._core.send,
+                send_blocking=self._blocking_send,
+                report=lambda exc: self._report(0, exc),
+                log=self.log,
+            )
+            self._cron_task = asyncio.get_running_loop().create_task(runner.run())
 
     async def write(self, tag: int, data: Payload | None) -> None:
         """Write outside a handler: fresh tid, this function as the source."""
@@ -417,11 +435,7 @@ class AsyncStreamFunction:
         """Go's handler span attributes (sfn.go), and a tool call's ids for LLM calls."""
         if not self._tracing.enabled:
             return {}
-        attributes: dict[str, Any] = {
-            "sfn_handler_type": "async_handler",
-            "recv_data_tag": tag,
-            "recv_data_len": len(data),
-        }
+        attributes = span_attributes(ASYNC_HANDLER, tag, data)
         if self._llm.is_call(tag):
             attributes.update(self._llm.span_attributes(data))
         return attributes
@@ -579,7 +593,12 @@ class AsyncStreamFunction:
             raise TypeError(
                 f"yomo: a pipe handler must yield (tag, data) pairs, got {item!r:.80}"
             ) from None
-        return build_frame(tag, data, {SOURCE_ID: self._core.client_id, TID: new_id()})
+        md = {SOURCE_ID: self._core.client_id, TID: new_id()}
+        if not self._tracing.enabled or data is None:
+            return build_frame(tag, data, md)
+        # Go: sfn.go, a span per frame the pipe writes, tagged with that frame's tag and length
+        with self._tracing.span(self.name, md, **span_attributes(PIPE_HANDLER, tag, data)):
+            return build_frame(tag, data, md)
 
     async def _run_async_pipe(self, fn: Callable[..., Any]) -> None:
         q: asyncio.Queue[Any] = self._pipe_in
@@ -632,58 +651,7 @@ class AsyncStreamFunction:
         with contextlib.suppress(RuntimeError):  # the loop is already closed
             loop.call_soon_threadsafe(self._pipe_ended, error)
 
-    # -- cron --------------------------------------------------------------
-
-    async def _run_cron(self) -> None:
-        assert self._cron is not None
-        spec, fn = self._cron
-        is_async = inspect.iscoroutinefunction(fn)
-        while True:
-            now = time.time()
-            await asyncio.sleep(max(0.0, _next_cron_time(spec, now) - now))
-            md = {SOURCE_ID: self._core.client_id, TID: new_id()}
-            try:
-                if is_async:
-                    await fn(CronContext(md, self._cron_write_async))
-                else:
-                    await asyncio.to_thread(fn, CronContext(md, self._cron_write_blocking))
-            except Exception as exc:
-                self._report(0, exc)
-
-    async def _cron_write_async(self, tag: int, data: Any, md: dict[str, str]) -> None:
-        frame = build_frame(tag, data, md)
-        if frame is not None:
-            await self._core.send(frame)
-
-    def _cron_write_blocking(self, tag: int, data: Any, md: dict[str, str]) -> None:
-        frame = build_frame(tag, data, md)
-        if frame is not None:
-            self._blocking_send(frame)
-
 
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
-
-
-def _next_cron_time(spec: str, now: float) -> float:
-    """The next time ``spec`` fires after ``now``; ``@every <n>s|m|h`` is accepted as in Go."""
-    if spec.startswith("@every "):
-        text = spec[len("@every ") :].strip()
-        units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-        for suffix in ("ms", "s", "m", "h"):
-            if text.endswith(suffix):
-                try:
-                    every = float(text[: -len(suffix)]) * units[suffix]
-                except ValueError:
-                    break
-                if every <= 0:
-                    break
-                return now + every
-        raise ValueError(f"yomo: bad cron spec {spec!r} (e.g. '@every 5s')")
-    from croniter import croniter
-
-    try:
-        return float(croniter(spec, now).get_next(float))
-    except (ValueError, KeyError) as exc:
-        raise ValueError(f"yomo: bad cron spec {spec!r}: {exc}") from None

@@ -62,7 +62,7 @@ class AsyncSource:
             logger=logger,
         )
         self.log = self._core.log
-        self._tracing = Tracing(tracer_provider, name)
+        self._tracing = Tracing(tracer_provider, name, scope="Source")
         self._metadata = source_metadata_encoder(self._core.client_id)
 
     @property
@@ -128,7 +128,7 @@ class AsyncSource:
         if target:
             md[TARGET] = target
         if self._tracing.enabled:
-            with self._tracing.span("source", md, tag=tag):
+            with self._tracing.span(self.name, md, tag=tag):
                 return build_frame(tag, data, md)
         return build_frame(tag, data, md)
 

@@ -2,7 +2,10 @@ module yomo-py-interop
 
 go 1.25.0
 
-require github.com/yomorun/yomo v1.22.3
+require (
+	github.com/robfig/cron/v3 v3.0.1
+	github.com/yomorun/yomo v1.22.3
+)
 
 require (
 	cloud.google.com/go/auth v0.16.3 // indirect
@@ -43,7 +46,6 @@ require (
 	github.com/pelletier/go-toml/v2 v2.2.4 // indirect
 	github.com/power-devops/perfstat v0.0.0-20240221224432-82ca36839d55 // indirect
 	github.com/quic-go/quic-go v0.57.1 // indirect
-	github.com/robfig/cron/v3 v3.0.1 // indirect
 	github.com/russross/blackfriday/v2 v2.1.0 // indirect
 	github.com/sagikazarmark/locafero v0.11.0 // indirect
 	github.com/segmentio/asm v1.1.3 // indirect

@@ -13,6 +13,9 @@
 //	         handler path does, or set to -out-target).
 //	pipe     yomo.NewStreamFunction + SetPipeHandler; Go hands the pipe only
 //	         the payload bytes, so replies carry no metadata of the input.
+//	cron     yomo.NewStreamFunction + SetCronHandler(-cron): each run writes the
+//	         function's name to -out-tag through serverless.CronContext (with
+//	         -out-target, WriteWithTarget); observed frames are not handled.
 package main
 
 import (
@@ -40,7 +43,8 @@ func main() {
 	transform := flag.String("transform", "upper", `"identity", "upper" or "prefix:<s>"`)
 	wanted := flag.String("wanted-target", "", "wanted target")
 	outTarget := flag.String("out-target", "", "reply with this target (Context.WriteWithTarget)")
-	mode := flag.String("mode", "handler", "handler | ordered | pipe")
+	mode := flag.String("mode", "handler", "handler | ordered | pipe | cron")
+	cronSpec := flag.String("cron", "@every 1s", "the cron spec of -mode cron")
 	pipe := flag.Bool("pipe", false, "same as -mode pipe")
 	verbose := flag.Bool("v", false, "print one line per handled frame")
 	flag.Parse()
@@ -94,7 +98,7 @@ func main() {
 
 	var closer func() error
 	switch *mode {
-	case "handler", "pipe":
+	case "handler", "pipe", "cron":
 		opts := []yomo.SfnOption{yomo.WithSfnLogger(peer.Logger())}
 		if *credential != "" {
 			opts = append(opts, yomo.WithSfnCredential(*credential))
@@ -113,6 +117,16 @@ func main() {
 				}
 				tid, ok := ctx.Metadata(metadata.TIDKey)
 				note(ctx.Tag(), ctx.Data(), peer.OrNil(tid, ok), err)
+			})
+		} else if *mode == "cron" {
+			_ = sfn.SetCronHandler(*cronSpec, func(ctx serverless.CronContext) {
+				var err error
+				if reply && *outTarget != "" {
+					err = ctx.WriteWithTarget(out, []byte(*name), *outTarget)
+				} else if reply {
+					err = ctx.Write(out, []byte(*name))
+				}
+				note(out, []byte(*name), nil, err)
 			})
 		} else {
 			_ = sfn.SetPipeHandler(func(in <-chan []byte, outCh chan<- *frame.DataFrame) {
