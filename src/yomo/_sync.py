@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
+from yomo._signals import stop_signals, wait_or_close
 from yomo.ai.function_call import FunctionDefinition
 from yomo.client.context import Payload, json_payload
 from yomo.client.core import ClientState, ErrorHandler, ReconnectPolicy
@@ -81,12 +82,25 @@ class LoopThread:
             raise
 
 
-def _wait_or_close_on_interrupt(loop: LoopThread, client: Any) -> None:
-    """``client.wait()``; on Ctrl-C, close the client and return instead of raising."""
+def _wait_or_close_on_interrupt(loop: LoopThread, client: Any, who: str) -> None:
+    """``client.wait()``; SIGINT or SIGTERM (Ctrl-C) closes the client and returns, like Go.
+
+    The signals are taken here, on the calling (main) thread, and passed to the loop;
+    a KeyboardInterrupt from a handler of the program's own closes the client too.
+    """
+    stop = asyncio.Event()
+    received: list[str] = []
+
+    def on_signal(name: str) -> None:
+        received.append(name)
+        loop.loop.call_soon_threadsafe(stop.set)
+
+    closed = client._core.wait
     try:
-        loop.run(client.wait())
+        with stop_signals(on_signal):
+            loop.run(wait_or_close(closed(), client.close, stop, received, client.log, who))
     except KeyboardInterrupt:
-        client.log.info("%r: interrupted (Ctrl-C), closing", client.name)
+        client.log.info("%s: interrupted (Ctrl-C), closing", who)
         loop.run(client.close())
 
 
@@ -173,8 +187,9 @@ class Source:
         self._loop.run(self._aio.close())
 
     def wait(self) -> None:
-        """Block until the source is closed; Ctrl-C closes it and returns (no traceback)."""
-        _wait_or_close_on_interrupt(self._loop, self._aio)
+        """Block until the source is closed; SIGINT (Ctrl-C) or SIGTERM closes it and returns,
+        without a traceback, as Go's ``Wait`` (see ``yomo._signals``)."""
+        _wait_or_close_on_interrupt(self._loop, self._aio, f"source {self.name!r}")
 
     def __enter__(self) -> Source:
         self.connect()
@@ -314,10 +329,11 @@ class StreamFunction:
     def wait(self) -> None:
         """Block until the function is closed.
 
-        Ctrl-C closes it (running handlers finish, bounded) and returns, so a program
-        that ends with ``wait()`` exits cleanly without a traceback.
+        SIGINT (Ctrl-C) or SIGTERM closes it (running handlers finish, bounded) and
+        returns, as Go's ``Wait``, so a program that ends with ``wait()`` exits cleanly
+        without a traceback (see ``yomo._signals``).
         """
-        _wait_or_close_on_interrupt(self._loop, self._aio)
+        _wait_or_close_on_interrupt(self._loop, self._aio, f"stream function {self.name!r}")
 
     def __enter__(self) -> StreamFunction:
         self.connect()
@@ -376,9 +392,33 @@ class Zipper:
         self._loop.run(self._aio.start())
 
     def serve(self) -> None:
-        """Serve until ``stop`` (from another thread) or Ctrl-C."""
+        """Serve until ``stop`` (from another thread), SIGINT (Ctrl-C) or SIGTERM.
+
+        A signal stops the zipper (every connection closed with a reason) and ``serve``
+        returns, as Go's zipper shuts down on them; see ``yomo._signals``.
+        """
+        stop = asyncio.Event()
+        received: list[str] = []
+
+        def on_signal(name: str) -> None:
+            received.append(name)
+            self._loop.loop.call_soon_threadsafe(stop.set)
+
+        def close() -> Any:
+            return self._aio.stop(f"zipper stopped: received {received[0]}")
+
         try:
-            self._loop.run(self._aio.serve())
+            with stop_signals(on_signal):
+                self._loop.run(
+                    wait_or_close(
+                        self._aio.serve(),
+                        close,
+                        stop,
+                        received,
+                        self._aio.log,
+                        f"zipper {self._aio.name!r}",
+                    )
+                )
         except KeyboardInterrupt:
             self.stop()
 

@@ -34,6 +34,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+from yomo._signals import wait_on_signals
 from yomo.ai.function_call import FunctionDefinition
 from yomo.errors import YomoError
 from yomo.transport import QuicSettings, TlsConfig
@@ -334,8 +335,15 @@ class AsyncStreamFunction:
             self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def wait(self) -> None:
-        """Wait until the function is closed (``close``, a rejection or a goaway)."""
-        await self._core.wait()
+        """Wait until the function is closed (``close``, a rejection or a goaway).
+
+        SIGINT or SIGTERM closes it and ``wait`` returns, as Go's ``Wait``; signals are
+        taken on the main thread where the program has no handlers of its own (see
+        ``yomo._signals``).
+        """
+        await wait_on_signals(
+            self._core.wait(), self.close, self.log, f"stream function {self.name!r}"
+        )
 
     async def __aenter__(self) -> AsyncStreamFunction:
         await self.connect()

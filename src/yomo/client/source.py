@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from yomo._signals import wait_on_signals
 from yomo.transport import QuicSettings, TlsConfig
 from yomo.wire import SOURCE_ID, TARGET, TID, ClientType
 from yomo.wire.metadata import source_metadata_encoder
@@ -137,8 +138,12 @@ class AsyncSource:
         await self._core.close()
 
     async def wait(self) -> None:
-        """Wait until the source is closed."""
-        await self._core.wait()
+        """Wait until the source is closed; SIGINT or SIGTERM closes it (Go's ``Wait``).
+
+        Signals are taken on the main thread where the program has no handlers of its
+        own (see ``yomo._signals``).
+        """
+        await wait_on_signals(self._core.wait(), self.close, self.log, f"source {self.name!r}")
 
     async def __aenter__(self) -> AsyncSource:
         await self.connect()
