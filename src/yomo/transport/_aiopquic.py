@@ -50,6 +50,7 @@ from typing import Any
 from yomo.errors import ConnectError, ConnectionClosedError, TimeoutError, TransportError
 from yomo.wire import Frame
 
+from .qlog import warn_unsupported
 from .quic import ALPN, CLOSE_CODE, FrameConnection, Listener, QuicSettings, _describe_code
 from .tls import TlsConfig
 
@@ -121,6 +122,7 @@ def _pow2(n: int) -> int:
 def _configuration(
     settings: QuicSettings, *, is_client: bool, server_name: str | None, family: int | None
 ) -> Any:
+    warn_unsupported("aiopquic backend")
     idle = settings.idle_timeout
     keep_alive = min(settings.keep_alive, idle / 3)
     config = _lib().configuration(

@@ -25,6 +25,7 @@ from typing import Any
 from yomo.errors import ConnectError, ConnectionClosedError, RemoteProtocolError, TimeoutError
 from yomo.wire import Frame, decode_frame, make_data_frame
 
+from .qlog import warn_unsupported
 from .settings import CLOSE_CODE, DEFAULT_CLIENT_SETTINGS, DEFAULT_ZIPPER_SETTINGS, QuicSettings
 from .tls import TlsConfig, generate_self_signed
 
@@ -360,6 +361,7 @@ async def dial(
         ConnectError: the zipper did not answer within ``handshake_timeout`` or TLS failed.
     """
     assert _native is not None
+    warn_unsupported("native data path (quinn)")
     tls = tls or TlsConfig.from_env()
     holder: list[NativeConnection] = []
     wakeup = _Wakeup(lambda: holder[0]._poll() if holder else None)
@@ -432,6 +434,7 @@ class NativeServer:
         from yomo.errors import TransportError
 
         assert _native is not None
+        warn_unsupported("native data path (quinn)")
         tls = tls or TlsConfig.from_env()
         if tls.cert_file and tls.key_file:
             cert_file, key_file = tls.cert_file, tls.key_file

@@ -41,6 +41,7 @@ from yomo.errors import (
 from yomo.wire import Frame, FrameDecoder
 
 from ._cids import index_connection_ids
+from .qlog import qlog_enabled, qlog_logger
 from .settings import (
     ALPN,
     BACKEND_ENV,
@@ -736,6 +737,8 @@ def _configuration(
     )
     if server_name is not None:
         config.server_name = server_name
+    if qlog_enabled():
+        config.quic_logger = qlog_logger(backend.name, is_client=is_client)
     return config
 
 
