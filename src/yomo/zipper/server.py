@@ -20,11 +20,18 @@ import itertools
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, Literal
 
-from yomo._version import SPEC_VERSION
 from yomo.ai import FUNCTION_CALL_TAG, FunctionCallError, FunctionDefinition
-from yomo.errors import ConfigError, ConnectionClosedError, ProtocolError, TimeoutError
+from yomo.errors import (
+    ConfigError,
+    ConnectionClosedError,
+    ConnectToError,
+    ProtocolError,
+    RejectedError,
+    TimeoutError,
+)
 from yomo.transport import (
     DEFAULT_ZIPPER_SETTINGS,
     FrameConnection,
@@ -39,6 +46,7 @@ from yomo.wire import (
     RESERVED_TAG_MAX,
     RESERVED_TAG_MIN,
     ClientType,
+    ConnectToFrame,
     DataFrame,
     Frame,
     GoawayFrame,
@@ -68,6 +76,21 @@ from .functions import (
     FunctionRegistry,
     encode_announcement,
 )
+from .hooks import (
+    ConnectionHandler,
+    ConnectionMiddleware,
+    ConnectionRegistry,
+    Connector,
+    FrameContext,
+    FrameHandler,
+    FrameMiddleware,
+    MetadataRouter,
+    VersionNegotiator,
+    check_version,
+    compose,
+    default_version_negotiator,
+)
+from .memory import FrameListener
 from .router import Router, TagRouter
 from .stats import (
     DEFAULT_MAX_TAG_STATS,
@@ -146,8 +169,12 @@ class _NativePeer:
         if not self.server.native.send_to(self.number, frame.encode()):
             raise ConnectionClosedError("connection closed")
 
-    def close(self, reason: str = "") -> None:
+    def close(self, reason: str = "", _tries: int = 40) -> None:
         self.server.native.close_connection(self.number, reason)
+        # The native side registers an accepted connection a moment after accept(); a close
+        # before that is lost, so repeat it until the "closed" event has come (2 s at most).
+        if _tries and self.close_reason is None:
+            asyncio.get_running_loop().call_later(0.05, self.close, reason, _tries - 1)
 
 
 _Refusal = tuple[str, "HandshakeFrame | None", str, "str | None"]
@@ -167,6 +194,7 @@ class _Peer:
         "conn",
         "connected_at",
         "dropped",
+        "ended",
         "frames_in",
         "frames_out",
         "last_drop_log",
@@ -193,6 +221,25 @@ class _Peer:
         self.frames_out = 0
         self.dropped = 0
         self.last_drop_log = 0.0
+        self.ended: asyncio.Event | None = None  # native path, with connection middleware
+
+    # what hooks see of it (yomo.zipper.hooks.ClientConnection)
+
+    @property
+    def observe_data_tags(self) -> tuple[int, ...]:
+        return self.tags
+
+    @property
+    def metadata(self) -> Mapping[str, str]:
+        return MappingProxyType(self.merge)
+
+    @property
+    def remote_address(self) -> tuple[str, int]:
+        address: tuple[str, int] = self.conn.remote_address
+        return address
+
+    def close(self, reason: str) -> None:
+        self.conn.close(reason)
 
     def describe(self) -> str:
         return (
@@ -219,7 +266,13 @@ class Zipper:
             answered for this long (1 s) is closed, so a dead process holds nobody.
         mesh: peers to forward to (see ``yomo.zipper.mesh``).
         mesh_options: keyword arguments for ``yomo.zipper.mesh.Mesh`` (queue bound, backoff).
-        router: a replacement ``Router``.
+        router: a replacement router: a ``yomo.zipper.router.Router`` (tag and target) or a
+            ``yomo.zipper.hooks.MetadataRouter`` (the whole metadata: Go's ``Route(tag, md)``).
+        connection_middleware, frame_middleware, version_negotiator, connector, listeners:
+            the extension points of ``yomo.zipper.hooks`` (Go's ``WithConnMiddleware``,
+            ``WithFrameMiddleware``, ``WithVersionNegotiateFunc``, ``WithConnector``,
+            ``WithFrameListener``). A custom router, frame middleware or a listener puts the
+            zipper on the pure-Python data path (Python sees every frame).
         bridge: a ``yomo.zipper.bridge_config.BridgeConfig``: serve the AI bridge and/or
             the MCP server; they connect to this zipper as clients.
         bridge_credential: what those clients present, e.g. ``"token:<token>"``.
@@ -248,7 +301,12 @@ class Zipper:
         dead_after: float = DEFAULT_DEAD_AFTER,
         mesh: Iterable[MeshPeer] = (),
         mesh_options: Mapping[str, Any] | None = None,
-        router: Router[_Peer] | None = None,
+        router: Router[_Peer] | MetadataRouter | None = None,
+        connection_middleware: Sequence[ConnectionMiddleware] = (),
+        frame_middleware: Sequence[FrameMiddleware] = (),
+        version_negotiator: VersionNegotiator | None = None,
+        connector: Connector | None = None,
+        listeners: Sequence[FrameListener] = (),
         logger: logging.Logger | None = None,
         stats_interval: float = 30.0,
         bridge: Any = None,
@@ -286,8 +344,22 @@ class Zipper:
         self.monitor_address: tuple[str, int] | None = monitor
         """Where the monitor listens: as asked before ``start``, the bound address after."""
         self.state: ZipperState = "new"
-        self._router: Router[_Peer] = router if router is not None else TagRouter()
-        self._peers: dict[int, _Peer] = {}
+        self._metadata_router: MetadataRouter | None = None
+        self._router: Router[_Peer] = TagRouter()
+        if isinstance(router, MetadataRouter):
+            self._metadata_router = router
+        elif router is not None:
+            self._router = router
+        self._connector: Connector = connector if connector is not None else ConnectionRegistry()
+        self._negotiate = version_negotiator or default_version_negotiator
+        self._connection_middleware = tuple(connection_middleware)
+        self._frame_middleware = tuple(frame_middleware)
+        route: FrameHandler = self._route_context
+        self._frame_handler = compose(route, self._frame_middleware)
+        self._listeners = tuple(listeners)
+        self.python_frames = router is not None or bool(frame_middleware or listeners)
+        """True when hooks need Python to see every frame (a custom router, frame
+        middleware, extra listeners): the zipper then serves on the pure-Python path."""
         self._numbers = itertools.count(1)
         self._listener: Listener | NativeServer | None = None
         self._stopped = asyncio.Event()
@@ -297,7 +369,8 @@ class Zipper:
         self._monitor: Any = None
         self._background: list[asyncio.Task[None]] = []
         self._mesh: Any = None
-        self._connections: set[FrameConnection] = set()
+        self._connections: set[Any] = set()  # what the listeners accepted (Python path)
+        self._tasks: set[asyncio.Task[None]] = set()
         self.functions = FunctionRegistry()
         """The LLM functions (tools) registered by handshake; the AI bridge reads it."""
         self.bridge_config: Any = bridge
@@ -364,7 +437,14 @@ class Zipper:
                 await monitor.start(*self.monitor_address)
                 self._monitor = monitor
                 self.monitor_address = monitor.address
-            if wants_native(self.quic):
+            native = wants_native(self.quic)
+            if native and self.python_frames:
+                self.log.info(
+                    "zipper %r: a custom router, frame middleware or a listener sees every "
+                    "frame, so it serves on the pure-Python data path",
+                    self.name,
+                )
+            if native and not self.python_frames:
                 self._native = await NativeServer.start(
                     self.host,
                     self.port,
@@ -395,6 +475,8 @@ class Zipper:
             self._listener.backend,
         )
         loop = asyncio.get_running_loop()
+        for listener in self._listeners:
+            self._background.append(loop.create_task(self._accept(listener)))
         if self.mesh_peers:
             from .mesh import Mesh  # type: ignore[import-not-found,unused-ignore]
 
@@ -435,6 +517,11 @@ class Zipper:
                 conn.close(reason)
             await asyncio.sleep(0.05)  # let the CONNECTION_CLOSE frames go out
             await self._listener.aclose()
+        for listener in self._listeners:
+            with contextlib.suppress(Exception):
+                await listener.aclose()
+        for task in list(self._tasks):  # connection middleware waiting on ended connections
+            task.cancel()
         for task in self._background:
             task.cancel()
         await self._stop_monitor()
@@ -508,13 +595,13 @@ class Zipper:
                 recv_backlog=p.conn.recv_backlog,
                 connected_at=p.connected_at,
             )
-            for p in self._peers.values()
+            for p in self._all_peers()
         ]
 
     def _native_connections(self, server: NativeServer) -> list[ConnectionInfo]:
         counters = server.native.connections()
         out = []
-        for p in self._peers.values():
+        for p in self._all_peers():
             row = counters.get(p.number)
             if row is None:  # closed; its "closed" event is on its way
                 continue
@@ -541,7 +628,7 @@ class Zipper:
     def goaway(self, who: str | int, message: str = "goaway") -> int:
         """Send a GoawayFrame to connections matching a number, client id or name; returns count."""
         count = 0
-        for peer in list(self._peers.values()):
+        for peer in self._all_peers():
             if who in (peer.number, peer.client_id, peer.name):
                 with contextlib.suppress(ConnectionClosedError):
                     peer.conn.send_nowait(GoawayFrame(message=message))
@@ -573,7 +660,7 @@ class Zipper:
         built from this, so it stays the one place that reads the data path's counters.
         """
         by_type: dict[str, int] = {}
-        for peer in self._peers.values():
+        for peer in self._all_peers():
             key = _type_name(peer.client_type)
             by_type[key] = by_type.get(key, 0) + 1
         result: dict[str, Any] = {
@@ -649,7 +736,29 @@ class Zipper:
 
     # -- one connection ----------------------------------------------------
 
-    async def _on_connection(self, conn: FrameConnection) -> None:
+    def _peer(self, number: int) -> _Peer | None:
+        peer = self._connector.get(number)
+        return peer if isinstance(peer, _Peer) else None
+
+    def _all_peers(self) -> list[_Peer]:
+        return [p for p in self._connector.find(_everyone) if isinstance(p, _Peer)]
+
+    async def _accept(self, listener: FrameListener) -> None:
+        """Serve what an extra listener accepts, like QUIC connections (Go: Serve's loop)."""
+        while True:
+            try:
+                conn = await listener.accept()
+            except ConnectionClosedError:
+                return
+            except Exception:  # one bad accept must not end the listener (Go logs and goes on)
+                self.log.exception("listener %r: accept failed", listener)
+                await asyncio.sleep(0.1)
+                continue
+            task = asyncio.get_running_loop().create_task(self._on_connection(conn))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _on_connection(self, conn: Any) -> None:
         if self._stopped.is_set():  # clients redial at once: none may slip in while stopping
             conn.close("zipper is shutting down")
             return
@@ -671,11 +780,29 @@ class Zipper:
             if peer is None:
                 return
             try:
-                await self._read_loop(peer)
+                await self._serve(peer, lambda _: self._read_loop(peer))
             finally:
                 self._unregister(peer)
         finally:
             self._connections.discard(conn)
+
+    async def _serve(self, peer: _Peer, innermost: ConnectionHandler) -> None:
+        """The connection middleware around ``innermost`` (Go: connHandler). A middleware
+        that ends without serving the connection, or raises, ends the connection."""
+        if not self._connection_middleware:
+            await innermost(peer)
+            return
+        if peer.ended is None:  # the client has its HandshakeAck before a middleware may close
+            with contextlib.suppress(ConnectionClosedError, TimeoutError):
+                await peer.conn.drain_all(0.5)
+        try:
+            await compose(innermost, self._connection_middleware)(peer)
+        except Exception as exc:
+            self.log.error("connection middleware failed on %s: %r", peer.describe(), exc)
+            peer.close(f"yomo: the zipper's connection middleware failed: {type(exc).__name__}")
+            return
+        if not (peer.ended.is_set() if peer.ended is not None else peer.conn.closed):
+            peer.close("the zipper's connection middleware ended the connection")
 
     def _log_rejection(
         self,
@@ -696,7 +823,10 @@ class Zipper:
             else "client"
         )
         text = _clip(logged if logged is not None else message, 2 * LOG_TEXT_LIMIT)
-        self.log.warning("rejected %s from %s: %s", who, address, text)
+        if reason == "redirect":
+            self.log.info("redirected %s from %s to %s", who, address, text)
+        else:
+            self.log.warning("rejected %s from %s: %s", who, address, text)
 
     async def _reject(
         self,
@@ -709,7 +839,7 @@ class Zipper:
         """Send ``message`` in a RejectedFrame, then close."""
         self._log_rejection(message, hf, conn.remote_address, reason, logged)
         with contextlib.suppress(Exception):
-            conn.send_nowait(RejectedFrame(message=message))
+            conn.send_nowait(_refusal(message, reason))
             await _flush(conn)
         conn.close(message)
 
@@ -727,12 +857,12 @@ class Zipper:
             message = f"yomo: handshake read unexpected frame, read: {type(first).__name__}"
             return message, None, "unexpected_frame", None
         hf = first
-        if hf.version != SPEC_VERSION:
-            message = f"version negotiation failed: client={hf.version}, server={SPEC_VERSION}"
-            logged = (
-                f"version negotiation failed: client={_clip(hf.version)}, server={SPEC_VERSION}"
-            )
-            return message, hf, "version", logged
+        try:  # Go: versionNegotiateFunc, which may answer ConnectTo
+            check_version(self._negotiate, hf.version)
+        except ConnectToError as exc:
+            return exc.endpoint, hf, "redirect", None
+        except RejectedError as exc:  # clipped in the log: the version is the client's
+            return exc.reason, hf, "version", None
         merge = self._authenticate(conn.remote_address, hf)
         if isinstance(merge, tuple):
             return merge
@@ -754,10 +884,14 @@ class Zipper:
         if hf.wanted_target:
             merge[md_keys.WANTED_TARGET] = hf.wanted_target
         peer = _Peer(next(self._numbers), hf, merge, conn)
+        refusal = self._store(peer, hf)
+        if refusal is not None:
+            return refusal
         if definition is not None:
             try:
                 self.functions.register(peer.number, definition)
             except DuplicateFunctionError as exc:
+                self._connector.remove(peer.number)
                 return exc.message, hf, "duplicate_function", None
             self.log.info("registered LLM function %r (%s)", definition.name, peer.describe())
         return peer
@@ -799,6 +933,19 @@ class Zipper:
             brake.failed(host, now)
             return str(exc), hf, "auth", exc.logged
 
+    def _store(self, peer: _Peer, hf: HandshakeFrame) -> _Refusal | None:
+        """Go: core/server.go createConnection (connector.Store); it may refuse or redirect."""
+        try:
+            self._connector.store(peer)
+        except ConnectToError as exc:
+            return exc.endpoint, hf, "redirect", None
+        except RejectedError as exc:
+            return exc.reason, hf, "connector", None
+        except Exception as exc:
+            self.log.exception("connector: cannot store %s", peer.describe())
+            return f"the zipper cannot register the connection: {exc!r}", hf, "connector", None
+        return None
+
     def _log_connected(self, peer: _Peer, address: tuple[str, int]) -> None:
         tags = _tags_for_log(peer.tags)
         self.log.info(
@@ -836,9 +983,11 @@ class Zipper:
             await self._reject(conn, *admitted)
             return None
         peer = admitted
-        self._peers[peer.number] = peer
         if peer.client_type == ClientType.STREAM_FUNCTION:
-            self._router.add(peer.number, peer.tags, peer.wanted_target, peer)
+            if self._metadata_router is not None:
+                self._metadata_router.add(peer)
+            else:
+                self._router.add(peer.number, peer.tags, peer.wanted_target, peer)
         try:
             conn.send_nowait(HandshakeAckFrame())
         except ConnectionClosedError:
@@ -862,7 +1011,7 @@ class Zipper:
                 self._native_handshake(event[1], event[2], event[3])
             elif kind == "closed":
                 _, number, reason, protocol_error = event
-                peer = self._peers.get(number)
+                peer = self._peer(number)
                 if peer is not None:
                     peer.conn.close_reason = reason
                     if protocol_error:
@@ -874,7 +1023,7 @@ class Zipper:
                 self.log.log(level, "closed %s: %s", tuple(address), reason)
             elif kind == "slow":
                 _, number, dropped, backlog = event
-                peer = self._peers.get(number)
+                peer = self._peer(number)
                 self.log.warning(
                     "slow consumer %s: dropping frames (%d dropped so far, backlog %d bytes)",
                     peer.describe() if peer is not None else f"#{number}",
@@ -898,11 +1047,10 @@ class Zipper:
         if isinstance(admitted, tuple):
             message, hf, reason, logged = admitted
             self._log_rejection(message, hf, address, reason, logged)
-            server.reject(handshake_id, RejectedFrame(message=message).encode(), message)
+            server.reject(handshake_id, _refusal(message, reason).encode(), message)
             return
         peer = admitted
         handle.number = peer.number
-        self._peers[peer.number] = peer
         accepted = server.accept(
             handshake_id,
             peer.number,
@@ -917,11 +1065,26 @@ class Zipper:
             return
         self._stats.handshakes += 1
         self._log_connected(peer, address)
+        if self._connection_middleware:  # the native path serves it; Python waits for its end
+            ended = peer.ended = asyncio.Event()
+
+            async def until_ended(_: Any) -> None:
+                await ended.wait()
+
+            task = asyncio.get_running_loop().create_task(self._serve(peer, until_ended))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     def _unregister(self, peer: _Peer) -> None:
-        if self._peers.pop(peer.number, None) is None:
+        if self._connector.get(peer.number) is None:
             return
-        self._router.remove(peer.number)
+        self._connector.remove(peer.number)
+        if peer.ended is not None:
+            peer.ended.set()
+        if self._metadata_router is not None:
+            self._metadata_router.remove(peer.number)
+        else:
+            self._router.remove(peer.number)
         if self.functions.unregister(peer.number) is not None:
             self.log.info("unregistered LLM function of %s", peer.describe())
         reason = peer.conn.close_reason or "closed"
@@ -1000,14 +1163,17 @@ class Zipper:
                     return
 
     def _route(self, peer: _Peer, frame: DataFrame) -> list[_Peer] | None:
-        """Route one frame; returns the destinations the producer must wait for."""
+        """Route one frame; returns the destinations the producer must wait for.
+
+        The one place frames are routed on the pure-Python path: with frame middleware or
+        a metadata router the frame goes through them (``_route_context``) first.
+        """
         tag = frame.tag
         payload = frame.payload
-        size = len(payload)
         peer.frames_in += 1
         counters = self._stats.tag(tag)
         counters.frames_in += 1
-        counters.bytes_in += size
+        counters.bytes_in += len(payload)
         raw_md = frame.metadata
         md = decode_metadata(raw_md)
         if peer.merge:
@@ -1017,7 +1183,41 @@ class Zipper:
                 else:
                     md.pop(key, None)
             raw_md = encode_metadata(md)
+        if self._frame_middleware or self._metadata_router is not None:
+            ctx = FrameContext(peer, tag, md, bytes(payload))
+            self._frame_handler(ctx)
+            waits: list[_Peer] | None = ctx._waits
+            return waits
         dests = self._router.route(tag, md.get(md_keys.TARGET))
+        return self._deliver(peer, tag, raw_md, payload, dests, counters)
+
+    def _route_context(self, ctx: FrameContext) -> None:
+        """The innermost frame handler: route what the middleware left (Go: handleFrame)."""
+        peer = ctx.connection
+        assert isinstance(peer, _Peer)
+        tag, md = ctx.tag, ctx.metadata
+        if self._metadata_router is not None:
+            dests = []
+            for c in self._metadata_router.route_frame(tag, md):
+                dest = self._peer(c.number)
+                if dest is not None:
+                    dests.append(dest)
+        else:
+            dests = self._router.route(tag, md.get(md_keys.TARGET))
+        raw_md = encode_metadata(md)
+        ctx._waits = self._deliver(peer, tag, raw_md, ctx.payload, dests, self._stats.tag(tag))
+
+    def _deliver(
+        self,
+        peer: _Peer,
+        tag: int,
+        raw_md: bytes,
+        payload: bytes | memoryview,
+        dests: list[_Peer],
+        counters: TagCounters,
+    ) -> list[_Peer] | None:
+        """Send one frame to ``dests`` and the forwarders; returns who the producer waits for."""
+        size = len(payload)
         from_mesh = peer.client_type == ClientType.UPSTREAM_ZIPPER
         if not dests and (from_mesh or not self._forwarders):
             counters.unobserved += 1
@@ -1073,7 +1273,18 @@ class Zipper:
             )
 
 
-async def _flush(conn: FrameConnection, limit: float = 0.5) -> None:
+def _everyone(_: object) -> bool:
+    return True
+
+
+def _refusal(message: str, reason: str) -> Frame:
+    """What a refused handshake is answered with: ConnectTo for a redirect, else Rejected."""
+    if reason == "redirect":
+        return ConnectToFrame(endpoint=message)
+    return RejectedFrame(message=message)
+
+
+async def _flush(conn: Any, limit: float = 0.5) -> None:
     """Wait (bounded) until what was queued on ``conn`` has left, so a close doesn't eat it."""
     deadline = asyncio.get_running_loop().time() + limit
     while conn.send_backlog > 0 and asyncio.get_running_loop().time() < deadline:

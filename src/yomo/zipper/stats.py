@@ -41,6 +41,8 @@ REJECTION_REASONS = (
     "client_type",
     "function_definition",
     "duplicate_function",
+    "redirect",  # a version negotiator or connector sent the client elsewhere (ConnectTo)
+    "connector",  # the connector refused to store the connection
 )
 
 
