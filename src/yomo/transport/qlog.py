@@ -58,7 +58,7 @@ class _FileLogger:
         self._trace_class = _streaming(trace_class)
         self._version = version
         self._role = "client" if is_client else "server"
-        self._directory = directory
+        self._directory = os.path.abspath(directory)  # where the process was when dialling
 
     def start_trace(self, is_client: bool, odcid: bytes) -> Any:
         path = os.path.join(self._directory, f"log_{odcid.hex()}_{self._role}.qlog")
