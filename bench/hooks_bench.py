@@ -10,6 +10,8 @@ full speed for 4 s, ``ybench sink``, 1 KiB), frames/s at the sink, median of
     .venv-test/bin/python bench/hooks_bench.py [--repeat 3] [--size 1024] [--seconds 4]
 
 Needs Go on PATH (the interop harness builds ybench into .cache/go/bench-bin).
+``--memory`` measures the Python routing alone instead: a source and a function on a
+``MemoryListener`` (no QUIC, one process), frames/s with and without each per-frame hook.
 """
 
 from __future__ import annotations
@@ -38,6 +40,11 @@ MODES = {
     "python": "pure-Python data path (qh3), no hooks",
     "python+frame-mw": "pure-Python path, one frame middleware that passes frames on",
     "python+metadata-router": "pure-Python path, a MetadataRouter routing by tag",
+}
+MEMORY_MODES = {
+    "python": "no hooks",
+    "python+frame-mw": "one frame middleware that passes frames on",
+    "python+metadata-router": "a MetadataRouter routing by tag",
 }
 TAG = 0x10
 
@@ -176,6 +183,43 @@ def one_run(ybench: Path, mode: str, size: int, seconds: float) -> tuple[float, 
             _stop(proc)
 
 
+async def memory_run(mode: str, size: int, frames: int) -> float:
+    """Frames/s from a memory source through the zipper's Python routing to a memory function."""
+    import yomo
+    import yomo.aio
+    from yomo.wire import ClientType, DataFrame, HandshakeFrame, encode_metadata
+    from yomo.zipper.memory import MemoryListener
+
+    listener = MemoryListener()
+    options = _zipper_options(mode) if mode != "python" else {}
+    zipper = yomo.aio.Zipper("bench", "127.0.0.1", 0, stats_interval=0, listeners=[listener],
+                             **options)  # fmt: skip
+    await zipper.start()
+    try:
+        fn = await listener.dial()
+        await fn.handshake(HandshakeFrame(name="fn", id="fn", version=yomo.SPEC_VERSION,
+                                          client_type=ClientType.STREAM_FUNCTION,
+                                          observe_data_tags=(TAG,)))  # fmt: skip
+        src = await listener.dial()
+        await src.handshake(HandshakeFrame(name="src", id="src", version=yomo.SPEC_VERSION,
+                                           client_type=ClientType.SOURCE))  # fmt: skip
+        md = encode_metadata({"yomo-tid": "t", "yomo-source-id": "src"})
+        frame = DataFrame(tag=TAG, metadata=md, payload=b"x" * size).encode()
+
+        async def read_all() -> None:
+            for _ in range(frames):
+                await fn.read_frame()
+
+        reading = asyncio.ensure_future(read_all())
+        start = time.perf_counter()
+        for _ in range(frames):
+            await src.write_frame(frame)
+        await reading
+        return frames / (time.perf_counter() - start)
+    finally:
+        await zipper.stop()
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == ["zipper"]:
@@ -185,10 +229,33 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--memory", action="store_true", help="the Python routing alone")
+    parser.add_argument("--frames", type=int, default=50_000, help="frames per --memory run")
     opts = parser.parse_args(args)
 
     def log(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
+
+    if opts.memory:
+        modes = ["python", "python+frame-mw", "python+metadata-router"]
+        results: dict[str, list[float]] = {m: [] for m in modes}
+        for _ in range(opts.repeat):
+            for mode in modes:
+                results[mode].append(asyncio.run(memory_run(mode, opts.size, opts.frames)))
+                log(f"{mode:24s} {results[mode][-1]:10.0f} frames/s")
+        base = statistics.median(results["python"])
+        print(f"\n{opts.size} B frames, memory source -> our zipper's Python routing -> memory "
+              f"function, {opts.frames} frames, median of {opts.repeat}; "
+              f"load average {os.getloadavg()[0]:.1f}\n")  # fmt: skip
+        print("| zipper (pure-Python routing) | frames/s (median, min-max) | vs no hooks | "
+              "µs per frame added |")  # fmt: skip
+        print("|---|---|---|---|")
+        for mode in modes:
+            med = statistics.median(results[mode])
+            added = (1 / med - 1 / base) * 1e6
+            print(f"| {MEMORY_MODES[mode]} | {med:,.0f} ({min(results[mode]):,.0f}-"
+                  f"{max(results[mode]):,.0f}) | {med / base:.2f}x | {added:+.1f} |")  # fmt: skip
+        return
 
     ybench = _ybench(log)
     runs: dict[str, list[float]] = {m: [] for m in MODES}
