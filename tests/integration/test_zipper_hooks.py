@@ -29,7 +29,7 @@ from yomo.zipper.hooks import (
     FrameHandler,
 )
 
-from .clients_helpers import Collector, wait_until_async
+from .clients_helpers import Collector, wait_until, wait_until_async
 
 IN = 0x33
 OUT = 0x34
@@ -429,3 +429,30 @@ async def test_connector_is_the_registry_and_may_refuse(aio_zipper, aio_clients,
     assert z.stats()["connections"] == {"StreamFunction": 1}
     assert z.stats()["rejections_by_reason"]["connector"] == 1
     assert z.goaway("sink") == 1
+
+
+def test_the_sync_zipper_takes_the_same_hooks(sync_zipper, sync_clients):
+    """yomo.Zipper passes the hooks on; they run on its event loop thread."""
+    started: list[str] = []
+
+    def log_start(next: ConnectionHandler) -> ConnectionHandler:
+        async def handle(conn: ClientConnection) -> None:
+            started.append(conn.name)
+            await next(conn)
+
+        return handle
+
+    def shout(next: FrameHandler) -> FrameHandler:
+        def handle(ctx: FrameContext) -> None:
+            ctx.payload = ctx.payload.upper()
+            next(ctx)
+
+        return handle
+
+    z = sync_zipper(connection_middleware=[log_start], frame_middleware=[shout])
+    sink = sync_clients.sink(z.addr, "sink", [IN])
+    with sync_clients.source(z.addr, "src") as src:
+        src.write(IN, b"quiet")
+    sink.wait(1)
+    assert sink.data() == [b"QUIET"]
+    wait_until(lambda: {"sink", "src"} <= set(started), "both connections served")
