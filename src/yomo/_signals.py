@@ -89,10 +89,12 @@ async def wait_or_close(
     try:
         await asyncio.wait({ending, stopping}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        stopping.cancel()
-        if not ending.done():
-            ending.cancel()
-    if ending.done() and not ending.cancelled():
+        left = [task for task in (ending, stopping) if not task.done()]
+        for task in left:
+            task.cancel()
+        if left:  # let them end here: a pending task left behind is an error at exit
+            await asyncio.wait(left)
+    if not ending.cancelled():
         ending.result()
         return
     log.info("%s: received %s, closing", who, received[0] if received else "a signal")
