@@ -354,6 +354,8 @@ async def test_stop_with_a_dead_peer_leaves_no_unretrieved_error(mesh_zipper, ca
 
     from .cli_process import YomoProcess, write_config
 
+    gc.collect()  # earlier tests' leftovers are reported now, not counted against this one
+    caplog.clear()
     ports = ports_for(("zipper-a", "zipper-b"))
     config = write_config(tmp_path / "b.yaml", ports["zipper-b"], name="zipper-b")
     b = YomoProcess(["serve", "-c", str(config)], tmp_path)
