@@ -467,8 +467,10 @@ class ClientCore:
                 if reader is None or reader.done():
                     reader = loop.create_task(self._read_loop(conn))
                 suspect = loop.create_task(self._suspect.wait())
-                await asyncio.wait({reader, suspect}, return_when=asyncio.FIRST_COMPLETED)
-                suspect.cancel()
+                try:
+                    await asyncio.wait({reader, suspect}, return_when=asyncio.FIRST_COMPLETED)
+                finally:  # also when close() cancels us: no pending task is left behind
+                    suspect.cancel()
                 silent = not reader.done()  # the zipper went silent; its connection is open
                 if self.state is ClientState.CLOSED:
                     return
