@@ -1,30 +1,43 @@
 """AI bridge overhead: a tool-call round trip through our bridge vs Go's, same run.
 
 Each chat request takes two LLM turns and one tool call: the scripted
-OpenAI-compatible server (tests/support/scripted_llm.py, in a process of its own)
-asks for ``get-weather``, the bridge calls the function through its
-zipper, and the LLM's second turn quotes the result. The function is Go's own
-``yomo init -t llm -r go`` template run by Go's ``yomo run`` (tests/interop/go_llm.py),
-the same binary for both zippers. Zippers: ours (``python -m yomo serve -c``) and
-Go's v1.22.3 (``yomo serve -c``), each in its own process, alternating per repeat.
-The load: ``--concurrency`` (100) clients posting ``/v1/chat/completions`` back to
-back for ``--seconds`` (10); the baseline is the same clients doing the two LLM
-calls straight to the scripted server, so the difference is what a bridge adds.
+OpenAI-compatible server asks for ``get-weather``, the bridge calls the function
+through its zipper, and the LLM's second turn quotes the result. The function is
+Go's own ``yomo init -t llm -r go`` template run by Go's ``yomo run``
+(tests/interop/go_llm.py), the same binary for both zippers. Zippers: ours
+(``python -m yomo serve -c``) and Go's v1.22.3 (``yomo serve -c``), each in its own
+process.
+
+The harness is built not to be the bottleneck: the scripted LLM is
+bench/bench_llm.py (the script and bodies of tests/support/scripted_llm.py, built
+once per distinct reply and served by uvicorn, in a process of its own) and the
+load comes from ``chatload`` (bench/go/cmd/chatload, Go's net/http client):
+``--concurrency`` (100) clients posting ``/v1/chat/completions`` back to back for
+``--seconds`` (10). *Direct* is the same clients making the bridge's two LLM calls
+straight to the scripted LLM: the harness's own ceiling. The three rows are
+interleaved within every repeat (the order rotates). Around every run the bench
+reads the scripted LLM's counters (LLM calls per request: 2 on both bridges) and
+the CPU time of every process (bridge, function, LLM, client).
 
     .venv-test/bin/python bench/bridge_bench.py            # writes bench/out/bridge.json
     .venv-test/bin/python bench/bridge_bench.py --publish  # ... and its section of RESULTS.md
+    .venv-test/bin/python bench/bridge_bench.py --profile  # + py-spy on our zipper
 
-Not part of the test suite; needs Go on PATH (the interop harness builds Go's yomo).
+Not part of the test suite; needs Go on PATH (the interop harness builds Go's yomo)
+and the ``bench`` extra (psutil, py-spy).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
+import hashlib
 import json
 import os
 import platform
+import shutil
 import signal
 import socket
 import statistics
@@ -32,10 +45,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "interop"))
@@ -44,20 +59,30 @@ sys.path.insert(0, str(ROOT / "tests"))
 import goharness as gh  # noqa: E402
 from go_llm import GoLLMFunctions, prepare_go_llm_app  # noqa: E402
 
-from support.scripted_llm import ScriptedLLM, call_tools_then_answer  # noqa: E402
-
 OUT = ROOT / "bench" / "out"
 RESULTS_MD = ROOT / "bench" / "RESULTS.md"
+GO_BENCH_DIR = ROOT / "bench" / "go"
 BEGIN = "<!-- bench/bridge_bench.py: section begin -->"
 END = "<!-- bench/bridge_bench.py: section end -->"
 ARGS = {"city": "New York", "latitude": 40.7128, "longitude": -74.006}
 RESULT = "The current weather in New York (40.712800,-74.006000) is sunny"
+PATHS = ("direct", "ours", "go")
+LABELS = {"direct": "direct to the LLM (ceiling)", "ours": "our bridge", "go": "Go's bridge"}
 
 
 def free_port(kind: int) -> int:
     with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def uptime() -> str:
+    try:
+        return subprocess.run(
+            ["uptime"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+    except OSError:
+        return "load average: {:.2f}, {:.2f}, {:.2f}".format(*os.getloadavg())
 
 
 def config(path: Path, llm_url: str) -> tuple[Path, str, int]:
@@ -95,6 +120,37 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(10)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of ``pid`` and its children (``yomo run`` starts the function)."""
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for p in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            t = p.cpu_times()
+            total += t.user + t.system
+    return total
+
+
+def build_chatload(toolchain: gh.GoToolchain) -> Path:
+    """bench/go/cmd/chatload, built into the Go cache when its sources changed."""
+    out = gh.CACHE_DIR / "bench-bin" / "chatload"
+    sources = sorted([*(GO_BENCH_DIR / "cmd" / "chatload").glob("*.go"), GO_BENCH_DIR / "go.mod"])
+    h = hashlib.sha256(toolchain.version.encode())
+    for p in sources:
+        h.update(p.read_bytes())
+    stamp, stamp_file = h.hexdigest(), out.with_suffix(".stamp")
+    if not (out.exists() and stamp_file.exists() and stamp_file.read_text() == stamp):
+        res = toolchain.run(["build", "-o", str(out), "./cmd/chatload"], GO_BENCH_DIR)
+        if res.returncode != 0:
+            raise gh.GoBuildError(f"go build ./cmd/chatload failed:\n{res.stdout}")
+        stamp_file.write_text(stamp)
+    return out
+
+
 async def wait_ready(api: str, names: list[str], timeout: float = 240.0) -> None:
     """Until /overview answers and lists exactly ``names`` (the functions registered)."""
     deadline = time.monotonic() + timeout
@@ -108,100 +164,9 @@ async def wait_ready(api: str, names: list[str], timeout: float = 240.0) -> None
     raise TimeoutError(f"{api}: /overview did not list {names} within {timeout:g} s")
 
 
-async def load(
-    url: str, concurrency: int, seconds: float, *, direct: bool = False
-) -> dict[str, Any]:
-    """``concurrency`` clients, back to back, for ``seconds``: latencies and errors."""
-    latencies: list[float] = []
-    errors: list[str] = []
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    ask = [{"role": "user", "content": "weather in New York?"}]
-    async with httpx.AsyncClient(timeout=120, limits=limits) as http:
-        stop_at = time.monotonic() + seconds
-
-        async def one_bridge() -> None:
-            r = await http.post(url, json={"model": "m", "messages": ask})
-            content = r.json()["choices"][0]["message"]["content"]
-            if RESULT not in content:
-                raise ValueError(f"unexpected answer {content!r}")
-
-        async def one_direct() -> None:  # the two LLM turns, without a bridge
-            first = await http.post(url, json={"model": "m", "messages": ask, "tools": TOOLS})
-            call = first.json()["choices"][0]["message"]["tool_calls"][0]
-            messages = [
-                *ask,
-                {"role": "assistant", "tool_calls": [call]},
-                {"role": "tool", "tool_call_id": call["id"], "content": RESULT},
-            ]
-            r = await http.post(url, json={"model": "m", "messages": messages})
-            if RESULT not in r.json()["choices"][0]["message"]["content"]:
-                raise ValueError("unexpected answer")
-
-        one = one_direct if direct else one_bridge
-
-        async def client() -> None:
-            while time.monotonic() < stop_at:
-                start = time.perf_counter()
-                try:
-                    await one()
-                except Exception as exc:
-                    errors.append(f"{type(exc).__name__}: {exc}"[:200])
-                    await asyncio.sleep(0.05)
-                    continue
-                latencies.append(time.perf_counter() - start)
-
-        began = time.monotonic()
-        await asyncio.gather(*(client() for _ in range(concurrency)))
-        elapsed = time.monotonic() - began
-    latencies.sort()
-
-    def pct(p: float) -> float:
-        return (
-            latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000 if latencies else 0.0
-        )
-
-    return {
-        "requests": len(latencies),
-        "errors": len(errors),
-        "first_errors": errors[:3],
-        "calls_per_s": len(latencies) / elapsed,
-        "p50_ms": pct(0.50),
-        "p99_ms": pct(0.99),
-        "mean_ms": statistics.fmean(latencies) * 1000 if latencies else 0.0,
-    }
-
-
-TOOLS = [
-    {
-        "type": "function",
-        "function": {"name": "get-weather", "parameters": {"type": "object", "properties": {}}},
-    }
-]
-
-
-async def run(args: argparse.Namespace) -> dict[str, Any]:
-    toolchain = gh.find_go_toolchain()
-    if toolchain is None:
-        raise SystemExit("bridge_bench: needs Go on PATH (to build Go's yomo and its LLM function)")
-    bins = gh.build_go_bins(toolchain)
-    app = prepare_go_llm_app(bins)
-    rows: dict[str, list[dict[str, Any]]] = {"baseline": [], "ours": [], "go": []}
-    load_start = os.getloadavg()[0]
-    llm_port = free_port(socket.SOCK_STREAM)
-    llm_proc = subprocess.Popen(
-        [sys.executable, __file__, "--serve-llm", str(llm_port)], start_new_session=True
-    )
-    llm_url = f"http://127.0.0.1:{llm_port}/v1"
-    try:
-        await wait_llm(llm_url)
-        return await measure(args, bins, app, llm_url, rows, load_start)
-    finally:
-        stop(llm_proc)
-
-
 async def wait_llm(url: str) -> None:
     async with httpx.AsyncClient(timeout=2) as http:
-        for _ in range(100):
+        for _ in range(200):
             with contextlib.suppress(httpx.HTTPError):
                 if (await http.get(url + "/models")).status_code == 200:
                     return
@@ -209,58 +174,216 @@ async def wait_llm(url: str) -> None:
     raise TimeoutError("the scripted LLM did not start")
 
 
-async def measure(
-    args: argparse.Namespace,
-    bins: gh.GoBins,
-    app: Path,
-    llm_url: str,
-    rows: dict[str, list[dict[str, Any]]],
-    load_start: float,
+async def llm_counts(llm_root: str) -> dict[str, int]:
+    async with httpx.AsyncClient(timeout=5) as http:
+        counts: dict[str, int] = (await http.get(llm_root + "/_bench/counts")).json()
+        return counts
+
+
+async def chatload(
+    binary: Path, url: str, concurrency: int, seconds: float, *, direct: bool = False
 ) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp:
-        for repeat in range(args.repeats):
-            rows["baseline"].append(
-                await load(
-                    llm_url + "/chat/completions", args.concurrency, args.seconds, direct=True
-                )
-            )
-            order = ("ours", "go") if repeat % 2 == 0 else ("go", "ours")
-            for which in order:
-                cfg, zipper_addr, api_port = config(Path(tmp) / f"{which}-{repeat}.yaml", llm_url)
-                zipper = start_zipper(which, cfg, bins)
-                functions = GoLLMFunctions(bins, app)
-                try:
-                    api = f"http://127.0.0.1:{api_port}"
-                    await wait_ready(api, [])  # the zipper (and its bridge) listen
-                    proc = functions.start("get-weather", zipper_addr)
-                    try:
-                        await wait_ready(api, ["get-weather"])
-                    except TimeoutError:
-                        print(proc.tail(), file=sys.stderr)
-                        raise
-                    await load(api + "/v1/chat/completions", 10, 1.0)  # warm-up
-                    result = await load(
-                        api + "/v1/chat/completions", args.concurrency, args.seconds
-                    )
+    argv = [str(binary), "-url", url, "-c", str(concurrency), "-duration", f"{seconds}s"]
+    argv += ["-expect", RESULT] + (["-direct", "-tool", "get-weather"] if direct else [])
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), seconds + 180)
+    if proc.returncode != 0:
+        raise RuntimeError(f"chatload failed ({proc.returncode}): {err.decode()[-2000:]}")
+    result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    return result
+
+
+class Bench:
+    """The processes of one bench run and the measurements taken around every load."""
+
+    def __init__(self, args: argparse.Namespace, tmp: Path) -> None:
+        self.args = args
+        self.tmp = tmp
+        toolchain = gh.find_go_toolchain()
+        if toolchain is None:
+            raise SystemExit("bridge_bench: needs Go on PATH (Go's yomo, its LLM function)")
+        self.bins = gh.build_go_bins(toolchain)
+        self.app = prepare_go_llm_app(self.bins)
+        self.chatload = build_chatload(toolchain)
+        self.llm_port = free_port(socket.SOCK_STREAM)
+        self.llm_root = f"http://127.0.0.1:{self.llm_port}"
+        self.llm_url = self.llm_root + "/v1"
+        self.llm_proc: subprocess.Popen[bytes] | None = None
+
+    @contextlib.contextmanager
+    def llm(self) -> Iterator[None]:
+        self.llm_proc = subprocess.Popen(
+            [sys.executable, __file__, "--serve-llm", str(self.llm_port)],
+            start_new_session=True,
+        )
+        try:
+            yield
+        finally:
+            stop(self.llm_proc)
+
+    async def measured(
+        self, url: str, pids: dict[str, int], *, direct: bool = False
+    ) -> dict[str, Any]:
+        """One load of ``--concurrency`` clients, with LLM counts and CPU around it."""
+        assert self.llm_proc is not None
+        pids = {**pids, "llm": self.llm_proc.pid}
+        counts0 = await llm_counts(self.llm_root)
+        cpu0 = {k: cpu_seconds(p) for k, p in pids.items()}
+        load = os.getloadavg()[0]
+        result = await chatload(
+            self.chatload, url, self.args.concurrency, self.args.seconds, direct=direct
+        )
+        cpu1 = {k: cpu_seconds(p) for k, p in pids.items()}
+        counts1 = await llm_counts(self.llm_root)
+        cpu = {k: cpu1[k] - cpu0[k] for k in pids}
+        cpu["client"] = result.pop("client_cpu_s")
+        done = result["requests"] + result["errors"]
+        result["load_1min"] = load
+        result["cpu_s"] = cpu
+        result["cpu_ms_per_request"] = {k: v * 1000 / max(done, 1) for k, v in cpu.items()}
+        result["llm"] = {k: counts1[k] - counts0[k] for k in counts0}
+        result["llm_calls_per_request"] = result["llm"]["requests"] / max(done, 1)
+        return result
+
+    async def direct(self) -> dict[str, Any]:
+        return await self.measured(self.llm_url + "/chat/completions", {}, direct=True)
+
+    async def bridge(self, which: str, repeat: int) -> dict[str, Any]:
+        cfg, zipper_addr, api_port = config(self.tmp / f"{which}-{repeat}.yaml", self.llm_url)
+        zipper = start_zipper(which, cfg, self.bins)
+        functions = GoLLMFunctions(self.bins, self.app)
+        try:
+            api = f"http://127.0.0.1:{api_port}"
+            await wait_ready(api, [])  # the zipper (and its bridge) listen
+            proc = functions.start("get-weather", zipper_addr)
+            try:
+                await wait_ready(api, ["get-weather"])
+            except TimeoutError:
+                print(proc.tail(), file=sys.stderr)
+                raise
+            url = api + "/v1/chat/completions"
+            await chatload(self.chatload, url, 10, 1.0)  # warm-up
+            if self.args.profile and which == "ours" and repeat == 0:
+                await self.profile(url, zipper.pid)
+            return await self.measured(url, {"bridge": zipper.pid, "function": proc.pid})
+        finally:
+            functions.stop_all()
+            stop(zipper)
+
+    async def profile(self, url: str, pid: int) -> None:
+        """py-spy on our zipper under the same load; a summary to bench/out/."""
+        spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        raw = OUT / "bridge-profile.txt"
+        seconds = max(2, int(self.args.seconds) - 2)
+        argv = [spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "200"]
+        argv += ["--duration", str(seconds), "--idle", "--threads", "--nonblocking"]
+        argv += ["-o", str(raw)]
+        spy_proc = await asyncio.create_subprocess_exec(
+            *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+        )
+        await chatload(self.chatload, url, self.args.concurrency, self.args.seconds)
+        await spy_proc.wait()
+        summary = summarize_profile(raw)
+        (OUT / "bridge-profile-summary.txt").write_text(summary)
+        print(summary, flush=True)
+
+    async def run(self) -> dict[str, Any]:
+        rows: dict[str, list[dict[str, Any]]] = {k: [] for k in PATHS}
+        started = uptime()
+        with self.llm():
+            await wait_llm(self.llm_url)
+            await chatload(self.chatload, self.llm_url + "/chat/completions", 10, 1.0, direct=True)
+            paths = [p for p in PATHS if p in self.args.paths.split(",")]
+            for repeat in range(self.args.repeats):
+                order = paths[repeat % len(paths) :] + paths[: repeat % len(paths)]
+                for which in order:
+                    if which == "direct":
+                        result = await self.direct()
+                    else:
+                        result = await self.bridge(which, repeat)
                     rows[which].append(result)
                     print(f"repeat {repeat + 1} {which}: {json.dumps(result)}", flush=True)
-                finally:
-                    functions.stop_all()
-                    stop(zipper)
-    return {
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus, {platform.system()} {platform.release()}",
-        "python": platform.python_version(),
-        "load_average": [load_start, os.getloadavg()[0]],
-        "concurrency": args.concurrency,
-        "seconds": args.seconds,
-        "repeats": args.repeats,
-        "rows": rows,
-    }
+        return {
+            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
+            f"{platform.system()} {platform.release()}",
+            "python": platform.python_version(),
+            "uptime": [started, uptime()],
+            "concurrency": self.args.concurrency,
+            "seconds": self.args.seconds,
+            "repeats": self.args.repeats,
+            "rows": rows,
+        }
+
+
+def summarize_profile(raw: Path, top: int = 30) -> str:
+    """py-spy's raw stacks (``--threads --idle``) of the event loop's thread: how busy it
+    was, the share of its busy samples each package appears in (inclusive), and the
+    functions it spent its own time in."""
+    stacks: dict[str, list[tuple[list[str], int]]] = collections.defaultdict(list)
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        thread, _, rest = stack.partition(";")
+        frames = [f for f in rest.split(";") if f.endswith(")") and "(" in f]
+        stacks[thread].append((frames, int(count)))
+    loop_thread = max(
+        stacks,
+        key=lambda t: sum(n for f, n in stacks[t] if any("run_forever" in x for x in f)),
+        default="",
+    )
+    own: collections.Counter[str] = collections.Counter()
+    inclusive: collections.Counter[str] = collections.Counter()
+    total = busy = 0
+    for frames, n in stacks.get(loop_thread, []):
+        total += n
+        if not frames or _idle(frames[-1]):
+            continue
+        busy += n
+        own[_short(frames[-1])] += n
+        for area in {_area(f) for f in frames}:
+            inclusive[area] += n
+    lines = [
+        f"py-spy, the event loop's thread: {total} samples, busy "
+        f"{100 * busy / max(total, 1):.0f}% (rest: waiting in select)",
+        "share of busy samples with a frame of (inclusive):",
+    ]
+    lines += [f"{100 * n / max(busy, 1):5.1f}%  {a}" for a, n in inclusive.most_common(40)]
+    lines.append("busiest functions (own time):")
+    lines += [f"{100 * n / max(busy, 1):5.1f}%  {f}" for f, n in own.most_common(top)]
+    return "\n".join(lines) + "\n"
+
+
+def _idle(frame: str) -> bool:
+    name, _, where = frame.partition(" (")
+    return where.startswith("selectors.py") and name.endswith("select")
+
+
+def _short(frame: str) -> str:
+    name, _, where = frame.partition(" (")
+    return f"{name} ({where.rstrip(')')})"
+
+
+def _area(frame: str) -> str:
+    """A frame's package (``openai``, ``asyncio``), or its file for our own code."""
+    path = frame.partition(" (")[2].rsplit(":", 1)[0]
+    if path.startswith("yomo/"):
+        return path
+    return path.split("/", 1)[0].removesuffix(".py")
 
 
 def median(rows: list[dict[str, Any]], key: str) -> float:
     return statistics.median(r[key] for r in rows) if rows else 0.0
+
+
+def spread(rows: list[dict[str, Any]], key: str, fmt: str = "{:.0f}") -> str:
+    if not rows:
+        return "-"
+    values = [r[key] for r in rows]
+    return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}-{fmt.format(max(values))})"
 
 
 def render(res: dict[str, Any]) -> str:
@@ -269,60 +392,64 @@ def render(res: dict[str, Any]) -> str:
         BEGIN,
         "## AI bridge overhead (bench/bridge_bench.py)",
         "",
-        "A chat request through the AI bridge: two LLM turns (the scripted OpenAI-compatible",
-        "server of tests/support, in a process of its own) and one tool call to Go's",
+        "A chat request through the AI bridge: two LLM turns and one tool call to Go's",
         "`get-weather` LLM function (Go's `yomo init -t llm` template, run by Go's `yomo run`,",
-        "the same binary for both zippers). "
-        f"{res['concurrency']} clients post `/v1/chat/completions` back to back for "
-        f"{res['seconds']:g} s; zippers alternate; medians of {res['repeats']} repeats. "
-        "*Direct* is the same clients making the two LLM calls themselves (no bridge, no tool).",
+        "the same binary for both zippers). The scripted LLM is bench/bench_llm.py (the",
+        "script and bodies of tests/support/scripted_llm.py, each distinct body built once,",
+        "served by uvicorn in a process of its own); the clients are bench/go/cmd/chatload",
+        f"(Go net/http): {res['concurrency']} clients post `/v1/chat/completions` back to back",
+        f"for {res['seconds']:g} s. *Direct* is the same clients making the bridge's two LLM",
+        "calls straight to the scripted LLM: the harness's ceiling. The three rows alternate",
+        f"within each of {res['repeats']} repeats; cells are the median (min-max).",
         "",
         "    .venv-test/bin/python bench/bridge_bench.py --publish",
         "",
-        f"Run {res['when']} on {res['machine']}; CPython {res['python']}; load average "
-        f"{res['load_average'][0]:.1f} at start, {res['load_average'][1]:.1f} at end (2 cores, shared).",
+        f"Run {res['when']} on {res['machine']}; CPython {res['python']}. The machine's 2",
+        "cores are shared with other developers; `uptime` at start and end:",
         "",
-        "| path | requests/s | p50 ms | p99 ms | errors |",
-        "|---|---|---|---|---|",
+        f"    {res['uptime'][0]}",
+        f"    {res['uptime'][1]}",
+        "",
+        "| path | requests/s | p50 ms | p99 ms | errors | LLM calls/request |",
+        "|---|---|---|---|---|---|",
     ]
-    for key, label in (
-        ("baseline", "direct to the LLM"),
-        ("ours", "our bridge"),
-        ("go", "Go's bridge"),
-    ):
+    for key in PATHS:
         r = rows[key]
         lines.append(
-            f"| {label} | {median(r, 'calls_per_s'):.0f} | {median(r, 'p50_ms'):.1f} | "
-            f"{median(r, 'p99_ms'):.1f} | {sum(x['errors'] for x in r)} |"
+            f"| {LABELS[key]} | {spread(r, 'calls_per_s')} | {spread(r, 'p50_ms', '{:.1f}')} | "
+            f"{spread(r, 'p99_ms', '{:.1f}')} | {sum(x['errors'] for x in r)} | "
+            f"{median([{'v': x['llm_calls_per_request']} for x in r], 'v'):.2f} |"
+        )
+    lines += [
+        "",
+        "CPU per request (ms, median over repeats; every process's user + system time during",
+        "the load divided by the requests answered):",
+        "",
+        "| path | bridge (zipper process) | function | scripted LLM | clients |",
+        "|---|---|---|---|---|",
+    ]
+    for key in PATHS:
+        r = rows[key]
+
+        def cpu(part: str, r: list[dict[str, Any]] = r) -> str:
+            values = [x["cpu_ms_per_request"][part] for x in r if part in x["cpu_ms_per_request"]]
+            return f"{statistics.median(values):.2f}" if values else "-"
+
+        lines.append(
+            f"| {LABELS[key]} | {cpu('bridge')} | {cpu('function')} | {cpu('llm')} | "
+            f"{cpu('client')} |"
         )
     ours, go = rows["ours"], rows["go"]
     if ours and go and median(go, "calls_per_s"):
+        ratios = [o["calls_per_s"] / g["calls_per_s"] for o, g in zip(ours, go, strict=False)]
         lines += [
             "",
             f"Ours vs Go: {median(ours, 'calls_per_s') / median(go, 'calls_per_s'):.2f}x the "
-            f"requests/s, p50 {median(ours, 'p50_ms') / max(median(go, 'p50_ms'), 1e-9):.2f}x, "
-            f"p99 {median(ours, 'p99_ms') / max(median(go, 'p99_ms'), 1e-9):.2f}x "
+            f"requests/s (per repeat {', '.join(f'{x:.2f}x' for x in ratios)}), p50 "
+            f"{median(ours, 'p50_ms') / max(median(go, 'p50_ms'), 1e-9):.2f}x, p99 "
+            f"{median(ours, 'p99_ms') / max(median(go, 'p99_ms'), 1e-9):.2f}x "
             "(below 1 is faster for latency).",
         ]
-    lines += [
-        "",
-        "Where the time goes (py-spy on our zipper for 8 s at 100 clients, 2026-11-29, same",
-        "setup): its event loop was busy about 63% of the time; the scripted LLM (Python",
-        "threads, one process) is the shared limit. *Direct* is slower still because the",
-        "bench's own Python clients then make both LLM calls on one event loop.",
-        "With a fixed 100 clients the rate follows the time per request, and ours adds more",
-        "of it than Go's (p50 above). Of our loop's busy time, 46% is the openai SDK sending",
-        "and parsing the two LLM calls (httpx2 over its aiohttp transport, pydantic models),",
-        "12% qh3/aioquic for the tool call's QUIC hops, 16% uvicorn and starlette. Before",
-        "the bridge used the SDK's aiohttp transport, the SDK's default pure-Python pool",
-        "took three quarters of the loop and ours did 0.32x Go's requests/s (20 clients).",
-        "The run-to-run spread on this shared 2-core machine is wide: four full runs on",
-        "2026-11-29 gave 0.59x, 0.70x, 0.86x (after the TCP_NODELAY fix of yomo._asgi)",
-        "and 0.57x (on the native data path, the table above) Go's requests/s. Ours had 0",
-        "to 3 client read errors (a connection closed without an answer) in about 1,400",
-        "requests in two of the four runs, Go's none; a 40 s run of 1,515 requests to",
-        "look for them had none, and the cause is not found yet.",
-    ]
     lines.append(END)
     return "\n".join(lines) + "\n"
 
@@ -338,6 +465,15 @@ def publish(section: str) -> None:
     RESULTS_MD.write_text(text)
 
 
+def serve_llm(port: int) -> None:
+    """The scripted LLM's own process (bench/bench_llm.py with the bench's script)."""
+    from bench_llm import main as serve
+
+    from support.scripted_llm import call_tools_then_answer
+
+    serve(call_tools_then_answer({"get-weather": ARGS}), port)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -348,16 +484,20 @@ def main() -> None:
     parser.add_argument(
         "--publish", action="store_true", help="write the section of bench/RESULTS.md"
     )
+    parser.add_argument(
+        "--paths", default=",".join(PATHS), help="which rows to run (default: all three)"
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="py-spy on our zipper during one extra load"
+    )
     parser.add_argument("--serve-llm", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve_llm:  # the scripted LLM's own process
-        server = ScriptedLLM(call_tools_then_answer({"get-weather": ARGS}), port=args.serve_llm)
-        server.start()
-        signal.sigwait({signal.SIGTERM, signal.SIGINT})
-        server.stop()
+    if args.serve_llm:
+        serve_llm(args.serve_llm)
         return
-    res = asyncio.run(run(args))
     OUT.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        res = asyncio.run(Bench(args, Path(tmp)).run())
     (OUT / "bridge.json").write_text(json.dumps(res, indent=2))
     section = render(res)
     print(section)
