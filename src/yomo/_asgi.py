@@ -27,6 +27,8 @@ __all__ = ["AsgiServer", "parse_http_address", "serve_asgi"]
 
 #: Seconds open HTTP requests get to finish when the server stops.
 _GRACEFUL_SHUTDOWN = 2
+#: Seconds an idle keep-alive connection stays open by default (uvicorn's default).
+_KEEP_ALIVE = 5
 
 
 class AsgiServer:
@@ -106,7 +108,13 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 async def serve_asgi(
-    app: Any, host: str, port: int, *, name: str, log: logging.Logger
+    app: Any,
+    host: str,
+    port: int,
+    *,
+    name: str,
+    log: logging.Logger,
+    keep_alive: int = _KEEP_ALIVE,
 ) -> AsgiServer:
     """Serve ``app`` on ``host:port`` from the running loop and return once it accepts.
 
@@ -115,6 +123,10 @@ async def serve_asgi(
         host, port: where to listen; port 0 picks a free port (see ``AsgiServer.address``).
         name: what to call the server in log lines, e.g. ``"monitor"``.
         log: where the "listening" line goes.
+        keep_alive: seconds an idle keep-alive connection stays open (uvicorn's
+            ``timeout_keep_alive``). A client reusing a connection just as the server
+            closes it loses that request, so servers whose clients pool connections
+            should keep them longer than the clients' own idle limit.
 
     Returns:
         The running server; ``await server.stop()`` ends it.
@@ -135,6 +147,7 @@ async def serve_asgi(
         ws="none",
         server_header=False,
         timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN,
+        timeout_keep_alive=keep_alive,
     )
     config.load()
     server = uvicorn.Server(config)

@@ -284,3 +284,35 @@ async def test_the_bridge_on_the_pure_python_data_path(zipper: Any, llm: Scripte
         'Tool results: get-weather: get-weather got {"city":"Paris"}'
     )
     assert len(tool.calls) == 1
+
+
+async def test_an_idle_connection_stays_open_past_the_clients_pool_limit(served: Any) -> None:
+    """Clients that pool connections (httpx and the openai SDK: 5 s idle) reuse one that
+    has been idle up to their limit; a server closing it at the same moment (uvicorn's
+    default 5 s) made those requests fail. The bridge keeps idle connections longer."""
+    import asyncio
+    from urllib.parse import urlsplit
+
+    z, _ = served
+    url = urlsplit(bridge_url(z))
+    reader, writer = await asyncio.open_connection(url.hostname, url.port)
+    request = f"GET /overview HTTP/1.1\r\nHost: {url.netloc}\r\n\r\n".encode()
+
+    async def overview() -> bytes:
+        writer.write(request)
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        await reader.readexactly(length)
+        return head.split(b"\r\n", 1)[0]
+
+    try:
+        assert await overview() == b"HTTP/1.1 200 OK"
+        with pytest.raises(asyncio.TimeoutError):  # no EOF: the server keeps it open
+            await asyncio.wait_for(reader.read(1), 6.5)
+        assert await overview() == b"HTTP/1.1 200 OK"  # the same connection, reused
+    finally:
+        writer.close()

@@ -25,7 +25,14 @@ from .providers import Provider, build_provider
 if TYPE_CHECKING:
     from yomo.zipper.server import Zipper
 
-__all__ = ["Bridge", "loopback_address"]
+__all__ = ["KEEP_ALIVE", "Bridge", "loopback_address"]
+
+#: Seconds the bridge's HTTP servers keep an idle connection open. Longer than the
+#: idle limit of the clients that pool connections to them (httpx and the openai and
+#: mcp SDKs: 5 s, aiohttp: 15 s, Go's net/http: 90 s): at uvicorn's default of 5 s the
+#: server closed connections just as such clients reused them, and those requests
+#: failed ("connection closed without an answer"). Go's bridge never closes idle ones.
+KEEP_ALIVE = 120
 
 
 def loopback_address(host: str, port: int) -> str:
@@ -49,7 +56,7 @@ def _starlette() -> Any:
 
 async def _serve(app: Any, host: str, port: int, name: str, log: logging.Logger) -> AsgiServer:
     try:
-        return await serve_asgi(app, host, port, name=name, log=log)
+        return await serve_asgi(app, host, port, name=name, log=log, keep_alive=KEEP_ALIVE)
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise ConfigError(f"{name}: cannot listen on {host}:{port}: {reason}") from exc
