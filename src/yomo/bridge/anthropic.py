@@ -5,8 +5,8 @@ becomes a Messages API request (system messages -> ``system``, assistant tool ca
 -> ``tool_use`` blocks, tool messages -> ``tool_result`` blocks in a user turn,
 function tools -> tools with their JSON schema, ``max_tokens`` 2048 unless given);
 the answer and the streamed events become ``ChatCompletion`` and
-``ChatCompletionChunk`` objects of the openai SDK, stop reasons mapped as Go maps
-them (end_turn/stop_sequence -> stop, max_tokens -> length, tool_use -> tool_calls).
+``ChatCompletionChunk`` JSON, stop reasons mapped as Go maps them
+(end_turn/stop_sequence -> stop, max_tokens -> length, tool_use -> tool_calls).
 
 Where Go differs: it sends all tool results at the end of the conversation and a
 temperature and top_p of 0 when the request has none; here tool results stay where
@@ -139,6 +139,8 @@ class AnthropicProvider:
         self, *, api_key: str, model: str, base_url: str | None = None, max_retries: int = 2
     ) -> None:
         anthropic = _sdk()
+        self._error: type[Exception] = anthropic.AnthropicError
+        self._sdk = anthropic
         self.model = model
         self.client = anthropic.AsyncAnthropic(
             api_key=api_key or "none",
@@ -152,13 +154,10 @@ class AnthropicProvider:
         return "anthropic"
 
     async def chat(self, body: dict[str, Any]) -> Any:
-        anthropic = _sdk()
-        from openai.types.chat import ChatCompletion
-
         try:
             result = await self.client.messages.create(**to_messages_request(body, self.model))
-        except anthropic.AnthropicError as exc:
-            raise provider_error(exc, self.name, anthropic) from exc
+        except self._error as exc:
+            raise provider_error(exc, self.name, self._sdk) from exc
         text = "".join(b.text for b in result.content if b.type == "text")
         calls = [
             {
@@ -176,35 +175,32 @@ class AnthropicProvider:
         if calls:
             message["tool_calls"] = calls
         usage = result.usage
-        return ChatCompletion.model_validate(
-            {
-                "id": result.id,
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": str(result.model),
-                "system_fingerprint": "yomo_anthropic",
-                "choices": [
-                    {"index": 0, "message": message, "finish_reason": _finish(result.stop_reason)}
-                ],
-                "usage": {
-                    "prompt_tokens": usage.input_tokens,
-                    "completion_tokens": usage.output_tokens,
-                    "total_tokens": usage.input_tokens + usage.output_tokens,
-                },
-            }
-        )
+        return {  # a ChatCompletion as JSON (no pydantic model built and dumped again)
+            "id": result.id,
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": str(result.model),
+            "system_fingerprint": "yomo_anthropic",
+            "choices": [
+                {"index": 0, "message": message, "finish_reason": _finish(result.stop_reason)}
+            ],
+            "usage": {
+                "prompt_tokens": usage.input_tokens,
+                "completion_tokens": usage.output_tokens,
+                "total_tokens": usage.input_tokens + usage.output_tokens,
+            },
+        }
 
     async def stream(self, body: dict[str, Any]) -> AsyncIterator[Any]:
-        anthropic = _sdk()
-        from openai.types.chat import ChatCompletionChunk
-
         options = body.get("stream_options") or {}
         include_usage = isinstance(options, Mapping) and bool(options.get("include_usage"))
         ident, model, created = "", "", int(time.time())
         input_tokens = output_tokens = 0
         calls = 0
 
-        def chunk(choices: list[dict[str, Any]], usage: dict[str, Any] | None = None) -> Any:
+        def chunk(
+            choices: list[dict[str, Any]], usage: dict[str, Any] | None = None
+        ) -> dict[str, Any]:  # a ChatCompletionChunk as JSON
             data: dict[str, Any] = {
                 "id": ident,
                 "object": "chat.completion.chunk",
@@ -214,7 +210,7 @@ class AnthropicProvider:
             }
             if usage is not None:
                 data["usage"] = usage
-            return ChatCompletionChunk.model_validate(data)
+            return data
 
         try:
             events = await self.client.messages.create(
@@ -253,8 +249,8 @@ class AnthropicProvider:
                         "total_tokens": total,
                     }
                     yield chunk([], usage)
-        except anthropic.AnthropicError as exc:
-            raise provider_error(exc, self.name, anthropic) from exc
+        except self._error as exc:
+            raise provider_error(exc, self.name, self._sdk) from exc
         except ProviderError:
             raise
 

@@ -16,6 +16,7 @@ import logging
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from opentelemetry import trace
@@ -31,9 +32,13 @@ from yomo.zipper.bridge_config import AIServerConfig
 from .caller import new_id
 from .chat import BridgeStats, ChatEngine
 from .providers import ProviderError
+from .spans import current_span
 
 __all__ = ["Guard", "HttpError", "api_routes", "error_response"]
 
+_timeout: Callable[[float], AbstractAsyncContextManager[Any]] | None = getattr(
+    asyncio, "timeout", None
+)  # Python 3.11+
 _STREAM_HEADERS = {
     "Cache-Control": "no-cache, must-revalidate",
     "X-Content-Type-Options": "nosniff",
@@ -131,7 +136,7 @@ def api_routes(
         log=log,
     )
     tracer = trace.get_tracer("yomo-llm-bridge")
-    hostname = socket.gethostname()
+    span_attributes = {"host": socket.gethostname()}
     request_timeout = server.request_timeout
 
     def endpoint(handler: Handler, *, limited: bool) -> Callable[[Request], Awaitable[Response]]:
@@ -140,11 +145,10 @@ def api_routes(
             stats.requests += 1
             tid = new_id(32)
             start = time.monotonic()
+            path: str = request.scope["path"]
             entered = False
-            response: Response
-            with tracer.start_as_current_span(
-                request.url.path, kind=SpanKind.SERVER, attributes={"host": hostname}
-            ):
+            response: Response | None = None
+            with current_span(tracer, path, kind=SpanKind.SERVER, attributes=span_attributes):
                 try:
                     guard.check_token(request)
                     if limited:
@@ -156,28 +160,30 @@ def api_routes(
                         stats.rejected += 1
                     else:
                         stats.errors += 1
-                    log.warning("%s %s: %d %s", request.method, request.url.path, exc.status, exc)
+                    log.warning("%s %s: %d %s", request.method, path, exc.status, exc)
                     response = error_response(exc.status, exc.message, exc.code)
                 except ProviderError as exc:
                     stats.errors += 1
-                    log.warning("%s %s: %d %s", request.method, request.url.path, exc.status, exc)
+                    log.warning("%s %s: %d %s", request.method, path, exc.status, exc)
                     response = error_response(exc.status, exc.message, exc.code)
                 except YomoError as exc:  # the zipper could not take a tool call
                     stats.errors += 1
-                    log.warning("%s %s: 502 %s", request.method, request.url.path, exc)
+                    log.warning("%s %s: 502 %s", request.method, path, exc)
                     response = error_response(502, exc.message, "bridge_error")
-                if entered:
-                    if isinstance(response, StreamingResponse):
-                        response.background = BackgroundTask(guard.leave)
-                    else:
-                        guard.leave()
-            log.info(
-                "llm bridge request %s %s requestId=%s duration=%.3fs",
-                request.method,
-                request.url.path,
-                tid,
-                time.monotonic() - start,
-            )
+                finally:  # a stream leaves when it ends; anything else (even a crash) now
+                    if entered:
+                        if isinstance(response, StreamingResponse):
+                            response.background = BackgroundTask(guard.leave)
+                        else:
+                            guard.leave()
+            if log.isEnabledFor(logging.INFO):
+                log.info(
+                    "llm bridge request %s %s requestId=%s duration=%.3fs",
+                    request.method,
+                    path,
+                    tid,
+                    time.monotonic() - start,
+                )
             return response
 
         return serve
@@ -249,8 +255,13 @@ def api_routes(
 
 
 async def _bounded(work: Awaitable[Any], seconds: float) -> Any:
+    """``await work``, a 504 after ``seconds``. Python 3.11+ bounds it in the request's own
+    task (``asyncio.timeout``); ``wait_for`` would start a task per request for it."""
     try:
-        return await asyncio.wait_for(work, seconds)
+        if _timeout is None:
+            return await asyncio.wait_for(work, seconds)
+        async with _timeout(seconds):
+            return await work
     except asyncio.TimeoutError:
         raise HttpError(504, f"the request took longer than {seconds:g} s", "timeout") from None
 

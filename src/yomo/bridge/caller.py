@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -48,11 +48,20 @@ TIMEOUT_RESULT = "timeout in this function calling, you should ignore this."
 DEFAULT_MAX_PENDING = 10_000
 
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+#: Random bytes below this map evenly onto the alphabet (4 x 62); the rest are skipped.
+_EVEN = 4 * len(_ALPHABET)
 
 
 def new_id(length: int = 16) -> str:
-    """A random id of ``length`` letters and digits (Go: pkg/id New)."""
-    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
+    """A random id of ``length`` letters and digits (Go: pkg/id New).
+
+    One ``os.urandom`` call per id (``secrets.choice`` per letter cost ~80 µs for the
+    32 letters of a request's transaction id); uniform over the alphabet.
+    """
+    letters: list[str] = []
+    while len(letters) < length:
+        letters += [_ALPHABET[b % 62] for b in os.urandom(length + 8) if b < _EVEN]
+    return "".join(letters[:length])
 
 
 @dataclass(frozen=True)

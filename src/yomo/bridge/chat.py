@@ -27,6 +27,7 @@ from yomo.zipper.functions import FunctionRegistry
 
 from .caller import Caller, ToolCall, new_id
 from .providers import Provider, ProviderError
+from .spans import current_span, tracing
 
 __all__ = ["MAX_TURNS", "BridgeStats", "ChatEngine", "ChatResult", "sse"]
 
@@ -141,7 +142,7 @@ class ChatEngine:
         tid: str,
         agent_context: str,
     ) -> None:
-        with self.tracer.start_as_current_span(f"call_functions(#{turn})"):
+        with current_span(self.tracer, f"call_functions(#{turn})"):
             clean = []
             for i, call in enumerate(calls):
                 call = {k: v for k, v in call.items() if k != "index"}
@@ -159,7 +160,7 @@ class ChatEngine:
                 req_id=new_id(16),
                 agent_context=agent_context,
                 timeout=self.call_timeout,
-                tracer=self.tracer,
+                tracer=self.tracer if tracing(self.tracer) else None,
             )
         for result in results:
             messages.append(
@@ -195,9 +196,12 @@ class ChatEngine:
         for turn in range(MAX_TURNS + 1):
             if turn:
                 body.pop("tool_choice", None)
-            with self.tracer.start_as_current_span(
-                f"llm_chat(#{turn + 1})", attributes=self._attributes(body, sources)
-            ):
+            if tracing(self.tracer):
+                with self.tracer.start_as_current_span(
+                    f"llm_chat(#{turn + 1})", attributes=self._attributes(body, sources)
+                ):
+                    response = _dict(await self.provider.chat(body))
+            else:
                 response = _dict(await self.provider.chat(body))
             self.stats.llm_turns += 1
             _add_usage(usage, response.get("usage"))

@@ -10,9 +10,11 @@ environment-variable fallbacks and defaults; each provider keeps Go's model rule
 ``override`` (the configured model replaces the request's), ``default`` (used when
 the request names none) or ``fixed`` (deployment-bound: the request's is ignored).
 
-Requests and responses are the chat-completions JSON as the OpenAI SDK types it
-(``ChatCompletion``, ``ChatCompletionChunk``); request bodies pass through as the
-caller wrote them, so fields this bridge does not know still reach the provider.
+Requests and responses are the chat-completions JSON: request bodies pass through as
+the caller wrote them, and the OpenAI-compatible providers hand back the provider's
+JSON as dicts (the SDK's ``cast_to=object``) rather than ``ChatCompletion`` models, so
+fields this bridge does not know pass through, and no pydantic model is built and
+dumped again per LLM turn (bench/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -53,10 +55,11 @@ class Provider(Protocol):
     def name(self) -> str: ...
 
     async def chat(self, body: dict[str, Any]) -> Any:
-        """One non-streamed completion: an ``openai.types.chat.ChatCompletion``."""
+        """One non-streamed completion: a ``ChatCompletion`` as its JSON dict (or a model)."""
 
     def stream(self, body: dict[str, Any]) -> AsyncIterator[Any]:
-        """Streamed completion: ``ChatCompletionChunk`` objects. Errors raise ProviderError."""
+        """Streamed completion: ``ChatCompletionChunk`` dicts (or models). Errors raise
+        ProviderError."""
 
     async def aclose(self) -> None: ...
 
@@ -166,6 +169,7 @@ class OpenAICompatible:
         self.model = model
         self.model_rule = model_rule
         self.request_hook = request_hook
+        self._error: type[Exception] = openai.OpenAIError
         self.client = client or openai.AsyncOpenAI(
             api_key=api_key or "none",  # the SDK refuses an empty key; local servers take any
             base_url=base_url,
@@ -175,7 +179,7 @@ class OpenAICompatible:
             timeout=timeout,
             http_client=http_client(openai),
         )
-        self._chunk_stream: Any = openai.AsyncStream[openai.types.chat.ChatCompletionChunk]
+        self._chunk_stream: Any = openai.AsyncStream[object]
 
     @property
     def name(self) -> str:
@@ -198,32 +202,28 @@ class OpenAICompatible:
         return body
 
     async def chat(self, body: dict[str, Any]) -> Any:
-        openai = _openai()
         try:
             return await self.client.post(
-                "/chat/completions",
-                body=self.prepare(body),
-                cast_to=openai.types.chat.ChatCompletion,
+                "/chat/completions", body=self.prepare(body), cast_to=object
             )
-        except openai.OpenAIError as exc:
+        except self._error as exc:
             raise provider_error(exc, self._name) from exc
 
     async def stream(self, body: dict[str, Any]) -> AsyncIterator[Any]:
-        openai = _openai()
         body = self.prepare(body)
         body["stream"] = True
         try:
             chunks = await self.client.post(
                 "/chat/completions",
                 body=body,
-                cast_to=openai.types.chat.ChatCompletionChunk,
+                cast_to=object,
                 stream=True,
                 stream_cls=self._chunk_stream,
             )
             async with chunks:
                 async for chunk in chunks:
                     yield chunk
-        except openai.OpenAIError as exc:
+        except self._error as exc:
             raise provider_error(exc, self._name) from exc
 
     async def aclose(self) -> None:

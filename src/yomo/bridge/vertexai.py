@@ -83,6 +83,8 @@ class VertexAIProvider(OpenAICompatible):
             body["model"] = _model(str(body["model"]))
 
     async def _token(self) -> None:
+        if self.credentials.valid and self.client.api_key == self.credentials.token:
+            return  # the common case: no lock to take per request
         async with self._lock:
             if not self.credentials.valid:
                 from google.auth.transport.requests import Request
