@@ -66,8 +66,13 @@ BEGIN = "<!-- bench/bridge_bench.py: section begin -->"
 END = "<!-- bench/bridge_bench.py: section end -->"
 ARGS = {"city": "New York", "latitude": 40.7128, "longitude": -74.006}
 RESULT = "The current weather in New York (40.712800,-74.006000) is sunny"
-PATHS = ("direct", "ours", "go")
-LABELS = {"direct": "direct to the LLM (ceiling)", "ours": "our bridge", "go": "Go's bridge"}
+PATHS = ("direct", "ours", "go", "nosdk")
+LABELS = {
+    "direct": "direct to the LLM (ceiling)",
+    "ours": "our bridge",
+    "go": "Go's bridge",
+    "nosdk": "our bridge, LLM calls by aiohttp, no openai SDK (experiment)",
+}
 
 
 def free_port(kind: int) -> int:
@@ -99,6 +104,8 @@ def config(path: Path, llm_url: str) -> tuple[Path, str, int]:
 def start_zipper(which: str, cfg: Path, bins: gh.GoBins) -> subprocess.Popen[bytes]:
     if which == "go":
         argv = [str(bins.yomo), "serve", "-c", str(cfg)]
+    elif which == "nosdk":
+        argv = [sys.executable, __file__, "--serve-zipper-without-sdk", str(cfg)]
     else:
         argv = [sys.executable, "-m", "yomo", "--log-level", "warn", "serve", "-c", str(cfg)]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("YOMO_", "OTEL_"))}
@@ -267,7 +274,10 @@ class Bench:
             await chatload(self.chatload, url, 10, 1.0)  # warm-up
             if self.args.profile and which == "ours" and repeat == 0:
                 await self.profile(url, zipper.pid)
-            return await self.measured(url, {"bridge": zipper.pid, "function": proc.pid})
+            tool_call = await tool_call_round_trip(zipper_addr)
+            result = await self.measured(url, {"bridge": zipper.pid, "function": proc.pid})
+            result["tool_call_ms"] = tool_call
+            return result
         finally:
             functions.stop_all()
             stop(zipper)
@@ -295,6 +305,8 @@ class Bench:
         with self.llm():
             await wait_llm(self.llm_url)
             await chatload(self.chatload, self.llm_url + "/chat/completions", 10, 1.0, direct=True)
+            sdk = await sdk_cost(self.llm_url)
+            print(f"LLM client CPU per call: {json.dumps(sdk)}", flush=True)
             paths = [p for p in PATHS if p in self.args.paths.split(",")]
             for repeat in range(self.args.repeats):
                 order = paths[repeat % len(paths) :] + paths[: repeat % len(paths)]
@@ -315,7 +327,88 @@ class Bench:
             "seconds": self.args.seconds,
             "repeats": self.args.repeats,
             "rows": rows,
+            "llm_client_cpu_us": sdk,
         }
+
+
+async def tool_call_round_trip(zipper_addr: str, calls: int = 300) -> dict[str, float]:
+    """One tool call at a time through the zipper, as the bridge makes them (a ``Caller``
+    in the bench process: 0xE002 out to the function, 0xE001 back): p50 and p90 in ms.
+    Shows whether the zipper holds these small frames back (batching, Nagle-like waits)."""
+    from yomo.bridge.caller import Caller, ToolCall, new_id
+
+    caller = Caller(zipper_addr)
+    await caller.start()
+    took = []
+    try:
+        for _ in range(calls):
+            start = time.perf_counter()
+            (result,) = await caller.call(
+                [ToolCall(new_id(8), "get-weather", json.dumps(ARGS))],
+                tid=new_id(32),
+                req_id=new_id(16),
+                timeout=10,
+            )
+            took.append((time.perf_counter() - start) * 1000)
+            if RESULT not in result.content:
+                raise RuntimeError(f"unexpected tool result {result.content!r}")
+    finally:
+        await caller.stop()
+    took = sorted(took[calls // 10 :])  # the first ones warm up
+    return {"p50": took[len(took) // 2], "p90": took[int(len(took) * 0.9)]}
+
+
+async def sdk_cost(llm_url: str, calls: int = 2000, concurrency: int = 50) -> dict[str, float]:
+    """CPU time per non-streamed LLM call (µs) of the clients a bridge could use, 50 at
+    once, against the scripted LLM: the openai SDK as our bridge calls it (aiohttp
+    transport, the answer as a dict), the SDK building ``ChatCompletion`` models (as the
+    bridge did before), and aiohttp alone (what the SDK sends through)."""
+    import aiohttp
+    import openai
+
+    body = {
+        "model": "m",
+        "messages": [{"role": "user", "content": "weather in New York?"}],
+        "tools": [{"type": "function", "function": {"name": "get-weather", "parameters": {}}}],
+    }
+    client = openai.AsyncOpenAI(
+        api_key="none", base_url=llm_url, http_client=openai.DefaultAioHttpClient()
+    )
+    session = aiohttp.ClientSession()
+    url = llm_url + "/chat/completions"
+
+    async def sdk_dict() -> None:
+        await client.post("/chat/completions", body=body, cast_to=object)
+
+    async def sdk_models() -> None:
+        answer = await client.post(
+            "/chat/completions", body=body, cast_to=openai.types.chat.ChatCompletion
+        )
+        answer.to_dict(mode="json")
+
+    async def plain() -> None:
+        async with session.post(url, json=body, headers={"Authorization": "Bearer none"}) as r:
+            await r.json()
+
+    async def measure(one: Any) -> float:
+        async def worker(n: int) -> None:
+            for _ in range(n):
+                await one()
+
+        await asyncio.gather(*(worker(10) for _ in range(concurrency)))  # warm-up
+        before = time.process_time()
+        await asyncio.gather(*(worker(calls // concurrency) for _ in range(concurrency)))
+        return (time.process_time() - before) * 1e6 / (calls // concurrency * concurrency)
+
+    try:
+        return {
+            "openai_sdk": await measure(sdk_dict),
+            "openai_sdk_models": await measure(sdk_models),
+            "aiohttp": await measure(plain),
+        }
+    finally:
+        await session.close()
+        await client.close()
 
 
 def summarize_profile(raw: Path, top: int = 30) -> str:
@@ -423,10 +516,12 @@ def render(res: dict[str, Any]) -> str:
     lines += [
         "",
         "CPU per request (ms, median over repeats; every process's user + system time during",
-        "the load divided by the requests answered):",
+        "the load divided by the requests answered), and one tool call's round trip through",
+        "the zipper without load (a `Caller`, as the bridge's, in the bench process, one call",
+        "at a time: 0xE002 to the function and 0xE001 back):",
         "",
-        "| path | bridge (zipper process) | function | scripted LLM | clients |",
-        "|---|---|---|---|---|",
+        "| path | bridge (zipper process) | function | scripted LLM | clients | tool call p50 / p90 ms |",
+        "|---|---|---|---|---|---|",
     ]
     for key in PATHS:
         r = rows[key]
@@ -435,20 +530,40 @@ def render(res: dict[str, Any]) -> str:
             values = [x["cpu_ms_per_request"][part] for x in r if part in x["cpu_ms_per_request"]]
             return f"{statistics.median(values):.2f}" if values else "-"
 
+        trips = [x["tool_call_ms"] for x in r if "tool_call_ms" in x]
+        trip = (
+            f"{statistics.median(t['p50'] for t in trips):.2f} / "
+            f"{statistics.median(t['p90'] for t in trips):.2f}"
+            if trips
+            else "-"
+        )
         lines.append(
             f"| {LABELS[key]} | {cpu('bridge')} | {cpu('function')} | {cpu('llm')} | "
-            f"{cpu('client')} |"
+            f"{cpu('client')} | {trip} |"
         )
-    ours, go = rows["ours"], rows["go"]
-    if ours and go and median(go, "calls_per_s"):
+    go = rows["go"]
+    for key, who in (("ours", "Ours"), ("nosdk", "The experiment without the SDK")):
+        ours = rows[key]
+        if not (ours and go and median(go, "calls_per_s")):
+            continue
         ratios = [o["calls_per_s"] / g["calls_per_s"] for o, g in zip(ours, go, strict=False)]
         lines += [
             "",
-            f"Ours vs Go: {median(ours, 'calls_per_s') / median(go, 'calls_per_s'):.2f}x the "
-            f"requests/s (per repeat {', '.join(f'{x:.2f}x' for x in ratios)}), p50 "
+            f"{who} vs Go: {median(ours, 'calls_per_s') / median(go, 'calls_per_s'):.2f}x "
+            f"the requests/s (per repeat {', '.join(f'{x:.2f}x' for x in ratios)}), p50 "
             f"{median(ours, 'p50_ms') / max(median(go, 'p50_ms'), 1e-9):.2f}x, p99 "
             f"{median(ours, 'p99_ms') / max(median(go, 'p99_ms'), 1e-9):.2f}x "
             "(below 1 is faster for latency).",
+        ]
+    sdk = res.get("llm_client_cpu_us")
+    if sdk:
+        lines += [
+            "",
+            "CPU per non-streamed LLM call of the client alone (bench process, 50 calls at",
+            f"once to the scripted LLM): the openai SDK as our bridge calls it "
+            f"{sdk['openai_sdk']:.0f} µs, the SDK building `ChatCompletion` models (as before)",
+            f"{sdk['openai_sdk_models']:.0f} µs, aiohttp alone (the SDK's transport) "
+            f"{sdk['aiohttp']:.0f} µs.",
         ]
     lines.append(END)
     return "\n".join(lines) + "\n"
@@ -474,6 +589,39 @@ def serve_llm(port: int) -> None:
     serve(call_tools_then_answer({"get-weather": ARGS}), port)
 
 
+def serve_zipper_without_sdk(cfg: str) -> None:
+    """``yomo serve -c cfg`` with the provider's non-streamed call made by aiohttp directly.
+
+    An experiment, not the product (issue 18 has the bridge call OpenAI-compatible
+    providers through the official openai SDK): it measures, in the same run, how much
+    of our bridge's time per request the SDK takes. Only the success path the bench
+    takes is done here (no retries, no error mapping beyond a status check).
+    """
+    import aiohttp
+
+    from yomo.bridge import providers
+    from yomo.cli import main as yomo_main
+
+    sessions: dict[int, aiohttp.ClientSession] = {}
+
+    async def chat(self: providers.OpenAICompatible, body: dict[str, Any]) -> Any:
+        session = sessions.get(id(self))
+        if session is None:
+            session = sessions[id(self)] = aiohttp.ClientSession()
+        url = str(self.client.base_url).rstrip("/") + "/chat/completions"
+        headers = {"Authorization": f"Bearer {self.client.api_key}"}
+        async with session.post(url, json=self.prepare(body), headers=headers) as response:
+            if response.status != 200:
+                raise providers.ProviderError(
+                    f"provider {self.name}: status {response.status}", status=502
+                )
+            return await response.json()
+
+    providers.OpenAICompatible.chat = chat  # type: ignore[method-assign]
+    sys.argv = ["yomo", "--log-level", "warn", "serve", "-c", cfg]
+    yomo_main()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -485,15 +633,19 @@ def main() -> None:
         "--publish", action="store_true", help="write the section of bench/RESULTS.md"
     )
     parser.add_argument(
-        "--paths", default=",".join(PATHS), help="which rows to run (default: all three)"
+        "--paths", default=",".join(PATHS), help=f"which rows to run (default: {','.join(PATHS)})"
     )
     parser.add_argument(
         "--profile", action="store_true", help="py-spy on our zipper during one extra load"
     )
     parser.add_argument("--serve-llm", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-zipper-without-sdk", metavar="CFG", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_llm:
         serve_llm(args.serve_llm)
+        return
+    if args.serve_zipper_without_sdk:
+        serve_zipper_without_sdk(args.serve_zipper_without_sdk)
         return
     OUT.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
