@@ -24,13 +24,38 @@ import json
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, ParamSpec
 
-__all__ = ["acall_llm_handler", "arun_llm_handler", "call_llm_handler", "run_llm_handler"]
+__all__ = [
+    "acall_llm_handler",
+    "aio_zipper",
+    "arun_llm_handler",
+    "call_llm_handler",
+    "default_metadata",
+    "run_llm_handler",
+]
 
 Arguments = str | Mapping[str, Any]
 P = ParamSpec("P")
 
 #: The description ``run_llm_handler`` announces when none is given.
 _DEFAULT_DESCRIPTION = "A function under test."
+
+
+def default_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
+    """What a test frame carries unless told otherwise: a source id and a fresh tid."""
+    from yomo.client.core import new_id
+    from yomo.wire import SOURCE_ID, TID
+
+    md = {SOURCE_ID: "yomo-testing-source", TID: new_id()}
+    if metadata:
+        md.update(metadata)
+    return md
+
+
+def aio_zipper(zipper: Any) -> Any:
+    """The asyncio zipper behind a ``yomo.Zipper`` (or ``zipper`` itself)."""
+    from yomo._sync import Zipper as SyncZipper
+
+    return zipper._aio if isinstance(zipper, SyncZipper) else zipper
 
 
 def _call_payload(
@@ -93,11 +118,9 @@ def call_llm_handler(
     from yomo.ai import FUNCTION_CALL_TAG
     from yomo.client.context import Context
 
-    from .testing import _default_metadata
-
     call = _call_payload(name, arguments, agent_context)
     written: list[bytes] = []
-    ctx = Context(FUNCTION_CALL_TAG, call.to_bytes(), _default_metadata(None), written.append)
+    ctx = Context(FUNCTION_CALL_TAG, call.to_bytes(), default_metadata(None), written.append)
     handler(ctx)
     return _answer(written, name)
 
@@ -117,15 +140,13 @@ async def acall_llm_handler(
     from yomo.ai import FUNCTION_CALL_TAG
     from yomo.client.context import AsyncContext
 
-    from .testing import _default_metadata
-
     call = _call_payload(name, arguments, agent_context)
     written: list[bytes] = []
 
     async def send(frame: bytes) -> None:
         written.append(frame)
 
-    await handler(AsyncContext(FUNCTION_CALL_TAG, call.to_bytes(), _default_metadata(None), send))
+    await handler(AsyncContext(FUNCTION_CALL_TAG, call.to_bytes(), default_metadata(None), send))
     return _answer(written, name)
 
 
@@ -157,14 +178,12 @@ async def arun_llm_handler(
     from yomo.client.core import ReconnectPolicy
     from yomo.client.sfn import HandlerError
 
-    from .testing import _aio_zipper
-
     own_zipper = None
     if zipper is None:
         own_zipper = Zipper("yomo-testing", "127.0.0.1", 0, tls=TlsConfig(), stats_interval=0)
         await own_zipper.start()
         zipper = own_zipper
-    addr = _aio_zipper(zipper).addr
+    addr = aio_zipper(zipper).addr
     call = _call_payload(name, arguments, agent_context)
     answered: asyncio.Future[FunctionCall] = asyncio.get_running_loop().create_future()
     errors: list[BaseException] = []

@@ -29,7 +29,14 @@ from typing import Any
 
 import pytest
 
-from ._testing_llm import acall_llm_handler, arun_llm_handler, call_llm_handler, run_llm_handler
+from ._testing_llm import (
+    acall_llm_handler,
+    aio_zipper,
+    arun_llm_handler,
+    call_llm_handler,
+    default_metadata,
+    run_llm_handler,
+)
 
 __all__ = [
     "MARKER_TAG",
@@ -59,16 +66,6 @@ def _inputs(data: bytes | Iterable[bytes]) -> list[bytes]:
     if isinstance(data, str):
         raise TypeError("yomo: data must be bytes (encode it first, e.g. .encode())")
     return [bytes(item) for item in data]
-
-
-def _default_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
-    from yomo.client.core import new_id
-    from yomo.wire import SOURCE_ID, TID
-
-    md = {SOURCE_ID: "yomo-testing-source", TID: new_id()}
-    if metadata:
-        md.update(metadata)
-    return md
 
 
 def _decode(frame: bytes) -> tuple[int, bytes]:
@@ -120,7 +117,7 @@ def call_handler(
         )
     from yomo.client.context import Context
 
-    md = _default_metadata(metadata)
+    md = default_metadata(metadata)
     written: Written = []
     ctx = Context(tag, bytes(data), dict(md), lambda frame: written.append(_decode(frame)))
     extra = _returned(handler(ctx), md)
@@ -140,7 +137,7 @@ async def acall_handler(
         return await asyncio.to_thread(call_handler, handler, tag, data, metadata)
     from yomo.client.context import AsyncContext
 
-    md = _default_metadata(metadata)
+    md = default_metadata(metadata)
     written: Written = []
 
     async def send(frame: bytes) -> None:
@@ -171,12 +168,6 @@ def _marked(handler: Callable[..., Any], nonce: bytes) -> Callable[..., Any]:
         return handler(ctx)
 
     return wrapper
-
-
-def _aio_zipper(zipper: Any) -> Any:
-    from yomo._sync import Zipper as SyncZipper
-
-    return zipper._aio if isinstance(zipper, SyncZipper) else zipper
 
 
 async def arun_handler(
@@ -211,7 +202,7 @@ async def arun_handler(
         own_zipper = Zipper("yomo-testing", "127.0.0.1", 0, tls=TlsConfig(), stats_interval=0)
         await own_zipper.start()
         zipper = own_zipper
-    az = _aio_zipper(zipper)
+    az = aio_zipper(zipper)
     loop = asyncio.get_running_loop()
     nonce = os.urandom(8).hex().encode()
     seen: Written = []

@@ -11,16 +11,16 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
 
 import yomo
 import yomo.aio
+from support.zippers import PLAIN_TLS, AsyncZippers, SyncZippers
 from yomo._sync import LoopThread
 from yomo.client.core import ReconnectPolicy
-from yomo.transport import TlsConfig
 
 __all__ = [
     "FAST_RECONNECT",
@@ -32,13 +32,19 @@ __all__ = [
     "aio_zipper",
     "sync_clients",
     "sync_zipper",
+    "unobserved",
     "wait_until",
     "wait_until_async",
 ]
 
 #: Redial quickly, give up connecting after 3 s.
 FAST_RECONNECT = ReconnectPolicy(initial_delay=0.05, max_delay=0.3, jitter=0.1, connect_timeout=3.0)
-PLAIN_TLS = TlsConfig()
+
+
+def unobserved(z: Any, tag: int) -> int:
+    """Frames of ``tag`` zipper ``z`` had nobody to route to (sync or asyncio zipper)."""
+    row = z.stats()["tags"].get(tag)
+    return 0 if row is None else int(row["unobserved"])
 
 
 def _timed_out(timeout: float, what: str, state: Callable[[], str] | None) -> AssertionError:
@@ -206,43 +212,17 @@ class AioClients:
 @pytest.fixture
 def sync_zipper() -> Iterator[Callable[..., yomo.Zipper]]:
     """Factory: ``sync_zipper(**options)`` starts a ``yomo.Zipper`` on 127.0.0.1 (port 0)."""
-    started: list[yomo.Zipper] = []
-
-    def make(**options: Any) -> yomo.Zipper:
-        options.setdefault("host", "127.0.0.1")
-        options.setdefault("port", 0)
-        options.setdefault("tls", PLAIN_TLS)
-        options.setdefault("stats_interval", 0)
-        z = yomo.Zipper(**options)
-        z.start()
-        started.append(z)
-        return z
-
-    yield make
-    for z in reversed(started):
-        with contextlib.suppress(Exception):
-            z.stop()
+    zippers = SyncZippers(yomo.Zipper)
+    yield zippers.start
+    zippers.stop_all()
 
 
 @pytest.fixture
-async def aio_zipper() -> AsyncIterator[Callable[..., Any]]:
+async def aio_zipper() -> AsyncIterator[Callable[..., Awaitable[yomo.aio.Zipper]]]:
     """Factory: ``await aio_zipper(**options)`` starts a ``yomo.aio.Zipper`` (port 0)."""
-    started: list[yomo.aio.Zipper] = []
-
-    async def make(**options: Any) -> yomo.aio.Zipper:
-        options.setdefault("host", "127.0.0.1")
-        options.setdefault("port", 0)
-        options.setdefault("tls", PLAIN_TLS)
-        options.setdefault("stats_interval", 0)
-        z = yomo.aio.Zipper(**options)
-        await z.start()
-        started.append(z)
-        return z
-
-    yield make
-    for z in reversed(started):
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(z.stop(), 5.0)
+    zippers = AsyncZippers(yomo.aio.Zipper)
+    yield zippers.start
+    await zippers.stop_all()
 
 
 @pytest.fixture

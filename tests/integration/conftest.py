@@ -7,38 +7,38 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from support.zippers import AsyncZippers
 from yomo.zipper.server import Zipper
 
-from .helpers import PLAIN_TLS, Clients, Raw
+from .helpers import Clients, Raw
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under tests/integration/ is marked ``integration`` (``-m "not integration"``
+    runs the fast tests below QUIC alone)."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents:
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture
 async def zipper() -> AsyncIterator[Callable[..., Awaitable[Zipper]]]:
     """Factory: ``await zipper(**options)`` starts a Zipper on 127.0.0.1, port 0 by default."""
-    started: list[Zipper] = []
+    zippers = AsyncZippers(Zipper)
 
     async def make(**options: Any) -> Zipper:
         options.setdefault("name", "test-zipper")
-        options.setdefault("host", "127.0.0.1")
-        options.setdefault("port", 0)
-        options.setdefault("tls", PLAIN_TLS)
-        options.setdefault("stats_interval", 0)
-        z = Zipper(**options)
-        await z.start()
-        started.append(z)
-        return z
+        return await zippers.start(**options)
 
     yield make
-    for z in reversed(started):
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(z.stop(), 5.0)
+    await zippers.stop_all()
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from support.zippers import PLAIN_TLS
 from yomo._version import SPEC_VERSION
 from yomo.client.core import ClientCore, ReconnectPolicy
 from yomo.transport import FrameConnection, QuicSettings, TlsConfig, dial
@@ -41,7 +42,6 @@ __all__ = [
 
 #: Clients in tests redial quickly and give up connecting quickly.
 FAST_RECONNECT = ReconnectPolicy(initial_delay=0.05, max_delay=0.3, connect_timeout=3.0)
-PLAIN_TLS = TlsConfig()
 
 
 async def eventually(

@@ -16,7 +16,7 @@ import pytest
 import yomo
 import yomo.aio
 
-from .clients_helpers import Collector, wait_until_async
+from .clients_helpers import Collector, unobserved, wait_until_async
 
 IN = 0x33
 OUT = 0x34
@@ -66,7 +66,7 @@ async def test_handler_return_value_is_written(aio_zipper, aio_clients):
             await src.write(IN, payload)
         await src.write(FENCE, b"fence")
     await sink.wait_async(2)
-    await asyncio.sleep(0.1)
+    # one handler at a time, in order: a reply to "skip" would have come before "zyx"
     assert sink.data() == [b"cba", b"zyx"]
     (info,) = [c for c in z.connections() if c.name == "reverse"]
     assert info.observed_tags == (IN, 0x35, 0x36)
@@ -223,7 +223,7 @@ async def test_init_error_is_raised_by_connect_and_nothing_is_handled(
     src = aio_clients.source(z.addr)
     await src.connect()
     await src.write(IN, b"x")
-    await asyncio.sleep(0.2)
+    await wait_until_async(lambda: unobserved(z, IN) == 1, "the frame counted as unobserved")
     assert handled == []
     assert [c.name for c in z.connections()] == ["source"]
 

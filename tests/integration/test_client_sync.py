@@ -15,7 +15,7 @@ import pytest
 
 import yomo
 
-from .clients_helpers import Collector, wait_until
+from .clients_helpers import Collector, unobserved, wait_until
 
 IN = 0x33
 OUT = 0x34
@@ -65,7 +65,7 @@ def test_handler_return_value_is_written(sync_zipper, sync_clients):
             src.write(IN, payload)
         src.write(FENCE, b"fence")
     sink.wait(2)
-    time.sleep(0.1)
+    # one handler at a time, in order: a reply to "skip" would have come before "zyx"
     assert sink.data() == [b"cba", b"zyx"]
     (info,) = [c for c in z.connections() if c.name == "reverse"]
     assert info.observed_tags == (IN, 0x35, 0x36)
@@ -209,7 +209,7 @@ def test_init_error_is_raised_by_connect_and_nothing_is_handled(sync_zipper, syn
     src = sync_clients.source(z.addr)
     src.connect()
     src.write(IN, b"x")
-    time.sleep(0.2)
+    wait_until(lambda: unobserved(z, IN) == 1, "the frame counted as unobserved")
     assert handled == []
     assert [c.name for c in z.connections()] == ["source"]
 

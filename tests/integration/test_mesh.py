@@ -8,20 +8,20 @@ names every other zipper's port before any of them starts.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
 
+from support.zippers import AsyncZippers
 from yomo.client.core import ReconnectPolicy
 from yomo.transport import QuicSettings
 from yomo.wire import ClientType, DataFrame
 from yomo.zipper.config import MeshPeer
 from yomo.zipper.server import Zipper
 
-from .helpers import PLAIN_TLS, Clients, Inbox, eventually, frame_bytes, seq_payload
+from .helpers import Clients, Inbox, eventually, frame_bytes, seq_payload
 
 TAG = 0x21
 FAST_MESH = {"reconnect": ReconnectPolicy(initial_delay=0.1, max_delay=0.5, jitter=0.1)}
@@ -59,21 +59,14 @@ MakeZipper = Callable[..., Awaitable[Zipper]]
 @pytest.fixture
 async def mesh_zipper() -> AsyncIterator[MakeZipper]:
     """Factory: ``await mesh_zipper(name, port, peers, **options)`` starts a meshed zipper."""
-    started: list[Zipper] = []
+    zippers = AsyncZippers(Zipper)
 
     async def make(name: str, port: int, peers: tuple[MeshPeer, ...], **options: Any) -> Zipper:
-        options.setdefault("tls", PLAIN_TLS)
-        options.setdefault("stats_interval", 0)
         options.setdefault("mesh_options", FAST_MESH)
-        z = Zipper(name, "127.0.0.1", port, mesh=peers, **options)
-        await z.start()
-        started.append(z)
-        return z
+        return await zippers.start(name=name, port=port, mesh=peers, **options)
 
     yield make
-    for z in reversed(started):
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(z.stop(), 5.0)
+    await zippers.stop_all()
 
 
 def links(z: Zipper) -> dict[str, dict[str, Any]]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -20,8 +18,8 @@ from goharness import (
     cache_is_warm,
     find_go_toolchain,
 )
-from pypeers import PLAIN_TLS
 
+from support.zippers import AsyncZippers
 from yomo.aio import Zipper
 from yomo.zipper.auth import TokenAuth
 
@@ -100,21 +98,14 @@ async def py_zipper() -> AsyncIterator[Callable[..., Awaitable[Zipper]]]:
     It runs in the test's event loop on 127.0.0.1; TLS is self-signed and
     unverified unless `tls=` says otherwise (the runner's YOMO_TLS_* are ignored).
     """
-    started: list[Zipper] = []
+    zippers = AsyncZippers(Zipper)
 
     async def make(
         name: str = "zipper-py", *, token: str | None = None, port: int = 0, **options: Any
     ) -> Zipper:
-        options.setdefault("tls", PLAIN_TLS)
-        options.setdefault("stats_interval", 0)
         if token is not None:
             options["authenticators"] = [TokenAuth(token)]
-        z = Zipper(name, "127.0.0.1", port, **options)
-        await z.start()
-        started.append(z)
-        return z
+        return await zippers.start(name=name, port=port, **options)
 
     yield make
-    for z in reversed(started):
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(z.stop(), 5.0)
+    await zippers.stop_all()

@@ -16,6 +16,7 @@ from typing import Any
 
 from goharness import expected_payload, transform, zipper_addr
 
+from support.zippers import PLAIN_TLS
 from yomo.aio import AsyncContext, ReconnectPolicy, Source, StreamFunction, TlsConfig
 from yomo.transport import QuicSettings
 
@@ -29,8 +30,6 @@ __all__ = [
     "run_py_source",
 ]
 
-#: No YOMO_TLS_* from the test runner's environment: self-signed zipper, unverified clients.
-PLAIN_TLS = TlsConfig()
 #: Python clients in tests redial quickly.
 FAST_RECONNECT = ReconnectPolicy(initial_delay=0.2, max_delay=1.0, connect_timeout=10.0)
 

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from yomo.bridge.anthropic import AnthropicProvider, to_messages_request
-from yomo.bridge.providers import PROVIDER_NAMES, OpenAICompatible, build_provider
+from yomo.bridge.openai_compat import OpenAICompatible
+from yomo.bridge.providers import PROVIDER_NAMES, build_provider
 from yomo.errors import ConfigError
 
 GO_PROVIDERS = {

@@ -20,7 +20,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from .providers import ProviderError, http_client, provider_error, require
+from .openai_compat import ProviderError, http_client, provider_error, require
 
 __all__ = ["DEFAULT_MAX_TOKENS", "AnthropicProvider", "to_messages_request"]
 

@@ -31,7 +31,7 @@ from yomo.zipper.bridge_config import AIServerConfig
 
 from .caller import new_id
 from .chat import BridgeStats, ChatEngine
-from .providers import ProviderError
+from .openai_compat import ProviderError
 from .spans import current_span
 
 __all__ = ["Guard", "HttpError", "api_routes", "error_response"]

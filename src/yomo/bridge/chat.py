@@ -26,7 +26,7 @@ from opentelemetry import trace
 from yomo.zipper.functions import FunctionRegistry
 
 from .caller import Caller, ToolCall, new_id
-from .providers import Provider, ProviderError
+from .openai_compat import Provider, ProviderError
 from .spans import current_span, tracing
 
 __all__ = ["MAX_TURNS", "BridgeStats", "ChatEngine", "ChatResult", "sse"]

@@ -20,7 +20,8 @@ from yomo.zipper.bridge_config import DEFAULT_CALL_TIMEOUT, BridgeConfig
 
 from .caller import Caller
 from .chat import BridgeStats, ChatEngine
-from .providers import Provider, build_provider
+from .openai_compat import Provider
+from .providers import build_provider
 
 if TYPE_CHECKING:
     from yomo.zipper.server import Zipper

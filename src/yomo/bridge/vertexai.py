@@ -21,7 +21,7 @@ from typing import Any
 
 from yomo.errors import ConfigError
 
-from .providers import OpenAICompatible
+from .openai_compat import OpenAICompatible, max_retries
 
 __all__ = ["DEFAULT_MODEL", "VertexAIProvider", "vertexai_provider"]
 
@@ -117,11 +117,9 @@ def vertexai_provider(settings: Mapping[str, str]) -> VertexAIProvider:
     # beyond Go: another endpoint of the same API (a proxy, a private endpoint)
     base_url = settings.get("api_endpoint") or base_url
     credentials = _credentials(settings.get("credentials_file", ""))
-    from .providers import _max_retries
-
     return VertexAIProvider(
         base_url=base_url,
         model=settings.get("model") or DEFAULT_MODEL,
         credentials=credentials,
-        max_retries=_max_retries("vertexai", settings),
+        max_retries=max_retries("vertexai", settings),
     )

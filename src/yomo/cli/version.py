@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import importlib.metadata
 import platform
 
@@ -18,17 +17,15 @@ _QUIC_LIBRARIES = ("qh3", "aioquic")
 def quic_backend() -> str:
     """Name and version of the QUIC library in use.
 
-    Asks ``yomo.transport.backend_info()``; if the transport cannot say (not
-    built yet, or its import fails), lists the QUIC libraries that are installed.
+    Asks ``yomo.transport.backend_info()``; if no QUIC library loads (a broken
+    install, the case a bug report is about), lists the QUIC libraries installed.
     """
     try:
-        transport = importlib.import_module("yomo.transport")
-        info = transport.backend_info()
+        from yomo.transport import backend_info
+
+        return backend_info()
     except Exception:  # any failure here must not break `yomo version`
         pass
-    else:
-        if isinstance(info, str) and info:
-            return info
     found = []
     for name in _QUIC_LIBRARIES:
         try:

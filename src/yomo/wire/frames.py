@@ -276,9 +276,9 @@ class HandshakeFrame:
             _primitive(0x05, _str_value(self.auth_payload, "HandshakeFrame auth_payload")),
             _primitive(0x07, _str_value(self.version, "HandshakeFrame version")),
         ]
-        fd = _as_bytes(self.function_definition, "HandshakeFrame function_definition")
-        if len(fd):
-            children.append(_primitive(0x09, fd))
+        definition = _as_bytes(self.function_definition, "HandshakeFrame function_definition")
+        if len(definition):
+            children.append(_primitive(0x09, definition))
         children.append(
             _primitive(0x08, _str_value(self.wanted_target, "HandshakeFrame wanted_target"))
         )

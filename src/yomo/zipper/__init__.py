@@ -6,7 +6,7 @@ front doors; this package holds the parts they are built from.
 
 from __future__ import annotations
 
-from .auth import Authenticator, AuthFailed, TokenAuth, authenticator_for, split_credential
+from .auth import Authenticator, AuthFailed, TokenAuth, authenticator_for
 from .config import AuthConfig, MeshPeer, ZipperConfig, load_config, parse_config
 from .router import Router, TagRouter
 from .server import ConnectionInfo, SlowConsumerPolicy, Zipper, ZipperState
@@ -29,5 +29,4 @@ __all__ = [
     "authenticator_for",
     "load_config",
     "parse_config",
-    "split_credential",
 ]

@@ -21,7 +21,6 @@ __all__ = [
     "TokenAuth",
     "authenticate",
     "authenticator_for",
-    "split_credential",
 ]
 
 
@@ -69,16 +68,6 @@ class TokenAuth:
         if hmac.compare_digest(self._token, payload.encode()):
             return {}
         raise AuthFailed(f"invalid token: {payload}", logged="invalid token (not logged)")
-
-
-def split_credential(credential: str | None) -> tuple[str, str]:
-    """``"token:abc"`` -> ``("token", "abc")``; with no colon the name is empty (Go)."""
-    if not credential:
-        return "", ""
-    name, sep, payload = credential.partition(":")
-    if not sep:
-        return "", credential
-    return name, payload
 
 
 def authenticate(

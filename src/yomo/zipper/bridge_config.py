@@ -41,7 +41,7 @@ import yaml
 from yomo._asgi import parse_http_address
 from yomo.errors import ConfigError
 
-from .config import _fail, _Path, _warn_unknown
+from ._config_checks import ConfigPath, fail, warn_unknown
 
 __all__ = [
     "DEFAULT_AI_ADDR",
@@ -127,7 +127,7 @@ class MCPConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.call_timeout, (int, float)) or self.call_timeout <= 0:
-            _fail("MCPConfig", ("call_timeout",), "a positive number of seconds", self.call_timeout)
+            fail("MCPConfig", ("call_timeout",), "a positive number of seconds", self.call_timeout)
 
     @property
     def address(self) -> tuple[str, int]:
@@ -147,25 +147,25 @@ def _check_limits(server: AIServerConfig, source: str) -> None:
     for name in ("max_body_bytes", "max_concurrent_calls"):
         value = getattr(server, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            _fail(source, (name,), "a positive integer", value)
+            fail(source, (name,), "a positive integer", value)
     for name in ("call_timeout", "request_timeout"):
         value = getattr(server, name)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            _fail(source, (name,), "a positive number of seconds", value)
+            fail(source, (name,), "a positive number of seconds", value)
 
 
 # -- parsing ---------------------------------------------------------------------------
 
 
 def parse_bridge(
-    value: object, source: str, marks: Mapping[_Path, yaml.Mark]
+    value: object, source: str, marks: Mapping[ConfigPath, yaml.Mark]
 ) -> BridgeConfig | None:
     """Parse the ``bridge`` value of a config file; ``None`` when it is absent or empty."""
-    path: _Path = ("bridge",)
+    path: ConfigPath = ("bridge",)
     if value is None:
         return None
     section = _mapping(value, source, path, marks, "a mapping with ai and/or mcp")
-    _warn_unknown(section, _BRIDGE_KEYS, source, path)
+    warn_unknown(section, _BRIDGE_KEYS, source, path)
     ai = _parse_ai(section.get("ai"), source, marks) if "ai" in section else None
     mcp = _parse_mcp(section.get("mcp"), source, marks) if "mcp" in section else None
     if ai is None and mcp is None:
@@ -186,15 +186,15 @@ _MCP_SERVER: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]] = (
 )
 
 
-def _parse_ai(value: object, source: str, marks: Mapping[_Path, yaml.Mark]) -> AIConfig:
+def _parse_ai(value: object, source: str, marks: Mapping[ConfigPath, yaml.Mark]) -> AIConfig:
     section, options = _part(value, source, marks, "ai", _AI_KEYS, _AI_SERVER)
-    spath: _Path = ("bridge", "ai", "server")
+    spath: ConfigPath = ("bridge", "ai", "server")
     _check_addr(options.get("addr", DEFAULT_AI_ADDR), source, (*spath, "addr"), marks)
-    ppath: _Path = ("bridge", "ai", "providers")
+    ppath: ConfigPath = ("bridge", "ai", "providers")
     providers: dict[str, dict[str, str]] = {}
     raw = _mapping(section.get("providers"), source, ppath, marks, "a mapping of provider names")
     for name, settings in raw.items():
-        npath: _Path = (*ppath, str(name))
+        npath: ConfigPath = (*ppath, str(name))
         entry = _mapping(settings, source, npath, marks, "a mapping of setting: value")
         providers[str(name)] = {
             str(k): _string(v, source, (*npath, str(k)), marks, True, scalar=True)
@@ -212,9 +212,9 @@ def _parse_ai(value: object, source: str, marks: Mapping[_Path, yaml.Mark]) -> A
     return AIConfig(server=AIServerConfig(**options), providers=providers)
 
 
-def _parse_mcp(value: object, source: str, marks: Mapping[_Path, yaml.Mark]) -> MCPConfig:
+def _parse_mcp(value: object, source: str, marks: Mapping[ConfigPath, yaml.Mark]) -> MCPConfig:
     _, options = _part(value, source, marks, "mcp", _MCP_KEYS, _MCP_SERVER)
-    addr_path: _Path = ("bridge", "mcp", "server", "addr")
+    addr_path: ConfigPath = ("bridge", "mcp", "server", "addr")
     _check_addr(options.get("addr", DEFAULT_MCP_ADDR), source, addr_path, marks)
     return MCPConfig(**options)
 
@@ -222,19 +222,19 @@ def _parse_mcp(value: object, source: str, marks: Mapping[_Path, yaml.Mark]) -> 
 def _part(
     value: object,
     source: str,
-    marks: Mapping[_Path, yaml.Mark],
+    marks: Mapping[ConfigPath, yaml.Mark],
     name: str,
     keys: tuple[str, ...],
     spec: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]],
 ) -> tuple[Mapping[Any, object], dict[str, Any]]:
     """``bridge.<name>`` as a mapping, and the keys of its ``server`` that are set, checked."""
-    path: _Path = ("bridge", name)
+    path: ConfigPath = ("bridge", name)
     section = _mapping(value, source, path, marks, f"a mapping with {' and '.join(keys)}")
-    _warn_unknown(section, keys, source, path)
-    spath: _Path = (*path, "server")
+    warn_unknown(section, keys, source, path)
+    spath: ConfigPath = (*path, "server")
     server = _mapping(section.get("server"), source, spath, marks, "a mapping")
     strings, ints, durations = spec
-    _warn_unknown(server, strings + ints + durations, source, spath)
+    warn_unknown(server, strings + ints + durations, source, spath)
     options: dict[str, Any] = {}
     for key in strings:
         if server.get(key) not in (None, ""):
@@ -248,26 +248,30 @@ def _part(
     return section, options
 
 
-def _where(marks: Mapping[_Path, yaml.Mark], path: _Path) -> str:
+def _where(marks: Mapping[ConfigPath, yaml.Mark], path: ConfigPath) -> str:
     mark = marks.get(path)
     return f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
 
 
 def _mapping(
-    value: object, source: str, path: _Path, marks: Mapping[_Path, yaml.Mark], expected: str
+    value: object,
+    source: str,
+    path: ConfigPath,
+    marks: Mapping[ConfigPath, yaml.Mark],
+    expected: str,
 ) -> Mapping[Any, object]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        _fail(source, path, expected, value, marks.get(path))
+        fail(source, path, expected, value, marks.get(path))
     return value
 
 
 def _string(
     value: object,
     source: str,
-    path: _Path,
-    marks: Mapping[_Path, yaml.Mark],
+    path: ConfigPath,
+    marks: Mapping[ConfigPath, yaml.Mark],
     secret: bool = False,
     *,
     scalar: bool = False,
@@ -281,17 +285,21 @@ def _string(
     if scalar and isinstance(value, (datetime.date, datetime.datetime)):
         return value.isoformat()
     if not isinstance(value, str):
-        _fail(source, path, "a string", value, marks.get(path), secret=secret)
+        fail(source, path, "a string", value, marks.get(path), secret=secret)
     return value
 
 
-def _positive_int(value: object, source: str, path: _Path, marks: Mapping[_Path, yaml.Mark]) -> int:
+def _positive_int(
+    value: object, source: str, path: ConfigPath, marks: Mapping[ConfigPath, yaml.Mark]
+) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        _fail(source, path, "a positive integer", value, marks.get(path))
+        fail(source, path, "a positive integer", value, marks.get(path))
     return value
 
 
-def _duration(value: object, source: str, path: _Path, marks: Mapping[_Path, yaml.Mark]) -> float:
+def _duration(
+    value: object, source: str, path: ConfigPath, marks: Mapping[ConfigPath, yaml.Mark]
+) -> float:
     """Seconds from a number or a Go-style duration (``"500ms"``, ``"90s"``, ``"2m"``)."""
     seconds: float | None = None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -299,7 +307,7 @@ def _duration(value: object, source: str, path: _Path, marks: Mapping[_Path, yam
     elif isinstance(value, str) and (m := _DURATION.match(value)):
         seconds = float(m.group(1)) * _UNITS[m.group(2)]
     if seconds is None or seconds <= 0:
-        _fail(
+        fail(
             source,
             path,
             'a positive duration (seconds, or "500ms", "90s", "2m")',
@@ -309,7 +317,9 @@ def _duration(value: object, source: str, path: _Path, marks: Mapping[_Path, yam
     return seconds
 
 
-def _check_addr(addr: str, source: str, path: _Path, marks: Mapping[_Path, yaml.Mark]) -> None:
+def _check_addr(
+    addr: str, source: str, path: ConfigPath, marks: Mapping[ConfigPath, yaml.Mark]
+) -> None:
     try:
         parse_http_address(addr, what=".".join(path))
     except ConfigError as exc:

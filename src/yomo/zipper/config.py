@@ -35,16 +35,17 @@ Every problem raises :class:`yomo.errors.ConfigError` with a message such as
 
 from __future__ import annotations
 
-import difflib
 import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from yomo.errors import ConfigError
+
+from ._config_checks import ConfigPath, dotted, fail, warn_unknown
 
 if TYPE_CHECKING:
     from .bridge_config import BridgeConfig
@@ -81,8 +82,6 @@ _CONFIG_EXTENSIONS = (".yaml", ".yml")  # Go: pkg/config/config.go ErrConfigExt
 _TOP_LEVEL_KEYS = ("name", "host", "port", "auth", "mesh", "bridge", "monitor")
 _AUTH_KEYS = ("type", "token")
 _MESH_KEYS = ("host", "port", "credential")
-
-_Path = tuple[str, ...]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -160,13 +159,13 @@ class ZipperConfig:
         _check_host(self.host, source=source, path=("host",))
         _check_port(self.port, source=source, path=("port",), allow_zero=True)
         if self.auth is not None and not isinstance(self.auth, AuthConfig):
-            _fail(source, ("auth",), "an AuthConfig or None", self.auth)
+            fail(source, ("auth",), "an AuthConfig or None", self.auth)
         if not isinstance(self.mesh, tuple):
-            _fail(source, ("mesh",), "a tuple of MeshPeer", self.mesh)
+            fail(source, ("mesh",), "a tuple of MeshPeer", self.mesh)
         seen: set[str] = set()
         for peer in self.mesh:
             if not isinstance(peer, MeshPeer):
-                _fail(source, ("mesh",), "a tuple of MeshPeer", peer)
+                fail(source, ("mesh",), "a tuple of MeshPeer", peer)
             if peer.name in seen:
                 raise ConfigError(f"{source}: mesh.{peer.name}: the peer name is used twice")
             seen.add(peer.name)
@@ -201,7 +200,7 @@ def load_config(path: str | os.PathLike[str]) -> ZipperConfig:
     if data is None:  # an empty file, like Go, is a config without fields
         data = {}
     if not isinstance(data, Mapping):
-        _fail(source, (), "a mapping with name, host and port", data, marks.get(()))
+        fail(source, (), "a mapping with name, host and port", data, marks.get(()))
     return _parse(data, source, marks, from_file=True)
 
 
@@ -220,7 +219,7 @@ def parse_config(data: Mapping[str, object], source: str = "<dict>") -> ZipperCo
         ConfigError: as :func:`load_config`, minus the file checks.
     """
     if not isinstance(data, Mapping):
-        _fail(source, (), "a mapping with name, host and port", data)
+        fail(source, (), "a mapping with name, host and port", data)
     return _parse(data, source, {}, from_file=False)
 
 
@@ -230,11 +229,11 @@ def parse_config(data: Mapping[str, object], source: str = "<dict>") -> ZipperCo
 def _parse(
     data: Mapping[Any, object],
     source: str,
-    marks: Mapping[_Path, yaml.Mark],
+    marks: Mapping[ConfigPath, yaml.Mark],
     *,
     from_file: bool,
 ) -> ZipperConfig:
-    _warn_unknown(data, _TOP_LEVEL_KEYS, source, ())
+    warn_unknown(data, _TOP_LEVEL_KEYS, source, ())
     values: dict[str, object] = {}
     for key in ("name", "host", "port"):
         if key not in data:
@@ -261,13 +260,15 @@ def _parse(
     return config
 
 
-def _parse_auth(value: object, source: str, marks: Mapping[_Path, yaml.Mark]) -> AuthConfig | None:
-    path: _Path = ("auth",)
+def _parse_auth(
+    value: object, source: str, marks: Mapping[ConfigPath, yaml.Mark]
+) -> AuthConfig | None:
+    path: ConfigPath = ("auth",)
     if value is None:
         return None
     if not isinstance(value, Mapping):
-        _fail(source, path, "a mapping with type and token", value, marks.get(path))
-    _warn_unknown(value, _AUTH_KEYS, source, path)
+        fail(source, path, "a mapping with type and token", value, marks.get(path))
+    warn_unknown(value, _AUTH_KEYS, source, path)
     if "type" not in value:
         raise ConfigError(f"{source}: auth.type: missing; expected one of {_auth_types()}")
     auth_type = value["type"]
@@ -282,27 +283,27 @@ def _parse_auth(value: object, source: str, marks: Mapping[_Path, yaml.Mark]) ->
 
 
 def _parse_mesh(
-    value: object, source: str, marks: Mapping[_Path, yaml.Mark]
+    value: object, source: str, marks: Mapping[ConfigPath, yaml.Mark]
 ) -> tuple[MeshPeer, ...]:
     if value is None:
         return ()
     if not isinstance(value, Mapping):
-        _fail(source, ("mesh",), "a mapping of peer name to host/port", value, marks.get(("mesh",)))
+        fail(source, ("mesh",), "a mapping of peer name to host/port", value, marks.get(("mesh",)))
     peers = []
     for name, entry in value.items():
-        key_path: _Path = ("mesh", str(name))
+        key_path: ConfigPath = ("mesh", str(name))
         if not isinstance(name, str) or not name:
-            _fail(source, key_path, "a non-empty peer name", name, marks.get(key_path))
+            fail(source, key_path, "a non-empty peer name", name, marks.get(key_path))
         if entry is None:
             entry = {}
         if not isinstance(entry, Mapping):
-            _fail(source, key_path, "a mapping with host and port", entry, marks.get(key_path))
-        _warn_unknown(entry, _MESH_KEYS, source, key_path)
+            fail(source, key_path, "a mapping with host and port", entry, marks.get(key_path))
+        warn_unknown(entry, _MESH_KEYS, source, key_path)
         for required in ("host", "port"):
             if required not in entry:
                 expected = "an integer 1..65535" if required == "port" else "a non-empty string"
                 raise ConfigError(
-                    f"{source}: {_dotted((*key_path, required))}: missing; expected {expected}"
+                    f"{source}: {dotted((*key_path, required))}: missing; expected {expected}"
                 )
         host = _check_host(entry["host"], source=source, path=(*key_path, "host"), marks=marks)
         port = _check_port(
@@ -319,22 +320,6 @@ def _parse_mesh(
     return tuple(peers)
 
 
-def _warn_unknown(
-    data: Mapping[Any, object], known: tuple[str, ...], source: str, path: _Path
-) -> None:
-    """Warn about keys Go would ignore; refuse the ones that look like a typo of a known key."""
-    for key in data:
-        if key in known:
-            continue
-        where = _dotted((*path, str(key)))
-        close = difflib.get_close_matches(str(key).lower(), known, n=1, cutoff=0.7)
-        if close:
-            raise ConfigError(
-                f"{source}: {where}: unknown key, did you mean {_dotted((*path, close[0]))!r}?"
-            )
-        logger.warning("%s: %s: unknown key, ignored", source, where)
-
-
 # -- checks shared by the file loader and the dataclasses ---------------------------------
 
 
@@ -342,22 +327,26 @@ def _check_str(
     value: object,
     *,
     source: str,
-    path: _Path,
+    path: ConfigPath,
     secret: bool = False,
-    marks: Mapping[_Path, yaml.Mark] | None = None,
+    marks: Mapping[ConfigPath, yaml.Mark] | None = None,
 ) -> str:
     if not isinstance(value, str):
         mark = marks.get(path) if marks else None
-        _fail(source, path, "a string", value, mark, secret=secret)
+        fail(source, path, "a string", value, mark, secret=secret)
     return value
 
 
 def _check_name(
-    value: object, *, source: str, path: _Path, marks: Mapping[_Path, yaml.Mark] | None = None
+    value: object,
+    *,
+    source: str,
+    path: ConfigPath,
+    marks: Mapping[ConfigPath, yaml.Mark] | None = None,
 ) -> str:
     if not isinstance(value, str) or not value:
         mark = marks.get(path) if marks else None
-        _fail(source, path, "a non-empty string", value, mark)
+        fail(source, path, "a non-empty string", value, mark)
     return value
 
 
@@ -365,13 +354,13 @@ _check_host = _check_name
 
 
 def _check_monitor(
-    value: object, *, source: str, marks: Mapping[_Path, yaml.Mark] | None = None
+    value: object, *, source: str, marks: Mapping[ConfigPath, yaml.Mark] | None = None
 ) -> None:
     from yomo._asgi import parse_http_address
 
-    path: _Path = ("monitor",)
+    path: ConfigPath = ("monitor",)
     if not isinstance(value, str):
-        _fail(
+        fail(
             source,
             path,
             "HOST:PORT, e.g. 127.0.0.1:8222",
@@ -388,15 +377,15 @@ def _check_port(
     value: object,
     *,
     source: str,
-    path: _Path,
+    path: ConfigPath,
     allow_zero: bool,
-    marks: Mapping[_Path, yaml.Mark] | None = None,
+    marks: Mapping[ConfigPath, yaml.Mark] | None = None,
 ) -> int:
     low = 0 if allow_zero else 1
     # bool is an int in Python but not a port; YAML's `port: yes` is a mistake.
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= 65535:
         mark = marks.get(path) if marks else None
-        _fail(source, path, f"an integer {low}..65535", value, mark)
+        fail(source, path, f"an integer {low}..65535", value, mark)
     return value
 
 
@@ -405,18 +394,18 @@ def _check_auth(
     token: object,
     *,
     source: str,
-    path: _Path,
-    marks: Mapping[_Path, yaml.Mark] | None = None,
+    path: ConfigPath,
+    marks: Mapping[ConfigPath, yaml.Mark] | None = None,
 ) -> None:
     type_path = (*path, "type")
     token_path = (*path, "token")
     if not isinstance(auth_type, str) or auth_type not in AUTH_TYPES:
         mark = marks.get(type_path) if marks else None
-        _fail(source, type_path, f"one of {_auth_types()}", auth_type, mark)
+        fail(source, type_path, f"one of {_auth_types()}", auth_type, mark)
     token = _check_str(token, source=source, path=token_path, secret=True, marks=marks)
     if auth_type == "token" and not token:
         mark = marks.get(token_path) if marks else None
-        _fail(
+        fail(
             source,
             token_path,
             "a non-empty token when auth.type is 'token'",
@@ -430,48 +419,10 @@ def _auth_types() -> str:
     return ", ".join(repr(t) for t in AUTH_TYPES)
 
 
-def _fail(
-    source: str,
-    path: _Path,
-    expected: str,
-    got: object,
-    mark: yaml.Mark | None = None,
-    *,
-    secret: bool = False,
-) -> NoReturn:
-    where = _dotted(path) or "(top level)"
-    message = f"{source}: {where}: expected {expected}, got {_describe(got, secret=secret)}"
-    if mark is not None:
-        message += f" (line {mark.line + 1}, column {mark.column + 1})"
-    raise ConfigError(message)
-
-
-def _dotted(path: _Path) -> str:
-    return ".".join(path)
-
-
-def _describe(value: object, *, secret: bool = False) -> str:
-    """A short, YAML-flavoured description of a bad value; never echoes secrets."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    if secret:
-        return "an empty string" if value == "" else f"a value of type {type(value).__name__}"
-    if isinstance(value, (str, int, float)):
-        text = repr(value)
-        return text if len(text) <= 60 else text[:57] + "..."
-    return f"a value of type {type(value).__name__}"
-
-
 # -- YAML with positions ------------------------------------------------------------------
 
 
-def _load_yaml(raw: bytes, source: str) -> tuple[object, dict[_Path, yaml.Mark]]:
+def _load_yaml(raw: bytes, source: str) -> tuple[object, dict[ConfigPath, yaml.Mark]]:
     """Parse one YAML document safely; also return where each mapping value starts."""
     loader: yaml.SafeLoader | None = None
     try:
@@ -479,7 +430,7 @@ def _load_yaml(raw: bytes, source: str) -> tuple[object, dict[_Path, yaml.Mark]]
         node = loader.get_single_node()
         if node is None:
             return None, {}
-        marks: dict[_Path, yaml.Mark] = {}
+        marks: dict[ConfigPath, yaml.Mark] = {}
         _index_marks(node, (), marks, source)
         data: object = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
@@ -499,7 +450,9 @@ def _load_yaml(raw: bytes, source: str) -> tuple[object, dict[_Path, yaml.Mark]]
     return data, marks
 
 
-def _index_marks(node: yaml.Node, path: _Path, marks: dict[_Path, yaml.Mark], source: str) -> None:
+def _index_marks(
+    node: yaml.Node, path: ConfigPath, marks: dict[ConfigPath, yaml.Mark], source: str
+) -> None:
     marks[path] = node.start_mark
     if not isinstance(node, yaml.MappingNode):
         return
@@ -510,7 +463,7 @@ def _index_marks(node: yaml.Node, path: _Path, marks: dict[_Path, yaml.Mark], so
         key = key_node.value
         if key in seen:  # yaml.v3, which Go uses, rejects duplicate keys too
             first = seen[key]
-            where = _dotted((*path, key))
+            where = dotted((*path, key))
             mark = key_node.start_mark
             raise ConfigError(
                 f"{source}: {where}: defined twice, at line {first.line + 1} and line "

@@ -62,7 +62,3 @@ class TagRouter(Generic[T]):
             return list(observers.values())
         targets = self._targets
         return [v for n, v in observers.items() if targets.get(n) == target]
-
-    def observed_tags(self) -> list[int]:
-        """Every tag that has at least one observer."""
-        return sorted(self._by_tag)

@@ -34,12 +34,12 @@ from yomo.errors import (
 )
 from yomo.transport import (
     DEFAULT_ZIPPER_SETTINGS,
-    FrameConnection,
     Listener,
     QuicSettings,
     TlsConfig,
     listen,
 )
+from yomo.transport.connection import Connection
 from yomo.transport.native import NativeServer
 from yomo.transport.settings import wants_native
 from yomo.wire import (
@@ -156,8 +156,9 @@ def _type_name(client_type: int) -> str:
     return str(name) if name is not None else f"Unknown(0x{client_type:02x})"
 
 
-class _NativePeer:
-    """A connection registered on the native data path, as the zipper's policy sees it."""
+class _NativeClient:
+    """The handle of a client connection on the native data path, as the zipper's policy
+    sees it (what a FrameConnection is on the pure-Python path)."""
 
     def __init__(self, server: NativeServer, number: int, address: tuple[str, int]) -> None:
         self.server = server
@@ -181,12 +182,14 @@ _Refusal = tuple[str, "HandshakeFrame | None", str, "str | None"]
 """Why a handshake is refused: (message to the client, its frame, reason counted, what
 the log says instead of the message, or None for the message itself, "" for nothing)."""
 
-_PeerConnection = Any
-"""A FrameConnection (pure-Python path) or a _NativePeer (native path)."""
+_AnyConnection = Any
+"""A FrameConnection (pure-Python path) or a _NativeClient (native path)."""
 
 
-class _Peer:
-    """A registered connection: identity from its handshake and its counters."""
+class _Client:
+    """A registered client of this zipper (a source, a stream function or an upstream
+    zipper's mesh link): identity from its handshake and its counters. Not a mesh peer,
+    which is a zipper this one dials (``yomo.zipper.mesh``)."""
 
     __slots__ = (
         "client_id",
@@ -206,7 +209,7 @@ class _Peer:
     )
 
     def __init__(
-        self, number: int, hf: HandshakeFrame, merge: dict[str, str], conn: _PeerConnection
+        self, number: int, hf: HandshakeFrame, merge: dict[str, str], conn: _AnyConnection
     ) -> None:
         self.number = number
         self.name = hf.name
@@ -301,7 +304,7 @@ class Zipper:
         dead_after: float = DEFAULT_DEAD_AFTER,
         mesh: Iterable[MeshPeer] = (),
         mesh_options: Mapping[str, Any] | None = None,
-        router: Router[_Peer] | MetadataRouter | None = None,
+        router: Router[_Client] | MetadataRouter | None = None,
         connection_middleware: Sequence[ConnectionMiddleware] = (),
         frame_middleware: Sequence[FrameMiddleware] = (),
         version_negotiator: VersionNegotiator | None = None,
@@ -345,7 +348,7 @@ class Zipper:
         """Where the monitor listens: as asked before ``start``, the bound address after."""
         self.state: ZipperState = "new"
         self._metadata_router: MetadataRouter | None = None
-        self._router: Router[_Peer] = TagRouter()
+        self._router: Router[_Client] = TagRouter()
         if isinstance(router, MetadataRouter):
             self._metadata_router = router
         elif router is not None:
@@ -460,7 +463,7 @@ class Zipper:
                     self._native.native.set_tap(True)
             else:
                 self._listener = await listen(
-                    self.host, self.port, self._on_connection, tls=tls, settings=self.quic
+                    self.host, self.port, self.serve_connection, tls=tls, settings=self.quic
                 )
         except BaseException:
             await self._stop_monitor()
@@ -512,11 +515,12 @@ class Zipper:
             await self._mesh.stop()
         if self._native is not None:
             await self._native.aclose(reason)
-        elif isinstance(self._listener, Listener):
+        else:
             for conn in list(self._connections):
                 conn.close(reason)
-            await asyncio.sleep(0.05)  # let the CONNECTION_CLOSE frames go out
-            await self._listener.aclose()
+            if isinstance(self._listener, Listener):
+                await asyncio.sleep(0.05)  # let the CONNECTION_CLOSE frames go out
+                await self._listener.aclose()
         for listener in self._listeners:
             with contextlib.suppress(Exception):
                 await listener.aclose()
@@ -595,13 +599,13 @@ class Zipper:
                 recv_backlog=p.conn.recv_backlog,
                 connected_at=p.connected_at,
             )
-            for p in self._all_peers()
+            for p in self._all_clients()
         ]
 
     def _native_connections(self, server: NativeServer) -> list[ConnectionInfo]:
         counters = server.native.connections()
         out = []
-        for p in self._all_peers():
+        for p in self._all_clients():
             row = counters.get(p.number)
             if row is None:  # closed; its "closed" event is on its way
                 continue
@@ -628,11 +632,11 @@ class Zipper:
     def goaway(self, who: str | int, message: str = "goaway") -> int:
         """Send a GoawayFrame to connections matching a number, client id or name; returns count."""
         count = 0
-        for peer in self._all_peers():
-            if who in (peer.number, peer.client_id, peer.name):
+        for client in self._all_clients():
+            if who in (client.number, client.client_id, client.name):
                 with contextlib.suppress(ConnectionClosedError):
-                    peer.conn.send_nowait(GoawayFrame(message=message))
-                asyncio.get_running_loop().call_later(0.2, peer.conn.close, message)
+                    client.conn.send_nowait(GoawayFrame(message=message))
+                asyncio.get_running_loop().call_later(0.2, client.conn.close, message)
                 count += 1
         return count
 
@@ -660,8 +664,8 @@ class Zipper:
         built from this, so it stays the one place that reads the data path's counters.
         """
         by_type: dict[str, int] = {}
-        for peer in self._all_peers():
-            key = _type_name(peer.client_type)
+        for client in self._all_clients():
+            key = _type_name(client.client_type)
             by_type[key] = by_type.get(key, 0) + 1
         result: dict[str, Any] = {
             "name": self.name,
@@ -736,12 +740,12 @@ class Zipper:
 
     # -- one connection ----------------------------------------------------
 
-    def _peer(self, number: int) -> _Peer | None:
-        peer = self._connector.get(number)
-        return peer if isinstance(peer, _Peer) else None
+    def _client(self, number: int) -> _Client | None:
+        client = self._connector.get(number)
+        return client if isinstance(client, _Client) else None
 
-    def _all_peers(self) -> list[_Peer]:
-        return [p for p in self._connector.find(_everyone) if isinstance(p, _Peer)]
+    def _all_clients(self) -> list[_Client]:
+        return [p for p in self._connector.find(_everyone) if isinstance(p, _Client)]
 
     async def _accept(self, listener: FrameListener) -> None:
         """Serve what an extra listener accepts, like QUIC connections (Go: Serve's loop)."""
@@ -754,11 +758,18 @@ class Zipper:
                 self.log.exception("listener %r: accept failed", listener)
                 await asyncio.sleep(0.1)
                 continue
-            task = asyncio.get_running_loop().create_task(self._on_connection(conn))
+            task = asyncio.get_running_loop().create_task(self.serve_connection(conn))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _on_connection(self, conn: Any) -> None:
+    async def serve_connection(self, conn: Connection) -> None:
+        """Serve one connection until it closes: handshake, then route what it writes.
+
+        The QUIC listener and the extra ``listeners`` call this for every connection of
+        the pure-Python data path; unit tests call it with one end of an in-memory
+        connection (``yomo.zipper.memory``), so the handshake and routing run without
+        a socket, on a zipper that is not started.
+        """
         if self._stopped.is_set():  # clients redial at once: none may slip in while stopping
             conn.close("zipper is shutting down")
             return
@@ -776,33 +787,33 @@ class Zipper:
             return
         self._connections.add(conn)
         try:
-            peer = await self._handshake(conn)
-            if peer is None:
+            client = await self._handshake(conn)
+            if client is None:
                 return
             try:
-                await self._serve(peer, lambda _: self._read_loop(peer))
+                await self._serve(client, lambda _: self._read_loop(client))
             finally:
-                self._unregister(peer)
+                self._unregister(client)
         finally:
             self._connections.discard(conn)
 
-    async def _serve(self, peer: _Peer, innermost: ConnectionHandler) -> None:
+    async def _serve(self, client: _Client, innermost: ConnectionHandler) -> None:
         """The connection middleware around ``innermost`` (Go: connHandler). A middleware
         that ends without serving the connection, or raises, ends the connection."""
         if not self._connection_middleware:
-            await innermost(peer)
+            await innermost(client)
             return
-        if peer.ended is None:  # the client has its HandshakeAck before a middleware may close
+        if client.ended is None:  # the client has its HandshakeAck before a middleware may close
             with contextlib.suppress(ConnectionClosedError, TimeoutError):
-                await peer.conn.drain_all(0.5)
+                await client.conn.drain_all(0.5)
         try:
-            await compose(innermost, self._connection_middleware)(peer)
+            await compose(innermost, self._connection_middleware)(client)
         except Exception as exc:
-            self.log.error("connection middleware failed on %s: %r", peer.describe(), exc)
-            peer.close(f"yomo: the zipper's connection middleware failed: {type(exc).__name__}")
+            self.log.error("connection middleware failed on %s: %r", client.describe(), exc)
+            client.close(f"yomo: the zipper's connection middleware failed: {type(exc).__name__}")
             return
-        if not (peer.ended.is_set() if peer.ended is not None else peer.conn.closed):
-            peer.close("the zipper's connection middleware ended the connection")
+        if not (client.ended.is_set() if client.ended is not None else client.conn.closed):
+            client.close("the zipper's connection middleware ended the connection")
 
     def _log_rejection(
         self,
@@ -830,7 +841,7 @@ class Zipper:
 
     async def _reject(
         self,
-        conn: FrameConnection,
+        conn: Connection,
         message: str,
         hf: HandshakeFrame | None,
         reason: str,
@@ -843,11 +854,11 @@ class Zipper:
             await _flush(conn)
         conn.close(message)
 
-    def _admit(self, first: Frame, conn: _PeerConnection) -> _Peer | _Refusal:
+    def _admit(self, first: Frame, conn: _AnyConnection) -> _Client | _Refusal:
         """The handshake policy, on either data path: a registration, or why not.
 
         Go: core/server.go handshake (version, auth, client type, LLM function
-        registration, wanted target). The caller registers the returned peer (its LLM
+        registration, wanted target). The caller registers the returned client (its LLM
         function, if any, is registered already), or rejects with the message (the last
         item is the reason counted in ``rejections_by_reason``).
         """
@@ -883,18 +894,18 @@ class Zipper:
             )
         if hf.wanted_target:
             merge[md_keys.WANTED_TARGET] = hf.wanted_target
-        peer = _Peer(next(self._numbers), hf, merge, conn)
-        refusal = self._store(peer, hf)
+        client = _Client(next(self._numbers), hf, merge, conn)
+        refusal = self._store(client, hf)
         if refusal is not None:
             return refusal
         if definition is not None:
             try:
-                self.functions.register(peer.number, definition)
+                self.functions.register(client.number, definition)
             except DuplicateFunctionError as exc:
-                self._connector.remove(peer.number)
+                self._connector.remove(client.number)
                 return exc.message, hf, "duplicate_function", None
-            self.log.info("registered LLM function %r (%s)", definition.name, peer.describe())
-        return peer
+            self.log.info("registered LLM function %r (%s)", definition.name, client.describe())
+        return client
 
     def _authenticate(
         self, address: tuple[str, int], hf: HandshakeFrame
@@ -933,29 +944,29 @@ class Zipper:
             brake.failed(host, now)
             return str(exc), hf, "auth", exc.logged
 
-    def _store(self, peer: _Peer, hf: HandshakeFrame) -> _Refusal | None:
+    def _store(self, client: _Client, hf: HandshakeFrame) -> _Refusal | None:
         """Go: core/server.go createConnection (connector.Store); it may refuse or redirect."""
         try:
-            self._connector.store(peer)
+            self._connector.store(client)
         except ConnectToError as exc:
             return exc.endpoint, hf, "redirect", None
         except RejectedError as exc:
             return exc.reason, hf, "connector", None
         except Exception as exc:
-            self.log.exception("connector: cannot store %s", peer.describe())
+            self.log.exception("connector: cannot store %s", client.describe())
             return f"the zipper cannot register the connection: {exc!r}", hf, "connector", None
         return None
 
-    def _log_connected(self, peer: _Peer, address: tuple[str, int]) -> None:
-        tags = _tags_for_log(peer.tags)
+    def _log_connected(self, client: _Client, address: tuple[str, int]) -> None:
+        tags = _tags_for_log(client.tags)
         self.log.info(
             "connected: %s from %s%s",
-            peer.describe(),
+            client.describe(),
             address,
             f", observes [{tags}]" if tags else "",
         )
 
-    async def _handshake(self, conn: FrameConnection) -> _Peer | None:
+    async def _handshake(self, conn: Connection) -> _Client | None:
         try:
             first = await asyncio.wait_for(conn.read_frame(), self.handshake_timeout)
         except asyncio.TimeoutError:
@@ -982,20 +993,20 @@ class Zipper:
         if isinstance(admitted, tuple):
             await self._reject(conn, *admitted)
             return None
-        peer = admitted
-        if peer.client_type == ClientType.STREAM_FUNCTION:
+        client = admitted
+        if client.client_type == ClientType.STREAM_FUNCTION:
             if self._metadata_router is not None:
-                self._metadata_router.add(peer)
+                self._metadata_router.add(client)
             else:
-                self._router.add(peer.number, peer.tags, peer.wanted_target, peer)
+                self._router.add(client.number, client.tags, client.wanted_target, client)
         try:
             conn.send_nowait(HandshakeAckFrame())
         except ConnectionClosedError:
-            self._unregister(peer)
+            self._unregister(client)
             return None
         self._stats.handshakes += 1
-        self._log_connected(peer, conn.remote_address)
-        return peer
+        self._log_connected(client, conn.remote_address)
+        return client
 
     # -- the native data path ----------------------------------------------
 
@@ -1011,22 +1022,22 @@ class Zipper:
                 self._native_handshake(event[1], event[2], event[3])
             elif kind == "closed":
                 _, number, reason, protocol_error = event
-                peer = self._peer(number)
-                if peer is not None:
-                    peer.conn.close_reason = reason
+                client = self._client(number)
+                if client is not None:
+                    client.conn.close_reason = reason
                     if protocol_error:
-                        self.log.warning("closed %s: %s", peer.describe(), reason)
-                    self._unregister(peer)
+                        self.log.warning("closed %s: %s", client.describe(), reason)
+                    self._unregister(client)
             elif kind == "refused":
                 _, address, why, reason = event
                 level = logging.DEBUG if why == "closed" else logging.WARNING
                 self.log.log(level, "closed %s: %s", tuple(address), reason)
             elif kind == "slow":
                 _, number, dropped, backlog = event
-                peer = self._peer(number)
+                client = self._client(number)
                 self.log.warning(
                     "slow consumer %s: dropping frames (%d dropped so far, backlog %d bytes)",
-                    peer.describe() if peer is not None else f"#{number}",
+                    client.describe() if client is not None else f"#{number}",
                     dropped,
                     backlog,
                 )
@@ -1042,56 +1053,56 @@ class Zipper:
             self.log.warning("closed %s: %s", address, exc.message)
             server.reject(handshake_id, None, exc.message)
             return
-        handle = _NativePeer(server, 0, address)
+        handle = _NativeClient(server, 0, address)
         admitted = self._admit(first, handle)
         if isinstance(admitted, tuple):
             message, hf, reason, logged = admitted
             self._log_rejection(message, hf, address, reason, logged)
             server.reject(handshake_id, _refusal(message, reason).encode(), message)
             return
-        peer = admitted
-        handle.number = peer.number
+        client = admitted
+        handle.number = client.number
         accepted = server.accept(
             handshake_id,
-            peer.number,
-            peer.client_type,
-            peer.tags,
-            peer.wanted_target,
-            peer.merge,
+            client.number,
+            client.client_type,
+            client.tags,
+            client.wanted_target,
+            client.merge,
             HandshakeAckFrame().encode(),
         )
         if not accepted:  # gone while Python decided
-            self._unregister(peer)
+            self._unregister(client)
             return
         self._stats.handshakes += 1
-        self._log_connected(peer, address)
+        self._log_connected(client, address)
         if self._connection_middleware:  # the native path serves it; Python waits for its end
-            ended = peer.ended = asyncio.Event()
+            ended = client.ended = asyncio.Event()
 
             async def until_ended(_: Any) -> None:
                 await ended.wait()
 
-            task = asyncio.get_running_loop().create_task(self._serve(peer, until_ended))
+            task = asyncio.get_running_loop().create_task(self._serve(client, until_ended))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    def _unregister(self, peer: _Peer) -> None:
-        if self._connector.get(peer.number) is None:
+    def _unregister(self, client: _Client) -> None:
+        if self._connector.get(client.number) is None:
             return
-        self._connector.remove(peer.number)
-        if peer.ended is not None:
-            peer.ended.set()
+        self._connector.remove(client.number)
+        if client.ended is not None:
+            client.ended.set()
         if self._metadata_router is not None:
-            self._metadata_router.remove(peer.number)
+            self._metadata_router.remove(client.number)
         else:
-            self._router.remove(peer.number)
-        if self.functions.unregister(peer.number) is not None:
-            self.log.info("unregistered LLM function of %s", peer.describe())
-        reason = peer.conn.close_reason or "closed"
-        self.log.info("disconnected: %s: %s", peer.describe(), reason)
+            self._router.remove(client.number)
+        if self.functions.unregister(client.number) is not None:
+            self.log.info("unregistered LLM function of %s", client.describe())
+        reason = client.conn.close_reason or "closed"
+        self.log.info("disconnected: %s: %s", client.describe(), reason)
 
-    async def _read_loop(self, peer: _Peer) -> None:
-        conn = peer.conn
+    async def _read_loop(self, client: _Client) -> None:
+        conn = client.conn
         read = conn.read_frame
         route = self._route
         reserved_min, reserved_max = RESERVED_TAG_MIN, RESERVED_TAG_MAX
@@ -1102,7 +1113,7 @@ class Zipper:
                 return
             except ProtocolError as exc:
                 self._stats.protocol_errors += 1
-                self.log.warning("closed %s: %s", peer.describe(), _clip(exc.message, 256))
+                self.log.warning("closed %s: %s", client.describe(), _clip(exc.message, 256))
                 conn.close(exc.message)
                 return
             if type(frame) is not DataFrame or reserved_min <= frame.tag <= reserved_max:
@@ -1113,21 +1124,21 @@ class Zipper:
                     else f"unexpected frame from client: {type(frame).__name__}"
                 )
                 self._stats.protocol_errors += 1
-                self.log.warning("closed %s: %s", peer.describe(), message)
+                self.log.warning("closed %s: %s", client.describe(), message)
                 conn.close(message)
                 return
             try:
-                waits = route(peer, frame)
+                waits = route(client, frame)
             except ProtocolError as exc:
                 self._stats.protocol_errors += 1
-                self.log.warning("closed %s: %s", peer.describe(), exc.message)
+                self.log.warning("closed %s: %s", client.describe(), exc.message)
                 conn.close(exc.message)
                 return
             if waits:
                 for dest in waits:
                     await self._wait_for(dest)
 
-    async def _wait_for(self, dest: _Peer) -> None:
+    async def _wait_for(self, dest: _Client) -> None:
         """Hold the producer until ``dest`` drains; close ``dest`` if it stopped answering.
 
         A function whose process died leaves its connection open until the idle
@@ -1162,7 +1173,7 @@ class Zipper:
                     conn.close(message)
                     return
 
-    def _route(self, peer: _Peer, frame: DataFrame) -> list[_Peer] | None:
+    def _route(self, client: _Client, frame: DataFrame) -> list[_Client] | None:
         """Route one frame; returns the destinations the producer must wait for.
 
         The one place frames are routed on the pure-Python path: with frame middleware or
@@ -1170,55 +1181,55 @@ class Zipper:
         """
         tag = frame.tag
         payload = frame.payload
-        peer.frames_in += 1
+        client.frames_in += 1
         counters = self._stats.tag(tag)
         counters.frames_in += 1
         counters.bytes_in += len(payload)
         raw_md = frame.metadata
         md = decode_metadata(raw_md)
-        if peer.merge:
-            for key, value in peer.merge.items():
+        if client.merge:
+            for key, value in client.merge.items():
                 if value:
                     md[key] = value
                 else:
                     md.pop(key, None)
             raw_md = encode_metadata(md)
         if self._frame_middleware or self._metadata_router is not None:
-            ctx = FrameContext(peer, tag, md, bytes(payload))
+            ctx = FrameContext(client, tag, md, bytes(payload))
             self._frame_handler(ctx)
-            waits: list[_Peer] | None = ctx._waits
+            waits: list[_Client] | None = ctx._waits
             return waits
         dests = self._router.route(tag, md.get(md_keys.TARGET))
-        return self._deliver(peer, tag, raw_md, payload, dests, counters)
+        return self._deliver(client, tag, raw_md, payload, dests, counters)
 
     def _route_context(self, ctx: FrameContext) -> None:
         """The innermost frame handler: route what the middleware left (Go: handleFrame)."""
-        peer = ctx.connection
-        assert isinstance(peer, _Peer)
+        client = ctx.connection
+        assert isinstance(client, _Client)
         tag, md = ctx.tag, ctx.metadata
         if self._metadata_router is not None:
             dests = []
             for c in self._metadata_router.route_frame(tag, md):
-                dest = self._peer(c.number)
+                dest = self._client(c.number)
                 if dest is not None:
                     dests.append(dest)
         else:
             dests = self._router.route(tag, md.get(md_keys.TARGET))
         raw_md = encode_metadata(md)
-        ctx._waits = self._deliver(peer, tag, raw_md, ctx.payload, dests, self._stats.tag(tag))
+        ctx._waits = self._deliver(client, tag, raw_md, ctx.payload, dests, self._stats.tag(tag))
 
     def _deliver(
         self,
-        peer: _Peer,
+        client: _Client,
         tag: int,
         raw_md: bytes,
         payload: bytes | memoryview,
-        dests: list[_Peer],
+        dests: list[_Client],
         counters: TagCounters,
-    ) -> list[_Peer] | None:
+    ) -> list[_Client] | None:
         """Send one frame to ``dests`` and the forwarders; returns who the producer waits for."""
         size = len(payload)
-        from_mesh = peer.client_type == ClientType.UPSTREAM_ZIPPER
+        from_mesh = client.client_type == ClientType.UPSTREAM_ZIPPER
         if not dests and (from_mesh or not self._forwarders):
             counters.unobserved += 1
             self._stats.unobserved += 1
@@ -1226,7 +1237,7 @@ class Zipper:
                 self.log.debug("no observer for tag 0x%x (%d bytes)", tag, size)
             return None
         encoded = encode_data_frame(tag, raw_md, bytes(payload))
-        waits: list[_Peer] | None = None
+        waits: list[_Client] | None = None
         drop = self.slow_consumer == "drop"
         closed = 0
         for dest in dests:
@@ -1257,7 +1268,7 @@ class Zipper:
                 forward(tag, raw_md, encoded)
         return waits
 
-    def _count_drop(self, dest: _Peer, tag: int, counters: TagCounters) -> None:
+    def _count_drop(self, dest: _Client, tag: int, counters: TagCounters) -> None:
         dest.dropped += 1
         counters.dropped += 1
         self._stats.drops += 1
