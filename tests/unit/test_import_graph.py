@@ -25,6 +25,7 @@ LAYERS: dict[str, int] = {
     "yomo._native": 0,
     "yomo._logging": 1,
     "yomo._asgi": 1,
+    "yomo._signals": 1,
     "yomo.wire": 1,
     "yomo.ai": 1,
     "yomo.transport": 2,
