@@ -31,6 +31,11 @@ How it differs from qh3, and what this module does about it:
   the connection needs no ping task; ``keep_alive_interval`` is set instead.
 * a server binds every address of the family (the host only picks IPv4 or
   IPv6), and cannot ask a client for a certificate (no mutual TLS).
+
+This module holds the connection and the protocol (a little over 400 lines, most
+of them these notes: the two share the send ring and pause state, and split
+apart each would need the other's internals); ``_aiopquic_setup.py`` listens
+(with the engine brake) and dials. Library internals are reached through ``_compat``.
 """
 
 from __future__ import annotations
@@ -38,23 +43,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
-import ipaddress
 import logging
-import socket
-import ssl
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Protocol
 
-from yomo.errors import ConnectError, ConnectionClosedError, TimeoutError, TransportError
+from yomo.errors import TimeoutError, TransportError
 from yomo.wire import Frame
 
+from . import _compat as compat
+from ._backends import configuration
+from ._common import describe_code
+from ._errors import ignore_quic_errors
+from ._frame_connection import FrameConnection
+from ._protocol import route_event
 from .qlog import warn_unsupported
-from .quic import ALPN, CLOSE_CODE, FrameConnection, Listener, QuicSettings, _describe_code
-from .tls import TlsConfig
+from .settings import CLOSE_CODE, QuicSettings
 
-__all__ = ["NAME", "AiopquicConnection", "dial", "listen"]
+__all__ = [
+    "NAME",
+    "SERVER_BRAKE_SECONDS",
+    "AiopquicConnection",
+    "EngineBrake",
+    "aiopquic_configuration",
+    "load",
+    "version",
+]
 
 log = logging.getLogger("yomo.transport")
 
@@ -66,13 +81,17 @@ _SEND_POLL = 0.005
 #: At this many times ``recv_high_water`` unread bytes, a zipper stops taking events at all.
 _SERVER_RECV_CAP_FACTOR = 4
 #: Seconds a zipper's engine may stay stopped for one connection before that connection is closed.
-_SERVER_BRAKE_SECONDS = 2.0
+SERVER_BRAKE_SECONDS = 2.0
 
 _lib_cache: SimpleNamespace | None = None
 
 
-def _lib() -> SimpleNamespace:
-    """aiopquic's modules, imported on first use (the package is optional)."""
+def load() -> SimpleNamespace:
+    """aiopquic's modules and our protocol class, imported on first use (optional package).
+
+    Raises:
+        TransportError: aiopquic is not installed.
+    """
     global _lib_cache
     if _lib_cache is None:
         try:
@@ -84,14 +103,8 @@ def _lib() -> SimpleNamespace:
                 "QUIC backend 'aiopquic' is not installed (it needs Python 3.12+; "
                 f"pip install 'pyyomo[fast]'): {exc}"
             ) from exc
-        try:
-            from importlib.metadata import version
-
-            ver = version("aiopquic")
-        except Exception:  # pragma: no cover - metadata missing
-            ver = "?"
         _lib_cache = SimpleNamespace(
-            version=ver,
+            version=version(),
             connect=aio.connect,
             serve=aio.serve,
             base_protocol=aio.QuicConnectionProtocol,
@@ -102,6 +115,17 @@ def _lib() -> SimpleNamespace:
         _lib_cache.protocol_class = _make_protocol_class(_lib_cache)
         logging.getLogger("aiopquic.quic.connection").addFilter(_quiet_yomo_closes)
     return _lib_cache
+
+
+def version() -> str:
+    """The installed aiopquic's version (``"?"`` when its metadata is missing)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("aiopquic")
+    except PackageNotFoundError:
+        return "?"
 
 
 def _quiet_yomo_closes(record: logging.LogRecord) -> bool:
@@ -119,27 +143,33 @@ def _pow2(n: int) -> int:
     return 1 << max(n - 1, 1).bit_length()
 
 
-def _configuration(
+def aiopquic_configuration(
     settings: QuicSettings, *, is_client: bool, server_name: str | None, family: int | None
 ) -> Any:
+    """aiopquic's ``QuicConfiguration``: YoMo's, plus picoquic's keep-alive and ring size."""
     warn_unsupported("aiopquic backend")
-    idle = settings.idle_timeout
-    keep_alive = min(settings.keep_alive, idle / 3)
-    config = _lib().configuration(
+    keep_alive = min(settings.keep_alive, settings.idle_timeout / 3)
+    return configuration(
+        load().configuration,
+        settings,
         is_client=is_client,
-        alpn_protocols=[ALPN],
-        idle_timeout=idle,
+        server_name=server_name,
         keep_alive_interval=keep_alive if keep_alive > 0 else None,
-        max_data=settings.max_data,
-        max_stream_data=settings.max_stream_data,
         max_datagram_frame_size=None,
         # the ring must take one coalesced write and a high-water mark's worth
         stream_ring_cap=_pow2(max(2 * settings.send_high_water, 2 * _SEND_CHUNK)),
         ip_family=family,
     )
-    if server_name is not None:
-        config.server_name = server_name
-    return config
+
+
+class EngineBrake(Protocol):
+    """Stops a zipper's shared engine while one connection is over its cap (the setup's)."""
+
+    def engage(self, conn: AiopquicConnection) -> None:
+        """Stop taking events for everyone until ``conn`` reads (bounded in time)."""
+
+    def release(self, conn: AiopquicConnection) -> None:
+        """``conn`` caught up or closed: take events again if no one else holds the brake."""
 
 
 class AiopquicConnection(FrameConnection):
@@ -154,14 +184,13 @@ class AiopquicConnection(FrameConnection):
 
     def __init__(self, protocol: Any, settings: QuicSettings, *, is_client: bool) -> None:
         super().__init__(protocol, settings, is_client=is_client)
-        self._loop = asyncio.get_running_loop()
         self._pending: deque[bytes] = deque()
         self._pending_bytes = 0
         self._ring_bound = 0  # ring bytes at the last flush: the ring only shrinks until the next
         self._flush_handle: asyncio.Handle | None = None
         self._poll_handle: asyncio.TimerHandle | None = None
         self._address: tuple[str, int] | None = None
-        self._braking: _Brake | None = None  # the zipper's engine is stopped for this one
+        self._braking: EngineBrake | None = None  # the zipper's engine is stopped for this one
         cap = _SERVER_RECV_CAP_FACTOR * settings.recv_high_water
         self._brake_cap = cap
         self._brake_release = cap - settings.recv_high_water // 2
@@ -173,8 +202,8 @@ class AiopquicConnection(FrameConnection):
         """The peer's ``(host, port)``."""
         if self._address is None:
             addr = None
-            with contextlib.suppress(Exception):
-                addr = self._protocol._quic.peer_address()
+            with ignore_quic_errors():
+                addr = self._quic.peer_address()
             if not addr:
                 return ("", 0)
             self._address = (str(addr[0]), int(addr[1]))
@@ -186,8 +215,8 @@ class AiopquicConnection(FrameConnection):
         if self._stream_id is None:
             return self._pending_bytes
         ring = 0
-        with contextlib.suppress(Exception):
-            ring = int(self._protocol._quic.tx_data_ring_used(self._stream_id))
+        with ignore_quic_errors():
+            ring = int(self._quic.tx_data_ring_used(self._stream_id))
         return ring + self._pending_bytes
 
     # -- reading -----------------------------------------------------------
@@ -195,27 +224,16 @@ class AiopquicConnection(FrameConnection):
     async def read_frame(self) -> Frame:
         """The next frame from the peer (see ``FrameConnection.read_frame``)."""
         frame = await super().read_frame()
-        if self._braking is not None and self._frames_bytes <= self._brake_release:
+        if self._braking is not None and self.recv_backlog <= self._brake_release:
             self._braking.release(self)
         return frame
 
     # -- writing -----------------------------------------------------------
 
-    def send_nowait(self, data: Frame | bytes) -> None:
-        """Queue a frame (or its encoded bytes) on the stream without waiting.
-
-        Raises:
-            ConnectionClosedError: the connection is closed.
-        """
-        if self._closed.is_set():
-            raise self._closed_error()
-        payload = data if isinstance(data, (bytes, bytearray, memoryview)) else data.encode()
+    def _send(self, stream_id: int, payload: bytes | bytearray | memoryview) -> None:
+        """Queue ``payload`` here; ``_flush`` moves it into picoquic's ring once per turn."""
         if type(payload) is not bytes:
             payload = bytes(payload)
-        if self._stream_id is None:
-            if not self._is_client:
-                raise ConnectionClosedError("the peer has not opened a stream yet")
-            self._stream_id = self._protocol._quic.get_next_available_stream_id()
         size = len(payload)
         if size > _SEND_CHUNK:
             for start in range(0, size, _SEND_CHUNK):
@@ -225,7 +243,7 @@ class AiopquicConnection(FrameConnection):
         self._pending_bytes += size
         if self._flush_handle is None:
             self._flush_handle = self._loop.call_soon(self._flush)
-        high = self._settings.send_high_water
+        high = self.settings.send_high_water
         if (
             self._drained.is_set()
             and self._pending_bytes + self._ring_bound > high
@@ -240,7 +258,7 @@ class AiopquicConnection(FrameConnection):
         pending = self._pending
         if not pending or self._stream_id is None:
             return
-        quic = self._protocol._quic
+        quic = self._quic
         if quic.closed:
             return
         sid = self._stream_id
@@ -263,7 +281,8 @@ class AiopquicConnection(FrameConnection):
             self._pending_bytes -= len(chunk)
         self._ring_bound = int(quic.tx_data_ring_used(sid))
 
-    def _check_drained(self) -> None:
+    def check_drained(self) -> None:
+        """Move queued bytes on, and release waiting writers once the backlog is low."""
         if self._pending:
             self._flush()
         if self._drained.is_set() and not self._pending:
@@ -272,7 +291,7 @@ class AiopquicConnection(FrameConnection):
             self._drained.set()
             return
         backlog = self.send_backlog
-        if backlog <= self._settings.send_high_water // 2 and not self._drained.is_set():
+        if backlog <= self.settings.send_high_water // 2 and not self._drained.is_set():
             self._drained.set()
         if not self._drained.is_set() or self._pending:
             self._watch_send()
@@ -280,14 +299,14 @@ class AiopquicConnection(FrameConnection):
     def _watch_send(self) -> None:
         """Ask picoquic to report the next pull from the ring, and poll as a backup."""
         if self._stream_id is not None:
-            with contextlib.suppress(Exception):
-                self._protocol._quic.set_tx_data_drain_pending(self._stream_id)
+            with ignore_quic_errors():
+                self._quic.set_tx_data_drain_pending(self._stream_id)
         if self._poll_handle is None and not self._closed.is_set():
             self._poll_handle = self._loop.call_later(_SEND_POLL, self._poll_send)
 
     def _poll_send(self) -> None:
         self._poll_handle = None
-        self._check_drained()
+        self.check_drained()
 
     async def drain_all(self, timeout: float = 5.0) -> None:
         """Wait (bounded) until everything written has left and nothing is in flight."""
@@ -296,12 +315,12 @@ class AiopquicConnection(FrameConnection):
         while self.send_backlog > 0 and not self._closed.is_set():
             if loop.time() >= deadline:
                 raise TimeoutError(f"{self.send_backlog} bytes still unsent after {timeout:g} s")
-            self._check_drained()
+            self.check_drained()
             await asyncio.sleep(0.002)
-        quic = self._protocol._quic
+        quic = self._quic
         while not self._closed.is_set() and loop.time() < deadline:
             quality: dict[str, Any] = {}
-            with contextlib.suppress(Exception):
+            with ignore_quic_errors():
                 quality = quic.path_quality()
             if quality and not quality.get("bytes_in_transit"):
                 return
@@ -316,12 +335,13 @@ class AiopquicConnection(FrameConnection):
         self.close_reason = reason or "closed"
         if self._pending:
             self._flush()
-        with contextlib.suppress(Exception):
-            self._protocol._quic.close(error_code=code)
-        self._on_terminated(reason or "closed", remote=False)
+        with ignore_quic_errors():
+            self._quic.close(error_code=code)
+        self.on_terminated(reason or "closed", remote=False)
 
-    def _on_terminated(self, reason: str, *, remote: bool) -> None:
-        super()._on_terminated(reason, remote=remote)
+    def on_terminated(self, reason: str, *, remote: bool) -> None:
+        """The QUIC connection ended: also release the brake and drop queued bytes."""
+        super().on_terminated(reason, remote=remote)
         if self._braking is not None:
             self._braking.release(self)
         self._pending.clear()
@@ -333,8 +353,8 @@ class AiopquicConnection(FrameConnection):
 
 
 def _make_protocol_class(lib: SimpleNamespace) -> type[Any]:
+    """aiopquic's ``QuicConnectionProtocol`` subclass that feeds an ``AiopquicConnection``."""
     events = lib.events
-    StreamDataReceived = events.StreamDataReceived
     ConnectionTerminated = events.ConnectionTerminated
     HandshakeCompleted = events.HandshakeCompleted
 
@@ -342,286 +362,77 @@ def _make_protocol_class(lib: SimpleNamespace) -> type[Any]:
         def __init__(self, quic: Any, stream_handler: Any = None) -> None:
             super().__init__(quic, stream_handler=stream_handler)
             self.conn: AiopquicConnection | None = None
-            self._paused = False
-            self._brake: _Brake | None = None  # set on a zipper's connections
-            self._on_handshake: Callable[[Any], None] | None = None
-            self._handshake_done = asyncio.Event()
+            self.quic = compat.quic_of(self)
+            self.paused = False
+            self.brake: EngineBrake | None = None  # set on a zipper's connections
+            self.on_handshake: Callable[[Any], None] | None = None
 
         def _process_events(self) -> None:
             # aiopquic's own loop, with a stop while reading is paused: events
             # left in the connection's queue wait, and (for a dialled
             # connection) picoquic's ring keeps the rest and holds the peer.
-            quic = self._quic
-            while not self._paused:
+            quic = self.quic
+            while not self.paused:
                 event = quic.next_event()
                 if event is None:
                     break
                 if isinstance(event, HandshakeCompleted):
-                    waiter = self._connected_waiter
-                    if waiter is not None and not waiter.done():
-                        waiter.set_result(None)
+                    compat.aiopquic_handshake_done(self)
                 elif isinstance(event, ConnectionTerminated):
-                    self._closed.set()
-                    if not quic._connected:
-                        exc = ConnectionError(
-                            f"connection terminated during handshake ({_describe_code(event.error_code)})"
-                        )
-                        self._handshake_error = exc
-                        waiter = self._connected_waiter
-                        if waiter is not None and not waiter.done():
-                            waiter.set_exception(exc)
+                    exc = None
+                    if not compat.aiopquic_connected(quic):
+                        detail = describe_code(event.error_code)
+                        exc = ConnectionError(f"connection terminated during handshake ({detail})")
+                    compat.aiopquic_handshake_failed(self, exc)
                 try:
                     self.quic_event_received(event)
+                # Isolation, as aiopquic's own loop does: a bug handling one event is
+                # logged and the connection's other events still get handled.
                 except Exception:
                     log.exception("aiopquic event %s failed", type(event).__name__)
             conn = self.conn
-            if conn is not None and (conn._pending or not conn._drained.is_set()):
-                conn._check_drained()
+            if conn is not None and (conn._pending or not conn.has_room):
+                conn.check_drained()
 
         def quic_event_received(self, event: Any) -> None:
             conn = self.conn
-            if isinstance(event, StreamDataReceived):
-                if conn is not None:
-                    conn._on_stream_data(event.stream_id, event.data, event.end_stream)
-            elif isinstance(event, HandshakeCompleted):
-                self._handshake_done.set()
-                if conn is not None:
-                    _ = conn.remote_address  # cache it while the connection is known
-                if self._on_handshake is not None:
-                    self._on_handshake(self)
-            elif isinstance(event, ConnectionTerminated):
-                if conn is not None:
-                    conn._on_terminated(_describe_code(event.error_code), remote=True)
-                self._handshake_done.set()
+            if conn is not None and isinstance(event, HandshakeCompleted):
+                _ = conn.remote_address  # cache it while the connection is known
+            route_event(self, event, events)
 
         # -- flow control on the receive side --
 
-        def _pause_reading(self) -> None:
+        def pause_reading(self) -> None:
+            """Stop taking events (dialled), or brake the zipper's shared engine."""
             conn = self.conn
-            if self._quic._engine is not None:  # zipper side: shared engine, see module notes
-                brake = self._brake
+            if compat.aiopquic_engine(self.quic) is not None:  # zipper: see module notes
+                brake = self.brake
                 if (
                     brake is not None
                     and conn is not None
                     and conn._braking is None
-                    and conn._frames_bytes > conn._brake_cap
+                    and conn.recv_backlog > conn._brake_cap
                     and not conn.closed
                 ):
                     brake.engage(conn)
                 return
-            if not self._paused:
-                self._paused = True
-                fd = self._quic.eventfd
-                if fd >= 0 and self._loop is not None:
-                    with contextlib.suppress(Exception):
-                        self._loop.remove_reader(fd)
+            if not self.paused:
+                self.paused = True
+                fd = self.quic.eventfd
+                loop = compat.loop_of(self)
+                if fd >= 0 and loop is not None:
+                    with contextlib.suppress(ValueError, OSError):  # fd already closed
+                        loop.remove_reader(fd)
 
-        def _resume_reading(self) -> None:
-            if not self._paused:
+        def resume_reading(self) -> None:
+            """Take events again (the reader caught up)."""
+            if not self.paused:
                 return
-            self._paused = False
-            fd = self._quic.eventfd
-            if fd >= 0 and self._loop is not None and not self._closed.is_set():
-                self._loop.add_reader(fd, self._on_eventfd)
+            self.paused = False
+            fd = self.quic.eventfd
+            loop = compat.loop_of(self)
+            if fd >= 0 and loop is not None and not compat.protocol_closed(self):
+                loop.add_reader(fd, compat.aiopquic_eventfd_reader(self))
             self._process_events()
 
     return _AiopquicProtocol
-
-
-# --- server -----------------------------------------------------------------
-
-
-class _Brake:
-    """Stops a zipper's engine from taking events while a connection is over its cap."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self.server: Any = None  # aiopquic's QuicServer, once listening
-        self.closed = False
-        self._held: dict[AiopquicConnection, asyncio.TimerHandle] = {}
-        self._stopped = False
-
-    def engage(self, conn: AiopquicConnection) -> None:
-        conn._braking = self
-        self._held[conn] = self._loop.call_later(_SERVER_BRAKE_SECONDS, self._expire, conn)
-        engine = getattr(self.server, "_engine", None)
-        if not self._stopped and engine is not None and not self.closed:
-            self._stopped = True
-            with contextlib.suppress(Exception):
-                self._loop.remove_reader(engine.eventfd)
-
-    def release(self, conn: AiopquicConnection) -> None:
-        conn._braking = None
-        timer = self._held.pop(conn, None)
-        if timer is not None:
-            timer.cancel()
-        if self._stopped and not self._held:
-            self._stopped = False
-            engine = getattr(self.server, "_engine", None)
-            if engine is not None and not self.closed and engine.eventfd >= 0:
-                self._loop.add_reader(engine.eventfd, self._drain)
-                self._loop.call_soon(self._drain)
-
-    def _drain(self) -> None:
-        # aiopquic's own reader, except that nothing is taken while stopped
-        engine = getattr(self.server, "_engine", None)
-        if not self._stopped and not self.closed and engine is not None:
-            engine.drain_and_route()
-
-    def _expire(self, conn: AiopquicConnection) -> None:
-        self._held.pop(conn, None)
-        conn._abort(
-            f"stopped reading with {conn.recv_backlog} bytes unread for "
-            f"{_SERVER_BRAKE_SECONDS:g} s; the aiopquic backend cannot hold back one "
-            "client of a zipper alone"
-        )  # _on_terminated releases the brake
-
-    def close(self) -> None:
-        self.closed = True
-        for timer in self._held.values():
-            timer.cancel()
-        self._held.clear()
-        if self.server is not None:
-            self.server.close()
-
-
-class _Server:
-    """What ``Listener`` closes: the brake, then aiopquic's server."""
-
-    def __init__(self, brake: _Brake) -> None:
-        self._brake = brake
-
-    def close(self) -> None:
-        self._brake.close()
-
-
-def _family(host: str) -> int | None:
-    if host in ("", "::"):
-        return None
-    if host == "localhost":
-        return socket.AF_INET
-    try:
-        return socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
-    except ValueError:
-        return None
-
-
-def _free_port(family: int | None) -> int:
-    fam = socket.AF_INET6 if family == socket.AF_INET6 else socket.AF_INET
-    with socket.socket(fam, socket.SOCK_DGRAM) as sock:
-        sock.bind(("::" if fam == socket.AF_INET6 else "0.0.0.0", 0))
-        return int(sock.getsockname()[1])
-
-
-async def listen(
-    host: str,
-    port: int,
-    on_connection: Callable[[FrameConnection], Awaitable[None]],
-    *,
-    tls: TlsConfig,
-    settings: QuicSettings,
-    cert_file: str,
-    key_file: str,
-) -> Listener:
-    """Listen for YoMo clients with aiopquic (``quic.listen`` has the contract)."""
-    if tls.verify_peer:
-        raise TransportError(
-            "mutual TLS on the zipper needs the aioquic backend (aiopquic cannot "
-            "request client certificates)"
-        )
-    lib = _lib()
-    family = _family(host)
-    config = _configuration(settings, is_client=False, server_name=None, family=family)
-    config.load_cert_chain(cert_file, key_file)
-    config.max_connections = settings.max_connections  # aiopquic's own default is 256
-    loop = asyncio.get_running_loop()
-    tasks: set[asyncio.Task[None]] = set()
-    brake = _Brake(loop)
-
-    async def run(conn: FrameConnection) -> None:
-        try:
-            await on_connection(conn)
-        except Exception:  # the handler's own bugs must not kill the listener
-            log.exception("connection handler failed")
-        finally:
-            conn.close()
-
-    def handshake_done(protocol: Any) -> None:
-        conn = protocol.conn
-        if conn is None or conn.closed:
-            return
-        task = loop.create_task(run(conn))
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-
-    def create_protocol(quic: Any, stream_handler: Any = None) -> Any:
-        protocol = lib.protocol_class(quic, stream_handler=stream_handler)
-        protocol.conn = AiopquicConnection(protocol, settings, is_client=False)
-        protocol._on_handshake = handshake_done
-        protocol._brake = brake
-        return protocol
-
-    attempts = 5 if port == 0 else 1
-    for attempt in range(attempts):
-        bind_port = port or _free_port(family)
-        try:
-            server = await lib.serve(
-                host, bind_port, configuration=config, create_protocol=create_protocol
-            )
-        except (OSError, RuntimeError) as exc:
-            if attempt + 1 < attempts:
-                continue
-            raise TransportError(f"cannot listen on {host}:{bind_port}: {exc}") from exc
-        break
-    if host not in ("", "0.0.0.0", "::"):
-        log.info(
-            "aiopquic listens on every %s address, not only %s",
-            "IPv6" if family == socket.AF_INET6 else "IPv4",
-            host,
-        )
-    brake.server = server
-    return Listener(_Server(brake), (host, bind_port), tls.mode, f"{NAME} {lib.version}")
-
-
-# --- client -----------------------------------------------------------------
-
-
-async def dial(host: str, port: int, *, tls: TlsConfig, settings: QuicSettings) -> FrameConnection:
-    """Connect to a zipper with aiopquic (``quic.dial`` has the contract)."""
-    lib = _lib()
-    config = _configuration(settings, is_client=True, server_name=host, family=None)
-    if tls.cert_file and tls.key_file:
-        config.load_cert_chain(tls.cert_file, tls.key_file)
-    if tls.verify_peer:
-        config.verify_mode = ssl.CERT_REQUIRED
-        config.cafile = tls.ca_file
-    else:
-        config.verify_mode = ssl.CERT_NONE
-
-    def create_protocol(quic: Any, stream_handler: Any = None) -> Any:
-        protocol = lib.protocol_class(quic, stream_handler=stream_handler)
-        protocol.conn = AiopquicConnection(protocol, settings, is_client=True)
-        return protocol
-
-    stack = contextlib.AsyncExitStack()
-    try:
-        protocol = await asyncio.wait_for(
-            stack.enter_async_context(
-                lib.connect(host, port, configuration=config, create_protocol=create_protocol)
-            ),
-            settings.handshake_timeout,
-        )
-    except asyncio.TimeoutError as exc:
-        with contextlib.suppress(BaseException):
-            await asyncio.wait_for(stack.aclose(), 1.0)
-        raise ConnectError(
-            f"cannot connect to zipper {host}:{port}: no QUIC handshake within "
-            f"{settings.handshake_timeout:g} s"
-        ) from exc
-    except (ConnectionError, OSError, RuntimeError) as exc:
-        with contextlib.suppress(BaseException):
-            await asyncio.wait_for(stack.aclose(), 1.0)
-        raise ConnectError(f"cannot connect to zipper {host}:{port}: {exc}") from exc
-    conn: AiopquicConnection = protocol.conn
-    conn._exit_stack = stack
-    return conn

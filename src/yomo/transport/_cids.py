@@ -1,15 +1,17 @@
 """An indexed connection-id table for the qh3 and aioquic QUIC servers (mass close).
 
-Both libraries' ``QuicServer`` keep ``_protocols`` (connection id -> protocol) and, when
+Both libraries' ``QuicServer`` keep a table (connection id -> protocol) and, when
 a connection ends, scan every entry to find its ids: O(connections) per close, so
 10,000 connections closing at once cost 10,000 x 20,000 steps and stalled the zipper
 for a minute (issue 17 item 2). ``index_connection_ids(server)`` swaps in a dict that
-also keeps protocol -> ids, and a ``_connection_terminated`` that drops just those.
+also keeps protocol -> ids, and a close hook that drops just those (``_compat``).
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from . import _compat as compat
 
 __all__ = ["CidTable", "index_connection_ids"]
 
@@ -63,7 +65,6 @@ class CidTable(dict[bytes, Any]):
 def index_connection_ids(server: Any) -> None:
     """Give a qh3/aioquic ``QuicServer`` the indexed table (before any connection arrives)."""
     table = CidTable()
-    for cid, protocol in server._protocols.items():  # none at start; kept if any
+    for cid, protocol in compat.server_protocols(server).items():  # none at start; kept if any
         table[cid] = protocol
-    server._protocols = table
-    server._connection_terminated = lambda protocol: table.drop_protocol(protocol)
+    compat.install_cid_table(server, table, table.drop_protocol)

@@ -1,0 +1,57 @@
+"""Dialling a zipper with the qh3 or aioquic backend."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from yomo.errors import ConnectionClosedError
+
+from . import _compat as compat
+from ._backends import Backend, configuration
+from ._common import in_background, keep_alive_interval, retrieve
+from ._errors import map_quic_errors
+from ._frame_connection import FrameConnection
+from ._setup import apply_client_tls, open_dialled
+from .settings import QuicSettings
+from .tls import TlsConfig
+
+__all__ = ["dial"]
+
+
+async def dial(
+    host: str, port: int, *, tls: TlsConfig, settings: QuicSettings, backend: Backend
+) -> FrameConnection:
+    """Connect to a zipper (``yomo.transport.dial`` has the contract)."""
+    config = configuration(
+        backend.configuration, settings, is_client=True, server_name=host, qlog=backend.name
+    )
+    apply_client_tls(config, tls)
+    created: list[Any] = []
+
+    def create_protocol(*args: Any, **kwargs: Any) -> Any:
+        protocol = backend.protocol_class(*args, **kwargs)
+        protocol.conn = FrameConnection(protocol, settings, is_client=True)
+        created.append(protocol)
+        return protocol
+
+    async def failed(stack: contextlib.AsyncExitStack) -> str | None:
+        reason = None
+        for protocol in created:
+            waiter = compat.connected_waiter(protocol)
+            if waiter is not None:  # its ConnectionError is ours to report, not asyncio's
+                waiter.add_done_callback(retrieve)
+            with contextlib.suppress(ConnectionClosedError), map_quic_errors(ConnectionClosedError):
+                protocol.quic.close()
+            conn = protocol.conn
+            if reason is None and conn is not None and conn.close_reason:
+                reason = conn.close_reason  # what the zipper said, e.g. a TLS alert
+        in_background(stack.aclose(), 3.0)
+        return reason
+
+    connect = backend.connect(host, port, configuration=config, create_protocol=create_protocol)
+    protocol, stack = await open_dialled(connect, host, port, settings=settings, failed=failed)
+    conn: FrameConnection = protocol.conn
+    conn.exit_stack = stack
+    conn.start_keep_alive(keep_alive_interval(settings))
+    return conn
