@@ -11,7 +11,6 @@ from ._sync import Source, StreamFunction, Zipper
 from ._version import SPEC_VERSION, __version__
 from .client.context import AsyncContext, Context, CronContext
 from .client.core import ClientState, ReconnectPolicy
-from .client.sfn import HandlerError
 from .errors import (
     AuthenticationError,
     ConfigError,
@@ -21,12 +20,14 @@ from .errors import (
     FramesMayBeLostError,
     FunctionCallError,
     FunctionDefinitionError,
+    HandlerError,
     HandshakeError,
     LLMArgumentsError,
     NoLLMResultError,
     ProtocolError,
     RejectedError,
     ReservedTagError,
+    StateError,
     TagError,
     TimeoutError,
     YomoError,
@@ -57,6 +58,7 @@ __all__ = [
     "RejectedError",
     "ReservedTagError",
     "Source",
+    "StateError",
     "StreamFunction",
     "TagError",
     "TimeoutError",

@@ -20,6 +20,7 @@ from yomo.client.context import Payload, json_payload
 from yomo.client.core import ClientState, ErrorHandler, ReconnectPolicy
 from yomo.client.sfn import AsyncStreamFunction
 from yomo.client.source import AsyncSource
+from yomo.errors import StateError, TimeoutError
 from yomo.transport import QuicSettings, TlsConfig
 from yomo.zipper.server import Zipper as AsyncZipper
 
@@ -55,7 +56,7 @@ class LoopThread:
     def check_thread(self) -> None:
         """Refuse a blocking call made on the loop thread itself: it would deadlock."""
         if threading.current_thread() is self._thread:
-            raise RuntimeError(
+            raise StateError(
                 "yomo: a blocking call was made on yomo's event loop thread; "
                 "use yomo.aio inside async handlers"
             )
@@ -73,10 +74,10 @@ class LoopThread:
             while True:
                 try:
                     return future.result(timeout=0.25)
-                except concurrent.futures.TimeoutError:
+                except concurrent.futures.TimeoutError as exc:
                     if deadline is not None and self.loop.time() >= deadline:
                         future.cancel()
-                        raise TimeoutError(f"yomo: no result within {timeout:g} s") from None
+                        raise TimeoutError(f"yomo: no result within {timeout:g} s") from exc
         except KeyboardInterrupt:
             future.cancel()
             raise

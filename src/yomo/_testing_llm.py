@@ -24,6 +24,8 @@ import json
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, ParamSpec
 
+from yomo.errors import StateError, TimeoutError
+
 __all__ = [
     "acall_llm_handler",
     "aio_zipper",
@@ -111,7 +113,7 @@ def call_llm_handler(
             return asyncio.run(
                 acall_llm_handler(handler, arguments, agent_context=agent_context, name=name)
             )
-        raise RuntimeError(
+        raise StateError(
             "yomo: call_llm_handler was called inside a running event loop with an async "
             "handler; use 'await acall_llm_handler(...)'"
         )
@@ -220,12 +222,13 @@ async def arun_llm_handler(
         await source.write_with_target(FUNCTION_CALL_TAG, call.to_bytes(), name)
         try:
             answer = await asyncio.wait_for(answered, timeout)
-        except asyncio.TimeoutError:
+        except asyncio.TimeoutError as exc:
             raise TimeoutError(
                 f"yomo: function {name!r} did not answer the call within {timeout:g} s"
-            ) from None
+            ) from exc
     finally:
         for client in (source, reducer, sfn):
+            # cleanup after the outcome: the call's result (or its error) is what is reported
             with contextlib.suppress(Exception):
                 await client.close()
         if own_zipper is not None:

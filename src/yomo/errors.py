@@ -17,15 +17,20 @@
      │    └── FramesMayBeLostError(frames, resent)  reported: frames lost with a connection
      ├── TagError                      a data tag outside 0..0xFFFFFFFF (also a ValueError)
      │    └── ReservedTagError          a tag in the system range 0xF000..0xFFFF
+     ├── AuthFailed(message, logged)   an authenticator refused a credential (zipper side)
+     ├── HandlerError(name, tag, error) a handler raised (passed to the error handler)
      ├── ServerClosedError             the zipper is shutting down
-     ├── ConfigError                   a broken config file or option
+     ├── StateError                    a call the object's state does not allow (also a RuntimeError)
+     ├── ConfigError                   a broken config file or option (also a ValueError)
+     │    └── FunctionFileError(details) a stream-function file that cannot be used
      └── FunctionCallError             LLM function calling: a bad definition, call or answer
           ├── FunctionDefinitionError   a description, argument type or schema is unusable
           ├── LLMArgumentsError         the LLM's arguments do not fit the argument type
           └── NoLLMResultError          a handler returned without answering the call
 
 Messages start with ``yomo: ``; the details are also kept as attributes.
-This module imports nothing of ours so that every layer may use it.
+This module imports nothing of ours so that every layer may use it. Errors of
+the QUIC libraries become these at one place, ``yomo.transport._errors``.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ from __future__ import annotations
 import builtins
 
 __all__ = [
+    "AUTHENTICATION_REJECTIONS",
+    "AuthFailed",
     "AuthenticationError",
     "ConfigError",
     "ConnectError",
@@ -41,6 +48,8 @@ __all__ = [
     "FramesMayBeLostError",
     "FunctionCallError",
     "FunctionDefinitionError",
+    "FunctionFileError",
+    "HandlerError",
     "HandshakeError",
     "LLMArgumentsError",
     "LocalProtocolError",
@@ -50,6 +59,7 @@ __all__ = [
     "RemoteProtocolError",
     "ReservedTagError",
     "ServerClosedError",
+    "StateError",
     "TagError",
     "TimeoutError",
     "TransportError",
@@ -94,12 +104,31 @@ class HandshakeError(YomoError):
     """The zipper did not acknowledge the handshake."""
 
 
+#: How zippers word a rejected credential. A RejectedFrame carries text only, so
+#: these exact openings are the whole contract: Go's ``invalid token: <payload>``
+#: (Go: pkg/auth/token.go Authenticate), ``authentication not found: <name>`` (Go:
+#: core/auth/auth.go Authenticate), and our zipper's auth brake (zipper/server.py).
+AUTHENTICATION_REJECTIONS = (
+    "invalid token: ",
+    "authentication not found: ",
+    "yomo: too many failed authentication attempts",
+)
+
+
 class RejectedError(HandshakeError):
     """The zipper answered with a RejectedFrame. Final: clients do not retry."""
 
     def __init__(self, message: str) -> None:
         self.reason = message
         super().__init__(f"rejected by zipper: {message}")
+
+    @classmethod
+    def from_message(cls, message: str) -> RejectedError:
+        """The error for a RejectedFrame's ``message``: ``AuthenticationError`` when it is
+        one of the zippers' credential rejections (``AUTHENTICATION_REJECTIONS``)."""
+        if message.startswith(AUTHENTICATION_REJECTIONS):
+            return AuthenticationError(message)
+        return RejectedError(message)
 
 
 class AuthenticationError(RejectedError):
@@ -163,12 +192,48 @@ class ReservedTagError(TagError):
     """A data tag in the system range 0xF000..0xFFFF."""
 
 
+class AuthFailed(YomoError):
+    """Raised by an authenticator; ``message`` is sent to the client in a RejectedFrame.
+
+    ``logged`` is what the zipper's log says instead: the client's text may carry
+    what it presented (Go's ``invalid token: <payload>``), and secrets are never logged.
+    """
+
+    def __init__(self, message: str, *, logged: str | None = None) -> None:
+        super().__init__(message)
+        self.logged = logged if logged is not None else message
+
+
+class HandlerError(YomoError):
+    """A handler raised; passed to the error handler, and the function keeps running."""
+
+    def __init__(self, name: str, tag: int, error: BaseException) -> None:
+        self.error = error
+        self.tag = tag
+        super().__init__(
+            f"handler of {name!r} failed on tag 0x{tag:x}: {type(error).__name__}: {error}"
+        )
+
+
 class ServerClosedError(YomoError):
     """The zipper is shutting down."""
 
 
+class StateError(YomoError, RuntimeError):
+    """A call the object's state does not allow: not started yet, a blocking call on
+    yomo's own loop thread, a sync helper inside a running event loop."""
+
+
 class ConfigError(YomoError, ValueError):
     """A configuration file or option is invalid; the message names the field."""
+
+
+class FunctionFileError(ConfigError):
+    """A stream-function file cannot be used; ``details`` is text to show before the message."""
+
+    def __init__(self, message: str, details: str = "") -> None:
+        self.details = details
+        super().__init__(message)
 
 
 class FunctionCallError(YomoError):

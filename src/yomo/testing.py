@@ -37,6 +37,7 @@ from ._testing_llm import (
     default_metadata,
     run_llm_handler,
 )
+from .errors import StateError, TimeoutError
 
 __all__ = [
     "MARKER_TAG",
@@ -111,7 +112,7 @@ def call_handler(
             asyncio.get_running_loop()
         except RuntimeError:
             return asyncio.run(acall_handler(handler, tag, data, metadata))
-        raise RuntimeError(
+        raise StateError(
             "yomo: call_handler was called inside a running event loop with an async "
             "handler; use 'await acall_handler(...)'"
         )
@@ -247,11 +248,12 @@ async def arun_handler(
         await source.write(MARKER_TAG, nonce)
         try:
             await asyncio.wait_for(done.wait(), timeout)
-        except asyncio.TimeoutError:
+        except asyncio.TimeoutError as exc:
             raise TimeoutError(
                 f"yomo: the handler did not handle {len(payloads)} frame(s) within {timeout:g} s"
-            ) from None
+            ) from exc
     finally:
+        # cleanup after the outcome: the test's result (or its error) is what is reported
         with contextlib.suppress(Exception):
             await source.close()
         with contextlib.suppress(Exception):

@@ -24,20 +24,12 @@ from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import Any
 
-from yomo.errors import TagError, YomoError
+from yomo.errors import FunctionFileError, TagError
 
 __all__ = ["FunctionFile", "FunctionFileError", "load_function_file", "user_traceback"]
 
 #: This package's folder: its frames are left out of the tracebacks users see.
 _HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-class FunctionFileError(YomoError):
-    """A stream-function file cannot be used; ``details`` is text to show before the message."""
-
-    def __init__(self, message: str, details: str = "") -> None:
-        self.details = details
-        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -94,6 +86,8 @@ def _import(path: Path) -> ModuleType:
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
+    # Boundary: importing the user's file may raise anything (SystemExit too); it becomes
+    # one FunctionFileError with the user's traceback.
     except BaseException as exc:
         sys.modules.pop(name, None)
         if isinstance(exc, KeyboardInterrupt):
@@ -117,6 +111,7 @@ def _callable_or_none(module: ModuleType, name: str, path: Path) -> Callable[...
 def _call_user(fn: Callable[[], Any], what: str, path: Path) -> Any:
     try:
         return fn()
+    # Boundary: the user's function may raise anything; it becomes one FunctionFileError.
     except Exception as exc:
         raise FunctionFileError(
             f"{path}: {what} failed: {type(exc).__name__}: {exc}",

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import click
 
+from yomo.errors import ConfigError
+
 __all__ = ["DEFAULT_TYPE", "FUNCTION_NAME", "TEMPLATES", "create_project", "init"]
 
 #: What a project (and so a stream function) may be called: it becomes YOMO_SFN_NAME and,
@@ -276,10 +278,10 @@ def create_project(directory: str | os.PathLike[str], type: str = DEFAULT_TYPE) 
 
     Raises:
         FileExistsError: ``directory`` already exists (nothing is written).
-        ValueError: ``type`` is not a template's name.
+        ConfigError: ``type`` is not a template's name (a ValueError).
     """
     if type not in TEMPLATES:
-        raise ValueError(f"yomo: unknown template {type!r}; use one of {sorted(TEMPLATES)}")
+        raise ConfigError(f"yomo: unknown template {type!r}; use one of {sorted(TEMPLATES)}")
     root = Path(directory)
     name = root.resolve().name
     root.mkdir(parents=True, exist_ok=False)

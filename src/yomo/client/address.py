@@ -8,6 +8,8 @@ Unlike Go, a port outside 1..65535 is refused here rather than when dialling.
 
 from __future__ import annotations
 
+from yomo.errors import ConfigError
+
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "join_address", "parse_address"]
 
 DEFAULT_HOST = "localhost"
@@ -59,14 +61,14 @@ def parse_address(addr: str) -> tuple[str, int]:
             host, port = _split(f"{addr}:{DEFAULT_PORT}")
         except ValueError as exc:
             hint = " (an IPv6 host needs brackets: [::1]:9000)" if addr.count(":") > 1 else ""
-            raise ValueError(f"yomo: zipper address {addr!r}: {exc}{hint}") from None
+            raise ConfigError(f"yomo: zipper address {addr!r}: {exc}{hint}") from exc
     if not port:
         return host or DEFAULT_HOST, DEFAULT_PORT
     if not (port.isascii() and port.isdigit()):
-        raise ValueError(f"yomo: zipper address {addr!r}: invalid port {port!r}")
+        raise ConfigError(f"yomo: zipper address {addr!r}: invalid port {port!r}")
     value = int(port)
     if not 0 < value < 65536:
-        raise ValueError(f"yomo: zipper address {addr!r}: port must be 1..65535, got {value}")
+        raise ConfigError(f"yomo: zipper address {addr!r}: port must be 1..65535, got {value}")
     return host or DEFAULT_HOST, value
 
 

@@ -34,7 +34,6 @@ from typing import Any
 
 from yomo._version import SPEC_VERSION
 from yomo.errors import (
-    AuthenticationError,
     ConnectError,
     ConnectionClosedError,
     ConnectToError,
@@ -254,6 +253,7 @@ class ClientCore:
                     task = asyncio.ensure_future(result)
                     self._callback_tasks.add(task)
                     task.add_done_callback(self._callback_tasks.discard)
+            # Isolation: the user's error handler failing must not break the client.
             except Exception:
                 self.log.exception("error handler of %r failed", self.name)
 
@@ -310,7 +310,7 @@ class ClientCore:
             return conn
         await conn.aclose()
         if isinstance(reply, RejectedFrame):
-            raise _rejection(reply.message)
+            raise RejectedError.from_message(reply.message)
         if isinstance(reply, ConnectToFrame):
             raise ConnectToError(reply.endpoint)
         raise RejectedError(f"unexpected reply to handshake: {type(reply).__name__}")
@@ -432,7 +432,7 @@ class ClientCore:
             prompt = now
             try:
                 unacked = conn.unacknowledged()
-            except Exception:  # the library's connection is gone underneath
+            except ConnectionClosedError:  # the connection is gone underneath
                 return
             journal = self._journal
             if journal is not None:
@@ -517,7 +517,7 @@ class ClientCore:
         if journal is None or not isinstance(old, TrackedConnection):
             return [], 0
         loop = asyncio.get_running_loop()
-        with contextlib.suppress(Exception):  # a closed connection still knows what was acked
+        with contextlib.suppress(ConnectionClosedError):  # a closed one still knows what was acked
             journal.trim(old.bytes_sent - old.unacknowledged(), loop.time())
         maybe = journal.untracked
         if dead:
@@ -559,7 +559,7 @@ class ClientCore:
                     return ConnectionClosedError(f"goaway: {frame.message}", remote=True)
                 elif isinstance(frame, RejectedFrame):
                     await conn.aclose(frame.message)
-                    return _rejection(frame.message)
+                    return RejectedError.from_message(frame.message)
                 else:
                     self.log.debug(
                         "%s %r: ignoring %s", self._kind, self.name, type(frame).__name__
@@ -690,6 +690,7 @@ class ClientCore:
                 result = fn()
                 if inspect.isawaitable(result):
                     await result
+            # Isolation: the user's reconnect handler failing must not break the client.
             except Exception:
                 self.log.exception("reconnect handler of %r failed", self.name)
 
@@ -827,10 +828,3 @@ def _last_cause(message: str) -> str:
     if message.startswith(prefix) and ": " in message:
         return message.split(": ", 1)[1]
     return message
-
-
-def _rejection(message: str) -> RejectedError:
-    lowered = message.lower()
-    if "token" in lowered or "authentication" in lowered or "credential" in lowered:
-        return AuthenticationError(message)
-    return RejectedError(message)

@@ -93,6 +93,7 @@ class CronRunner:
                     await self.fn(CronContext(md, self._write_async))
                 else:
                     await asyncio.to_thread(self.fn, CronContext(md, self._write_blocking))
+        # Handler isolation: a failing cron job is reported and runs again next time.
         except Exception as exc:
             self._report(exc)
 

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from yomo.errors import ConfigError
+
 __all__ = ["Schedule", "local_zone", "parse_duration", "parse_schedule"]
 
 _STAR = 1 << 63
@@ -116,7 +118,7 @@ def parse_schedule(spec: str, *, zone: datetime.tzinfo | None = None) -> Schedul
     """The schedule of a cron ``spec``; ``zone`` replaces local time (not a ``TZ=`` prefix).
 
     Raises:
-        ValueError: ``yomo: bad cron spec '<spec>': <why>`` (Go's reason where it has one),
+        ConfigError: ``yomo: bad cron spec '<spec>': <why>`` (a ValueError; Go's reason where it has one),
             also for specs Go accepts but can never run (``0 0 30 2 *``, ``@every 0``).
     """
     try:
@@ -125,7 +127,7 @@ def parse_schedule(spec: str, *, zone: datetime.tzinfo | None = None) -> Schedul
         if isinstance(schedule, _SpecSchedule) and schedule.next_after(0.0) is None:
             raise ValueError("it matches no date, so it would never run")
     except ValueError as exc:
-        raise ValueError(f"yomo: bad cron spec {spec!r}: {exc}") from None
+        raise ConfigError(f"yomo: bad cron spec {spec!r}: {exc}") from exc
     return schedule
 
 

@@ -36,7 +36,7 @@ from typing import Any
 
 from yomo._signals import wait_on_signals
 from yomo.ai.function_call import FunctionDefinition
-from yomo.errors import YomoError
+from yomo.errors import ConfigError, HandlerError, YomoError
 from yomo.transport import QuicSettings, TlsConfig
 from yomo.wire import SOURCE_ID, TARGET, TID, ClientType, DataFrame, check_tag, decode_metadata
 
@@ -54,17 +54,6 @@ _END = object()
 _SERIAL_QUEUE = 32
 #: Seconds between checks that a pipe still reads while its input queue is full.
 _PIPE_POLL = 0.25
-
-
-class HandlerError(YomoError):
-    """A handler raised; passed to the error handler, and the function keeps running."""
-
-    def __init__(self, name: str, tag: int, error: BaseException) -> None:
-        self.error = error
-        self.tag = tag
-        super().__init__(
-            f"handler of {name!r} failed on tag 0x{tag:x}: {type(error).__name__}: {error}"
-        )
 
 
 class AsyncStreamFunction:
@@ -108,7 +97,7 @@ class AsyncStreamFunction:
         function_definition: Any = None,
     ) -> None:
         if concurrency < 1:
-            raise ValueError("yomo: concurrency must be at least 1")
+            raise ConfigError("yomo: concurrency must be at least 1")
         self._llm = LLMFunction(
             name,
             description=description,
@@ -326,6 +315,7 @@ class AsyncStreamFunction:
         if self._pipe_task is not None and self._pipe_in is not None:
             if not self._pipe_task.done():
                 await self._put_pipe(_END, timeout)
+            # the pipe's own failure was reported when it ended (_pipe_ended); here we only wait
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(self._pipe_task), timeout)
         if self._inflight:
@@ -413,6 +403,7 @@ class AsyncStreamFunction:
                         frame = self._result_frame(result, md)
                         if frame is not None:
                             await send(frame)
+                # an LLM call's failure becomes its answer; others go to the isolation below
                 except Exception as exc:
                     if not llm_call or ctx is None:
                         raise
@@ -423,6 +414,7 @@ class AsyncStreamFunction:
                         await send(answer)
             if error is not None:
                 self._report(tag, error)
+        # Handler isolation: a failing handler goes to the error handler; the function runs on.
         except Exception as exc:
             self._report(tag, exc)
         finally:
@@ -501,6 +493,7 @@ class AsyncStreamFunction:
                             frame = self._result_frame(result, md)
                             if frame is not None:
                                 self._core.send_from_thread(frame, loop)
+                    # an LLM call's failure becomes its answer; others go to the isolation below
                     except Exception as exc:
                         if not llm_call:
                             raise
@@ -511,6 +504,7 @@ class AsyncStreamFunction:
                             self._core.send_from_thread(answer, loop)
                 if error is not None:
                     loop.call_soon_threadsafe(self._report, tag, error)
+            # Handler isolation (worker thread): reported, the function runs on.
             except Exception as exc:
                 loop.call_soon_threadsafe(self._report, tag, exc)
 
@@ -629,6 +623,7 @@ class AsyncStreamFunction:
                     frame = self._pipe_frame(item)
                     if frame is not None:
                         await self._core.send(frame)
+        # Handler isolation: the pipe's failure ends the pipe and is reported (_pipe_ended).
         except Exception as exc:
             error = exc
         self._pipe_ended(error)
@@ -654,6 +649,7 @@ class AsyncStreamFunction:
                     frame = self._pipe_frame(item)
                     if frame is not None:
                         self._core.send_from_thread(frame, loop)
+        # Handler isolation: the pipe's failure ends the pipe and is reported (_pipe_ended).
         except Exception as exc:
             error = exc
         with contextlib.suppress(RuntimeError):  # the loop is already closed

@@ -190,7 +190,7 @@ class AiopquicConnection(FrameConnection):
         self._flush_handle: asyncio.Handle | None = None
         self._poll_handle: asyncio.TimerHandle | None = None
         self._address: tuple[str, int] | None = None
-        self._braking: EngineBrake | None = None  # the zipper's engine is stopped for this one
+        self.braking: EngineBrake | None = None  # the zipper's engine is stopped for this one
         cap = _SERVER_RECV_CAP_FACTOR * settings.recv_high_water
         self._brake_cap = cap
         self._brake_release = cap - settings.recv_high_water // 2
@@ -224,8 +224,8 @@ class AiopquicConnection(FrameConnection):
     async def read_frame(self) -> Frame:
         """The next frame from the peer (see ``FrameConnection.read_frame``)."""
         frame = await super().read_frame()
-        if self._braking is not None and self.recv_backlog <= self._brake_release:
-            self._braking.release(self)
+        if self.braking is not None and self.recv_backlog <= self._brake_release:
+            self.braking.release(self)
         return frame
 
     # -- writing -----------------------------------------------------------
@@ -342,8 +342,8 @@ class AiopquicConnection(FrameConnection):
     def on_terminated(self, reason: str, *, remote: bool) -> None:
         """The QUIC connection ended: also release the brake and drop queued bytes."""
         super().on_terminated(reason, remote=remote)
-        if self._braking is not None:
-            self._braking.release(self)
+        if self.braking is not None:
+            self.braking.release(self)
         self._pending.clear()
         self._pending_bytes = 0
         for handle in (self._flush_handle, self._poll_handle):
@@ -410,7 +410,7 @@ def _make_protocol_class(lib: SimpleNamespace) -> type[Any]:
                 if (
                     brake is not None
                     and conn is not None
-                    and conn._braking is None
+                    and conn.braking is None
                     and conn.recv_backlog > conn._brake_cap
                     and not conn.closed
                 ):

@@ -41,7 +41,7 @@ class _Brake:
 
     def engage(self, conn: AiopquicConnection) -> None:
         """Stop taking events for everyone until ``conn`` reads (bounded in time)."""
-        conn._braking = self
+        conn.braking = self
         self._held[conn] = self._loop.call_later(SERVER_BRAKE_SECONDS, self._expire, conn)
         engine = compat.aiopquic_engine(self.server)
         if not self._stopped and engine is not None and not self.closed:
@@ -51,7 +51,7 @@ class _Brake:
 
     def release(self, conn: AiopquicConnection) -> None:
         """``conn`` caught up or closed: take events again if no one else holds the brake."""
-        conn._braking = None
+        conn.braking = None
         timer = self._held.pop(conn, None)
         if timer is not None:
             timer.cancel()

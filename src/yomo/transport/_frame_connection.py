@@ -291,13 +291,17 @@ class FrameConnection:
         aioquic: exact, from the stream. qh3 keeps its stream state native and tells
         only unsent bytes and the connection's bytes in flight, so this adds the two
         (packet overhead included: a little more than the stream's share).
+
+        Raises:
+            ConnectionClosedError: the library's connection is gone.
         """
         if self._stream_id is None:
             return 0
-        in_flight = compat.bytes_in_flight(self._quic)
-        if in_flight is not None:
-            return compat.unsent_stream_bytes(self._quic, self._stream_id) + in_flight
-        return compat.unacked_stream_bytes(self._quic, self._stream_id)
+        with map_quic_errors(ConnectionClosedError):
+            in_flight = compat.bytes_in_flight(self._quic)
+            if in_flight is not None:
+                return compat.unsent_stream_bytes(self._quic, self._stream_id) + in_flight
+            return compat.unacked_stream_bytes(self._quic, self._stream_id)
 
     def ping_nowait(self) -> None:
         """Send a PING now (its acknowledgement shows the peer is alive); never raises."""

@@ -8,7 +8,7 @@ Go: y3.ReadPacket, which has no size bound.
 
 from __future__ import annotations
 
-from yomo.errors import ProtocolError, RemoteProtocolError
+from yomo.errors import ConfigError, ProtocolError, RemoteProtocolError
 from yomo.wire.frames import (
     _BODY_DECODERS,
     DEFAULT_MAX_FRAME_SIZE,
@@ -46,12 +46,12 @@ class FrameDecoder:
             accept; larger frames are refused as soon as their length is read.
 
         Raises:
-            ValueError: ``max_frame_size`` is not a non-negative int.
+            ConfigError: ``max_frame_size`` is not a non-negative int (a ValueError).
         """
         if isinstance(max_frame_size, bool) or not isinstance(max_frame_size, int):
-            raise ValueError(f"yomo: max_frame_size must be an int, not {max_frame_size!r}")
+            raise ConfigError(f"yomo: max_frame_size must be an int, not {max_frame_size!r}")
         if max_frame_size < 0:
-            raise ValueError(f"yomo: max_frame_size must be >= 0, not {max_frame_size}")
+            raise ConfigError(f"yomo: max_frame_size must be >= 0, not {max_frame_size}")
         self._max = max_frame_size
         self._error: ProtocolError | None = None
         self._offset = 0  # stream offset of the first byte not yet decoded

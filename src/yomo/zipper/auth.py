@@ -11,7 +11,7 @@ import hmac
 from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
-from yomo.errors import ConfigError
+from yomo.errors import AuthFailed, ConfigError
 
 __all__ = [
     "DEFAULT_AUTH_FAILURES_PER_SECOND",
@@ -26,18 +26,6 @@ __all__ = [
 
 #: Failed credential checks a zipper makes per second for one source address.
 DEFAULT_AUTH_FAILURES_PER_SECOND = 10.0
-
-
-class AuthFailed(Exception):
-    """Raised by an authenticator; its text is sent to the client in a RejectedFrame.
-
-    ``logged`` is what the zipper's log says instead: the client's text may carry
-    what it presented (Go's ``invalid token: <payload>``), and secrets are never logged.
-    """
-
-    def __init__(self, message: str, *, logged: str | None = None) -> None:
-        super().__init__(message)
-        self.logged = logged if logged is not None else message
 
 
 @runtime_checkable

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
 from yomo.client.core import ClientCore, ClientState, ReconnectPolicy
-from yomo.errors import ConnectionClosedError, TimeoutError, YomoError
+from yomo.errors import ConfigError, ConnectionClosedError, TimeoutError, YomoError
 from yomo.transport import TlsConfig
 from yomo.wire import ClientType
 
@@ -212,6 +212,7 @@ class Link:
         self.queued_bytes = 0
         core, self.core = self.core, None
         if core is not None:
+            # Boundary: closing a link is best effort; it must not stop the mesh's own close.
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(core.close(reason, drain_timeout=0.5), 2.0)
         if was_up:
@@ -348,9 +349,9 @@ class Mesh:
         reconnect: ReconnectPolicy = DEFAULT_MESH_RECONNECT,
     ) -> None:
         if max_queue_bytes <= 0:
-            raise ValueError(f"yomo: mesh max_queue_bytes must be positive, got {max_queue_bytes}")
+            raise ConfigError(f"yomo: mesh max_queue_bytes must be positive, got {max_queue_bytes}")
         if send_timeout <= 0:
-            raise ValueError(f"yomo: mesh send_timeout must be positive, got {send_timeout}")
+            raise ConfigError(f"yomo: mesh send_timeout must be positive, got {send_timeout}")
         self.zipper = zipper
         self.name = zipper.name
         self.log = zipper.log.getChild("mesh")

@@ -30,6 +30,7 @@ from yomo.errors import (
     ConnectToError,
     ProtocolError,
     RejectedError,
+    StateError,
     TimeoutError,
 )
 from yomo.transport import (
@@ -409,7 +410,7 @@ class Zipper:
     def address(self) -> tuple[str, int]:
         """The ``(host, port)`` the zipper listens on (after ``start``)."""
         if self._listener is None:
-            raise RuntimeError("yomo: the zipper is not started")
+            raise StateError("yomo: the zipper is not started")
         return self._listener.address
 
     @property
@@ -417,7 +418,7 @@ class Zipper:
         """The data path serving connections, e.g. ``"native (quinn 0.11, rustls 0.23)"``
         or ``"qh3 2.1.0 (+aioquic for empty client ids)"`` (after ``start``)."""
         if self._listener is None:
-            raise RuntimeError("yomo: the zipper is not started")
+            raise StateError("yomo: the zipper is not started")
         return self._listener.backend
 
     @property
@@ -566,7 +567,7 @@ class Zipper:
         """Native path: forward local frames to mesh peer ``name`` over ``conn`` (a client
         connection on the native path), or count them as dropped while ``conn`` is None."""
         if self._native is None:
-            raise RuntimeError("yomo: set_mesh_link needs the native data path")
+            raise StateError("yomo: set_mesh_link needs the native data path")
         native = getattr(conn, "native", None) if conn is not None else None
         self._native.native.set_link(name, native, max_queue_bytes)
 
@@ -647,7 +648,7 @@ class Zipper:
         cheap: return counters already kept, never compute them.
         """
         if name in self._stats_sections or name in self.stats():
-            raise ValueError(f"yomo: stats section {name!r} exists already")
+            raise ConfigError(f"yomo: stats section {name!r} exists already")
         self._stats_sections[name] = section
 
         def remove() -> None:
@@ -849,7 +850,7 @@ class Zipper:
     ) -> None:
         """Send ``message`` in a RejectedFrame, then close."""
         self._log_rejection(message, hf, conn.remote_address, reason, logged)
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(ConnectionClosedError):  # gone already: nothing to tell
             conn.send_nowait(_refusal(message, reason))
             await _flush(conn)
         conn.close(message)
@@ -942,7 +943,7 @@ class Zipper:
             return dict(authenticate(self.authenticators, hf.auth_name, hf.auth_payload))
         except AuthFailed as exc:
             brake.failed(host, now)
-            return str(exc), hf, "auth", exc.logged
+            return exc.message, hf, "auth", exc.logged
 
     def _store(self, client: _Client, hf: HandshakeFrame) -> _Refusal | None:
         """Go: core/server.go createConnection (connector.Store); it may refuse or redirect."""

@@ -20,6 +20,7 @@ import logging
 from typing import Protocol
 
 from yomo._asgi import AsgiServer, serve_asgi
+from yomo.errors import StateError
 
 from .app import build_app, connection_json, stats_json
 from .history import DEFAULT_WINDOW, History
@@ -59,14 +60,14 @@ class Monitor:
     def address(self) -> tuple[str, int]:
         """The bound ``(host, port)`` (after ``start``)."""
         if self._server is None:
-            raise RuntimeError("yomo: the monitor is not started")
+            raise StateError("yomo: the monitor is not started")
         return self._server.address
 
     @property
     def url(self) -> str:
         """``http://host:port`` of the monitor (after ``start``)."""
         if self._server is None:
-            raise RuntimeError("yomo: the monitor is not started")
+            raise StateError("yomo: the monitor is not started")
         return self._server.url
 
     async def start(self, host: str, port: int) -> None:
