@@ -13,10 +13,12 @@ import builtins
 import contextlib
 import logging
 from collections.abc import Callable, Iterator
+from types import TracebackType
+from typing import Literal, NoReturn
 
 from yomo.errors import YomoError
 
-__all__ = ["describe", "ignore_quic_errors", "map_quic_errors"]
+__all__ = ["describe", "ignore_quic_errors", "map_quic_errors", "raise_mapped"]
 
 log = logging.getLogger("yomo.transport")
 
@@ -30,24 +32,48 @@ def describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-@contextlib.contextmanager
-def map_quic_errors(error: Callable[[str], YomoError]) -> Iterator[None]:
+class map_quic_errors:
     """Run QUIC-library calls; whatever they raise becomes ``error(describe(exc))``.
 
     ``error`` builds the yomo error from the library's text (a ``ConnectError``
     for a dial, a ``ConnectionClosedError`` for a write on a dead connection, a
-    ``TransportError`` for a socket that cannot be bound). yomo errors pass
-    through unchanged; the cause is always chained.
+    ``TransportError`` for a socket that cannot be bound). yomo errors and
+    non-``Exception`` signals (cancellation, KeyboardInterrupt) pass through
+    unchanged; the cause is always chained. A class, not a generator: it wraps
+    every frame written, so it must cost little.
     """
-    try:
-        yield
-    except YomoError:
-        raise
+
+    __slots__ = ("_error",)
+
+    def __init__(self, error: Callable[[str], YomoError]) -> None:
+        self._error = error
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Literal[False]:
+        if exc is None or not isinstance(exc, Exception):
+            return False
+        raise_mapped(self._error, exc)
+
+
+def raise_mapped(error: Callable[[str], YomoError], exc: Exception) -> NoReturn:
+    """Raise what ``exc``, raised by a QUIC library, becomes: ``error(describe(exc))``.
+
+    ``map_quic_errors`` in one function, for the per-frame write path, which calls it
+    from a plain ``except Exception`` (a ``with`` costs ~0.2 us per frame there).
+    """
+    if isinstance(exc, YomoError):
+        raise exc
     # The boundary itself: the libraries raise builtins (ConnectionError, OSError,
     # RuntimeError, ValueError, AssertionError, BufferError) and their own
     # QuicConnectionError; here each one means the QUIC connection or socket failed.
-    except Exception as exc:
-        raise error(describe(exc)) from exc
+    raise error(describe(exc)) from exc
 
 
 @contextlib.contextmanager

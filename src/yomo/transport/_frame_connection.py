@@ -29,7 +29,7 @@ from yomo.wire import Frame
 from . import _compat as compat
 from ._buffer import FrameBuffer, SendGate
 from ._common import describe_code, in_background, retrieve
-from ._errors import ignore_quic_errors, map_quic_errors
+from ._errors import ignore_quic_errors, map_quic_errors, raise_mapped
 from .settings import CLOSE_CODE, QuicSettings
 
 __all__ = ["FrameConnection"]
@@ -187,8 +187,10 @@ class FrameConnection:
 
     def _send(self, stream_id: int, payload: bytes | bytearray | memoryview) -> None:
         """Hand ``payload`` to the QUIC library (each backend's own way)."""
-        with map_quic_errors(self._lost):
+        try:
             self._quic.send_stream_data(stream_id, payload)
+        except Exception as exc:  # the error boundary, inline on the per-frame path
+            raise_mapped(self._lost, exc)
         self.bytes_sent += len(payload)
         compat.transmit_soon(self._protocol)
         if self._drained.is_set() and self._gate.blocks(self.send_backlog):
