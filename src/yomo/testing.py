@@ -256,7 +256,7 @@ async def arun_handler(
         # cleanup after the outcome: the test's result (or its error) is what is reported
         with contextlib.suppress(Exception):
             await source.close()
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception):  # the same
             await sfn.close()
         with contextlib.suppress(ValueError):
             remove()

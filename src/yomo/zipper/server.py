@@ -523,6 +523,7 @@ class Zipper:
                 await asyncio.sleep(0.05)  # let the CONNECTION_CLOSE frames go out
                 await self._listener.aclose()
         for listener in self._listeners:
+            # best effort at shutdown: one listener failing to close must not stop the rest
             with contextlib.suppress(Exception):
                 await listener.aclose()
         for task in list(self._tasks):  # connection middleware waiting on ended connections
@@ -809,6 +810,7 @@ class Zipper:
                 await client.conn.drain_all(0.5)
         try:
             await compose(innermost, self._connection_middleware)(client)
+        # Plug-in isolation: a failing middleware closes this connection, not the zipper.
         except Exception as exc:
             self.log.error("connection middleware failed on %s: %r", client.describe(), exc)
             client.close(f"yomo: the zipper's connection middleware failed: {type(exc).__name__}")
@@ -953,6 +955,7 @@ class Zipper:
             return exc.endpoint, hf, "redirect", None
         except RejectedError as exc:
             return exc.reason, hf, "connector", None
+        # Plug-in isolation: a failing connector refuses this handshake, not the zipper.
         except Exception as exc:
             self.log.exception("connector: cannot store %s", client.describe())
             return f"the zipper cannot register the connection: {exc!r}", hf, "connector", None
