@@ -12,6 +12,7 @@
      │    └── ConnectToError(endpoint)   the zipper redirects to another endpoint
      ├── TransportError                QUIC/TLS level failures
      │    ├── ConnectError               the zipper could not be reached
+     │    ├── ListenError                an address cannot be served (also an OSError)
      │    └── TimeoutError               also a builtin TimeoutError
      ├── ConnectionClosedError(remote, message)
      │    └── FramesMayBeLostError(frames, resent)  reported: frames lost with a connection
@@ -52,6 +53,7 @@ __all__ = [
     "HandlerError",
     "HandshakeError",
     "LLMArgumentsError",
+    "ListenError",
     "LocalProtocolError",
     "NoLLMResultError",
     "ProtocolError",
@@ -149,6 +151,10 @@ class TransportError(YomoError):
 
 class ConnectError(TransportError):
     """The zipper could not be reached or the QUIC/TLS handshake failed."""
+
+
+class ListenError(TransportError, OSError):
+    """An address cannot be bound to serve on (the zipper, its monitor); also an OSError."""
 
 
 class TimeoutError(TransportError, builtins.TimeoutError):

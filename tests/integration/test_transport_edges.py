@@ -54,3 +54,45 @@ async def test_send_after_quic_closed_underneath_raises_connection_closed(backen
     finally:
         await client.aclose()
         listener.close()
+
+
+async def test_an_address_in_use_is_a_listen_error_with_the_cause(backend):
+    """The transport's one error boundary: the socket's OSError becomes a ListenError
+    (a TransportError, still an OSError for callers that catch that), cause chained."""
+    from yomo.errors import ListenError, TransportError
+
+    async def on_connection(conn) -> None:
+        await conn.wait_closed()
+
+    first = await listen("127.0.0.1", 0, on_connection, tls=TlsConfig())
+    try:
+        with pytest.raises(ListenError, match="cannot listen on 127.0.0.1:") as info:
+            await listen("127.0.0.1", first.address[1], on_connection, tls=TlsConfig())
+        assert isinstance(info.value, TransportError) and isinstance(info.value, OSError)
+        assert isinstance(info.value.__cause__, OSError)
+        assert not isinstance(info.value.__cause__, TransportError)
+    finally:
+        await first.aclose()
+
+
+async def test_a_dial_that_fails_is_a_connect_error_with_the_cause(backend, tmp_path):
+    """A zipper whose certificate the client does not trust: ConnectError, with the
+    library's error chained."""
+    from yomo.errors import ConnectError
+    from yomo.transport import QuicSettings
+    from yomo.transport.tls import generate_ca
+
+    async def on_connection(conn) -> None:
+        await conn.wait_closed()
+
+    listener = await listen("127.0.0.1", 0, on_connection, tls=TlsConfig())
+    try:
+        other_ca = generate_ca(tmp_path)  # did not sign the zipper's self-signed certificate
+        strict = TlsConfig(verify_peer=True, ca_file=other_ca.cert_file)
+        with pytest.raises(ConnectError, match="cannot connect to zipper") as info:
+            await dial(
+                *listener.address, tls=strict, settings=QuicSettings(handshake_timeout=2.0)
+            )
+        assert info.value.__cause__ is not None
+    finally:
+        await listener.aclose()

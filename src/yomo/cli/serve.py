@@ -154,11 +154,11 @@ def serve(
         asyncio.run(serve_zipper(config, stats_interval=stats_interval))
     except YomoError as exc:
         raise click.ClickException(str(exc)) from exc
-    except OSError as exc:
+    except OSError as exc:  # the native data path's socket (the others raise YomoErrors)
         reason = exc.strerror or str(exc)
-        if not reason.startswith("cannot serve"):  # the monitor's error names its address
-            reason = f"cannot serve on {config.host}:{config.port}: {reason}"
-        raise click.ClickException(f"yomo: {reason}") from exc
+        raise click.ClickException(
+            f"yomo: cannot serve on {config.host}:{config.port}: {reason}"
+        ) from exc
     except KeyboardInterrupt:  # no signal handlers (Windows): Ctrl-C lands here
         logger.info("interrupted")
     except ImportError as exc:

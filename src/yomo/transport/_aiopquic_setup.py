@@ -14,7 +14,7 @@ import logging
 import socket
 from typing import Any
 
-from yomo.errors import TransportError
+from yomo.errors import ListenError, TransportError
 
 from . import _compat as compat
 from ._aiopquic import NAME, SERVER_BRAKE_SECONDS, AiopquicConnection, aiopquic_configuration, load
@@ -149,7 +149,7 @@ async def listen(spec: ListenSpec) -> Listener:
                 server = await lib.serve(
                     host, bind_port, configuration=config, create_protocol=create_protocol
                 )
-        except TransportError:
+        except ListenError:
             if attempt + 1 < attempts:  # the free port was taken meanwhile: another one
                 continue
             raise
@@ -164,8 +164,8 @@ async def listen(spec: ListenSpec) -> Listener:
     return Listener(_Server(brake), (host, bind_port), tls.mode, f"{NAME} {lib.version}")
 
 
-def _cannot_listen(where: str, detail: str) -> TransportError:
-    return TransportError(f"cannot listen on {where}: {detail}")
+def _cannot_listen(where: str, detail: str) -> ListenError:
+    return ListenError(f"cannot listen on {where}: {detail}")
 
 
 async def dial(host: str, port: int, *, tls: TlsConfig, settings: QuicSettings) -> FrameConnection:

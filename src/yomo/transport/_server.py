@@ -15,7 +15,7 @@ import ssl
 from collections.abc import Callable
 from typing import Any
 
-from yomo.errors import TransportError, YomoError
+from yomo.errors import ListenError, YomoError
 
 from . import _compat as compat
 from ._backends import Backend, configuration, load_backend
@@ -77,8 +77,8 @@ async def listen(spec: ListenSpec, backend: Backend) -> Listener:
         aioquic = load_backend("aioquic")  # a dependency: serves clients with empty ids
         split = (server_config(aioquic), protocol_factory(aioquic))
 
-    def cannot_listen(detail: str) -> TransportError:
-        return TransportError(f"cannot listen on {host}:{port}: {detail}")
+    def cannot_listen(detail: str) -> ListenError:
+        return ListenError(f"cannot listen on {host}:{port}: {detail}")
 
     with map_quic_errors(cannot_listen):
         server = await _serve(backend, host, port, config, create_protocol, split)

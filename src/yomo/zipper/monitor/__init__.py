@@ -20,7 +20,7 @@ import logging
 from typing import Protocol
 
 from yomo._asgi import AsgiServer, serve_asgi
-from yomo.errors import StateError
+from yomo.errors import ListenError, StateError
 
 from .app import build_app, connection_json, stats_json
 from .history import DEFAULT_WINDOW, History
@@ -74,7 +74,7 @@ class Monitor:
         """Listen on ``host:port`` (0: a free port).
 
         Raises:
-            OSError: the address cannot be bound; the message names the monitor.
+            ListenError: the address cannot be bound (an OSError); the message names the monitor.
         """
         app = build_app(self.zipper, self.history, state=lambda: self.zipper.state)
         try:
@@ -82,7 +82,7 @@ class Monitor:
         except OSError as exc:
             reason = exc.strerror or str(exc)
             message = f"cannot serve the monitor on {host}:{port}: {reason}"
-            raise OSError(exc.errno, message) from exc
+            raise ListenError(message) from exc
         self._sampler = asyncio.get_running_loop().create_task(self._sample())
 
     async def stop(self) -> None:
