@@ -66,7 +66,7 @@ async def test_an_address_in_use_is_a_listen_error_with_the_cause(backend):
 
     first = await listen("127.0.0.1", 0, on_connection, tls=TlsConfig())
     try:
-        with pytest.raises(ListenError, match="cannot listen on 127.0.0.1:") as info:
+        with pytest.raises(ListenError, match=r"cannot listen on 127\.0\.0\.1:") as info:
             await listen("127.0.0.1", first.address[1], on_connection, tls=TlsConfig())
         assert isinstance(info.value, TransportError) and isinstance(info.value, OSError)
         assert isinstance(info.value.__cause__, OSError)
@@ -90,9 +90,7 @@ async def test_a_dial_that_fails_is_a_connect_error_with_the_cause(backend, tmp_
         other_ca = generate_ca(tmp_path)  # did not sign the zipper's self-signed certificate
         strict = TlsConfig(verify_peer=True, ca_file=other_ca.cert_file)
         with pytest.raises(ConnectError, match="cannot connect to zipper") as info:
-            await dial(
-                *listener.address, tls=strict, settings=QuicSettings(handshake_timeout=2.0)
-            )
+            await dial(*listener.address, tls=strict, settings=QuicSettings(handshake_timeout=2.0))
         assert info.value.__cause__ is not None
     finally:
         await listener.aclose()

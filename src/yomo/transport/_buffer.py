@@ -37,12 +37,14 @@ class FrameBuffer:
     not frames; the buffer is then poisoned like the decoder.
     """
 
-    __slots__ = ("_decoder", "_frames", "high_water", "size")
+    __slots__ = ("_decoder", "_frames", "high_water", "low_water", "size")
 
     def __init__(self, *, max_frame_size: int, high_water: int) -> None:
         self._decoder = FrameDecoder(max_frame_size=max_frame_size)
         self._frames: deque[tuple[Frame, int]] = deque()
         self.high_water = high_water
+        self.low_water = high_water // 2
+        """Reading may resume at or below this many bytes (``may_resume``)."""
         self.size = 0
         """Bytes of the frames waiting to be read (see ``frame_size``)."""
 
@@ -62,7 +64,7 @@ class FrameBuffer:
     @property
     def may_resume(self) -> bool:
         """True once the reader caught up to half the high-water mark."""
-        return self.size <= self.high_water // 2
+        return self.size <= self.low_water
 
     def feed(self, data: bytes) -> int:
         """Decode ``data``; returns how many whole frames it completed."""

@@ -164,7 +164,7 @@ class FrameConnection:
             self._readable.clear()
             await self._readable.wait()
             frame = buffer.pop()
-        if buffer.may_resume:
+        if buffer.size <= buffer.low_water:  # buffer.may_resume, inline: once per frame
             self._protocol.resume_reading()
         return frame
 
