@@ -52,9 +52,7 @@ ALLOWED_UPWARD: dict[tuple[str, str], str] = {
 }
 
 #: Import cycles being taken apart on other branches; a stale entry fails.
-KNOWN_CYCLES: list[list[str]] = [
-    ["yomo.transport._aiopquic", "yomo.transport.quic"],  # issue 14 item 1 (struct-transport)
-]
+KNOWN_CYCLES: list[list[str]] = []
 
 
 def _modules() -> dict[str, tuple[Path, str]]:
