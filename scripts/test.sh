@@ -45,36 +45,97 @@ echo "== mypy (public API, strict)"
 "$VENV/bin/mypy"
 echo "== pytest"
 "$VENV/bin/python" -m pytest -ra "$@"
+# The integration suite's core: routing, handshake, bad input, backpressure, both client
+# APIs, TLS (mutual too), reconnect and mesh. Run again below on other data paths and
+# interpreters.
+integration_core=(
+  tests/integration/test_zipper_routing.py tests/integration/test_zipper_handshake.py
+  tests/integration/test_zipper_bad_input.py tests/integration/test_zipper_backpressure.py
+  tests/integration/test_client_async.py tests/integration/test_client_sync.py
+  tests/integration/test_tls.py tests/integration/test_reconnect.py tests/integration/test_mesh.py
+)
+native_ok=0
+if "$VENV/bin/python" -c 'from yomo.transport.native import available; raise SystemExit(not available())'; then
+  native_ok=1
+  main_python="$(cd "$VENV" && pwd)/bin/python"
+fi
 # The pure-Python data path stays complete and selectable: the integration suite's
 # core again with YOMO_QUIC_BACKEND=qh3 (zipper and clients on qh3/aioquic).
-if "$VENV/bin/python" -c 'from yomo.transport.native import available; raise SystemExit(not available())'; then
+if [ "$native_ok" = 1 ]; then
   echo "== pytest, pure-Python data path (YOMO_QUIC_BACKEND=qh3)"
-  YOMO_QUIC_BACKEND=qh3 "$VENV/bin/python" -m pytest -ra -q \
-    tests/integration/test_zipper_routing.py tests/integration/test_zipper_handshake.py \
-    tests/integration/test_zipper_bad_input.py tests/integration/test_zipper_backpressure.py \
-    tests/integration/test_client_async.py tests/integration/test_client_sync.py \
-    tests/integration/test_tls.py tests/integration/test_reconnect.py tests/integration/test_mesh.py
+  YOMO_QUIC_BACKEND=qh3 "$VENV/bin/python" -m pytest -ra -q "${integration_core[@]}"
 fi
 echo "== reliability suite, short version (reliability/README.md; the full run: bash reliability/run.sh)"
 PYTHON="$VENV/bin/python" bash reliability/run.sh --short
+# Other interpreters get venvs of their own (.venv-test3NN). The native module is
+# abi3 (one binary for Python 3.10+, as in a wheel): it is built once, above, and
+# reused: PYO3_PYTHON names the interpreter that built it (main_python), so cargo finds
+# everything fresh and each install copies the same binary instead of rebuilding pyo3
+# (~30 s each).
+# find_python 3.NN: a working interpreter of that version (PYTHON3NN, python3.NN on PATH,
+# or pyenv's install of it), else nothing.
+find_python() {
+  local ver=$1 var="PYTHON${1/./}" ver_tuple="${1/./, }" cand="" v
+  cand=${!var:-}
+  if [ -z "$cand" ] && command -v "python$ver" >/dev/null 2>&1 && "python$ver" -c '' >/dev/null 2>&1; then
+    cand="python$ver"
+  fi
+  if [ -z "$cand" ] && command -v pyenv >/dev/null 2>&1; then  # a shim whose version is not selected
+    v=$(pyenv versions --bare 2>/dev/null | grep -E "^${ver//./\\.}(\.|$)" | tail -n 1 || true)
+    [ -n "$v" ] && cand="$(pyenv root)/versions/$v/bin/python$ver"
+  fi
+  if [ -n "$cand" ] && "$cand" -c "import sys; raise SystemExit(sys.version_info[:2] != ($ver_tuple))" >/dev/null 2>&1; then
+    echo "$cand"
+  fi
+}
+# version_venv PYTHON DIR EXTRAS: DIR made with PYTHON and the checkout installed in it.
+version_venv() {
+  [ -x "$2/bin/python" ] || "$1" -m venv "$2"
+  "$2/bin/python" -m pip install -q --upgrade pip
+  if [ "$native_ok" = 1 ]; then
+    PYO3_PYTHON="$main_python" PYTHON_SYS_EXECUTABLE="$main_python" \
+      "$2/bin/python" -m pip install -q -e ".[$3]"
+  else
+    "$2/bin/python" -m pip install -q -e ".[$3]"
+  fi
+}
+# The oldest and newest supported Pythons (3.10, 3.13), on the default install: unit
+# tests and the integration core, on the native path where it was built.
+main_ver=$("$VENV/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+for ver in 3.10 3.13; do
+  if [ "$ver" = "$main_ver" ]; then
+    echo "== Python $ver: the main run above used it"
+    continue
+  fi
+  pyv=$(find_python "$ver")
+  if [ -z "$pyv" ]; then
+    echo "== skipped: Python $ver pass (no working python$ver on PATH or in pyenv; set PYTHON${ver/./}=/path/to/python$ver)"
+    continue
+  fi
+  venv_v=".venv-test${ver/./}"
+  if [ "$native_ok" = 1 ]; then
+    path_v=native
+  else
+    path_v="the pure-Python path (the native module is not built here)"
+  fi
+  echo "== pytest under $("$pyv" -V) (default install, $path_v): unit tests and the integration core"
+  started=$SECONDS
+  version_venv "$pyv" "$venv_v" dev
+  if [ "$native_ok" = 1 ]; then
+    YOMO_QUIC_BACKEND=native "$venv_v/bin/python" -m pytest -ra -q tests/unit "${integration_core[@]}"
+  else
+    "$venv_v/bin/python" -m pytest -ra -q tests/unit "${integration_core[@]}"
+  fi
+  echo "== Python $ver pass: $((SECONDS - started)) s"
+done
 # The optional aiopquic backend has wheels for Python 3.12+ only: its tests and the
 # wire/unit tests again under 3.12, in a venv of its own, when a python3.12 runs here.
-py312=${PYTHON312:-}
-if [ -z "$py312" ] && command -v python3.12 >/dev/null 2>&1; then
-  if python3.12 -c '' >/dev/null 2>&1; then
-    py312=python3.12
-  elif command -v pyenv >/dev/null 2>&1; then  # a pyenv shim whose version is not selected
-    v=$(pyenv versions --bare 2>/dev/null | grep -E '^3\.12(\.|$)' | tail -n 1 || true)
-    [ -n "$v" ] && py312="$(pyenv root)/versions/$v/bin/python3.12"
-  fi
-fi
-if [ -n "$py312" ] && "$py312" -c 'import sys; assert sys.version_info[:2] >= (3, 12)' >/dev/null 2>&1; then
+py312=$(find_python 3.12)
+if [ -n "$py312" ]; then
   echo "== pytest under $("$py312" -V) (aiopquic backend, wire and unit tests)"
   VENV312=${YOMO_TEST_VENV312:-.venv-test312}
-  [ -x "$VENV312/bin/python" ] || "$py312" -m venv "$VENV312"
-  "$VENV312/bin/python" -m pip install -q --upgrade pip
-  "$VENV312/bin/python" -m pip install -q -e '.[dev,fast]'
+  version_venv "$py312" "$VENV312" dev,fast
   "$VENV312/bin/python" -m pytest -ra tests/unit tests/integration/test_backend_aiopquic.py
 else
-  echo "== skipped: aiopquic backend tests (no working python3.12 on PATH; set PYTHON312=/path/to/python3.12)"
+  echo "== skipped: aiopquic backend tests (no working python3.12 on PATH or in pyenv; set PYTHON312=/path/to/python3.12)"
 fi
