@@ -56,12 +56,12 @@ async def _nats_sub(port: int, expect_seconds: float, size: int) -> None:
     import nats
 
     nc = await nats.connect(f"nats://127.0.0.1:{port}", pending_size=256 * 1024 * 1024)
-    state = {"n": 0, "first": 0, "last": 0, "ooo": 0, "bad": 0, "seq": -1}
+    state = {"n": 0, "first": 0, "last": 0, "ooo": 0, "bad": 0, "seq": -1, "cpu0": 0.0}
 
     async def cb(msg) -> None:  # type: ignore[no-untyped-def]
         now = time.perf_counter()
         if not state["n"]:
-            state["first"] = now
+            state["first"], state["cpu0"] = now, time.process_time()
         state["last"] = now
         state["n"] += 1
         data = msg.data
@@ -86,25 +86,26 @@ async def _nats_pub(port: int, duration: float, size: int) -> None:
     nc = await nats.connect(f"nats://127.0.0.1:{port}", pending_size=64 * 1024 * 1024)
     filler = b"a" * (size - 8)
     n = 0
+    cpu0 = time.process_time()
     end = time.perf_counter() + duration
     while time.perf_counter() < end:
         for _ in range(100):
             await nc.publish("bench", n.to_bytes(8, "big") + filler)
             n += 1
     await nc.flush()
-    print(json.dumps({"written": n}), flush=True)
+    print(json.dumps(_written(n, cpu0)), flush=True)
     await nc.close()
 
 
 async def _yomo_sink(addr: str, expect_seconds: float, size: int) -> None:
     from yomo import aio
 
-    state = {"n": 0, "first": 0, "last": 0, "ooo": 0, "bad": 0, "seq": -1}
+    state = {"n": 0, "first": 0, "last": 0, "ooo": 0, "bad": 0, "seq": -1, "cpu0": 0.0}
 
     async def handler(ctx: aio.AsyncContext) -> None:
         now = time.perf_counter()
         if not state["n"]:
-            state["first"] = now
+            state["first"], state["cpu0"] = now, time.process_time()
         state["last"] = now
         state["n"] += 1
         data = ctx.data
@@ -131,13 +132,14 @@ async def _yomo_source(addr: str, duration: float, size: int) -> None:
     await src.connect()
     filler = b"a" * (size - 8)
     n = 0
+    cpu0 = time.process_time()
     end = time.perf_counter() + duration
     while time.perf_counter() < end:
         for _ in range(100):
             await src.write(0x10, n.to_bytes(8, "big") + filler)
             n += 1
-    print(json.dumps({"written": n}), flush=True)
-    await src.close()
+    await src.close()  # sends what is still queued
+    print(json.dumps(_written(n, cpu0)), flush=True)
 
 
 def _udp_recv(port: int, expect_seconds: float, size: int) -> None:
@@ -146,9 +148,10 @@ def _udp_recv(port: int, expect_seconds: float, size: int) -> None:
     sock.bind(("127.0.0.1", port))
     sock.settimeout(expect_seconds + 10)
     print("ready", flush=True)
-    state = {"n": 0, "first": 0.0, "last": 0.0, "ooo": 0, "bad": 0, "seq": -1}
+    state = {"n": 0, "first": 0.0, "last": 0.0, "ooo": 0, "bad": 0, "seq": -1, "cpu0": 0.0}
     sock.recv(2048)
     state["first"] = state["last"] = time.perf_counter()
+    state["cpu0"] = time.process_time()
     state["n"] = 1
     sock.settimeout(1.0)
     try:
@@ -166,6 +169,7 @@ def _udp_send(port: int, duration: float, size: int) -> None:
     sock.connect(("127.0.0.1", port))
     data = b"a" * size
     n = 0
+    cpu0 = time.process_time()
     end = time.perf_counter() + duration
     while time.perf_counter() < end:
         for _ in range(100):
@@ -174,7 +178,7 @@ def _udp_send(port: int, duration: float, size: int) -> None:
                 n += 1
             except OSError:
                 pass
-    print(json.dumps({"written": n}), flush=True)
+    print(json.dumps(_written(n, cpu0)), flush=True)
 
 
 async def _until_idle(state: dict[str, int], expect_seconds: float) -> None:
@@ -185,14 +189,25 @@ async def _until_idle(state: dict[str, int], expect_seconds: float) -> None:
             return
 
 
+def _written(n: int, cpu0: float) -> dict[str, float]:
+    """A producer's summary: frames written, and its CPU (all threads) per frame."""
+    return {
+        "written": n,
+        "producer_cpu_us_per_frame": (time.process_time() - cpu0) * 1e6 / max(n, 1),
+    }
+
+
 def _summary(state: dict[str, int], size: int) -> dict[str, float]:
     del size
     elapsed = state["last"] - state["first"]
+    # CPU (all threads) from the first frame on; the ~1.5 s wait after the last is asleep
+    cpu = time.process_time() - state["cpu0"]
     return {
         "frames": state["n"],
         "fps": (state["n"] - 1) / elapsed if elapsed > 0 else 0.0,
         "out_of_order": state["ooo"],
         "bad_length": state["bad"],
+        "consumer_cpu_us_per_frame": cpu * 1e6 / max(state["n"], 1),
     }
 
 
@@ -212,10 +227,10 @@ def _pair(recv: list[str], send: list[str], server: psutil.Process | None) -> di
     cpu0 = _cpu(server) if server is not None else 0.0
     producer = _role(*send)
     out, _ = producer.communicate(timeout=120)
-    written = json.loads(out.strip().splitlines()[-1])["written"]
+    sent = json.loads(out.strip().splitlines()[-1])
     got = json.loads(consumer.stdout.readline())
     consumer.wait(timeout=30)
-    result = {"written": written, **got}
+    result = {**sent, **got}
     if server is not None:
         result["server_cpu_us_per_frame"] = (_cpu(server) - cpu0) * 1e6 / max(got["frames"], 1)
     return result
@@ -272,6 +287,14 @@ def _fmt(v: tuple[float, float, float], digits: int = 0) -> str:
     return f"{v[0]:,.{digits}f} ({v[1]:,.{digits}f}-{v[2]:,.{digits}f})"
 
 
+def _cpu_cell(rows: list[dict[str, float]], who: str) -> str:
+    """A producer's or consumer's CPU per frame (runs of older saves lack it)."""
+    key = f"{who}_cpu_us_per_frame"
+    if not all(key in r for r in rows):
+        return "n/a"
+    return _fmt(_median(rows, key), 1)
+
+
 def _render(data: dict[str, object]) -> str:
     runs: dict[str, list[dict[str, float]]] = data["runs"]  # type: ignore[assignment]
     loads = [r["load1"] for rows in runs.values() for r in rows]
@@ -288,15 +311,17 @@ def _render(data: dict[str, object]) -> str:
         f"nats-server {data['nats_version']} -> nats-py (one subject, async callback); "
         "the UDP ceiling is one Python process sending 1 KiB datagrams to another over "
         "loopback. Frames/s are counted at the consumer, first to last frame; every frame "
-        "is checked for length and order. Server CPU is the broker process's (all threads) "
-        "per delivered frame.",
+        "is checked for length and order. CPU per frame is each process's (all threads) "
+        "divided by the frames it handled: the broker's per delivered frame, the producer's "
+        "over its writing loop (ours: until `close()` has sent everything), the consumer's "
+        "from its first frame on.",
         "",
         f"Machine load (1-minute average) during the runs: median {statistics.median(loads):.1f}, "
         f"max {max(loads):.1f} on 2 cores (other developers' jobs included).",
         "",
         "| case | frames/s | share of UDP ceiling | ours / NATS | broker CPU per frame (µs) "
-        "| lost or out of order |",
-        "|---|---|---|---|---|---|",
+        "| producer CPU per frame (µs) | consumer CPU per frame (µs) | lost or out of order |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for size in (1024, 64):
         ours, nats = runs[f"yomo-{size}"], runs[f"nats-{size}"]
@@ -309,9 +334,12 @@ def _render(data: dict[str, object]) -> str:
             lines.append(
                 f"| {label} | {_fmt(v)} | {v[0] / udp[0]:.2f}x | "
                 f"{o[0] / n[0]:.2f}x | {_fmt(_median(rows, 'server_cpu_us_per_frame'), 1)} "
-                f"| {bad} |"
+                f"| {_cpu_cell(rows, 'producer')} | {_cpu_cell(rows, 'consumer')} | {bad} |"
             )
-    lines.append(f"| UDP ceiling, 1024 B datagrams | {_fmt(udp)} | 1.00x | | | |")
+    lines.append(
+        f"| UDP ceiling, 1024 B datagrams | {_fmt(udp)} | 1.00x | | "
+        f"| {_cpu_cell(runs['udp-1024'], 'producer')} | {_cpu_cell(runs['udp-1024'], 'consumer')} | |"
+    )
     o1, n1 = _median(runs["yomo-1024"], "fps"), _median(runs["nats-1024"], "fps")
     c1 = _median(runs["yomo-1024"], "server_cpu_us_per_frame")
     c64 = _median(runs["yomo-64"], "server_cpu_us_per_frame")

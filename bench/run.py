@@ -57,6 +57,15 @@ NAMES = {
     AIOPQUIC: "ours, aiopquic",
     "go": "Go v1.22.3",
     "ours-aioquic": "ours, aioquic only",
+    "ours-qh3": "ours, pure-Python path (qh3)",
+}
+#: Diagnostic cases: Python clients against our zipper on another data path, by case.
+DIAGNOSTICS = {
+    "clients-py-1024-qh3": (
+        "ours-qh3",
+        "pure-Python path (`YOMO_QUIC_BACKEND=qh3`: what an install without the native module runs)",
+    ),
+    "clients-py-1024-aioquic": ("ours-aioquic", "aioquic only (`YOMO_QUIC_BACKEND=aioquic`)"),
 }
 
 
@@ -128,7 +137,7 @@ class Settings:
                 "throughput-1024": 5,
                 "latency-1000": 5,
                 "idle-py": 2,
-                "clients-py-1024-aioquic": 2,
+                "clients-py-1024-qh3": 2,
             },
         )
 
@@ -209,8 +218,8 @@ class Runner:
         elif kind.startswith("ours"):
             argv = [sys.executable, "-m", "yomo", "serve", "-c", str(cfg)]
             env = {"YOMO_LOG_LEVEL": "info", **self.base_env, **self.ours_env}
-            if kind == "ours-aioquic":  # diagnostic: the whole zipper on aioquic
-                env["YOMO_QUIC_BACKEND"] = "aioquic"
+            if kind in ("ours-aioquic", "ours-qh3"):  # diagnostic: another data path
+                env["YOMO_QUIC_BACKEND"] = kind.removeprefix("ours-")
         else:
             argv = [str(self.bins.yomo), "serve", "-c", str(cfg)]
             env = {}
@@ -415,16 +424,33 @@ def run_idle(r: Runner, kind: str, clients: str = "go") -> dict[str, Any]:
 # --------------------------------------------------------------------------- profile
 
 
+def _native_zipper(r: Runner, kind: str) -> bool:
+    """True when this zipper kind moves frames in Rust (the native data path)."""
+    return kind == "ours" and getattr(r, "ours_backend_used", "").startswith("native")
+
+
 def run_profile(
     r: Runner, clients: str = "go", size: int = 1024, kind: str = "ours"
 ) -> dict[str, Any]:
-    """py-spy on our zipper while a source pushes 1 KiB frames to a function (Go or Python)."""
-    pyspy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    if not Path(pyspy).exists():
-        return {"error": "py-spy is not installed (pip install py-spy)"}
+    """Sample our zipper while a source pushes 1 KiB frames to a function (Go or Python).
+
+    The native data path is Rust: perf samples every thread of the process. A zipper
+    whose data path is Python (aiopquic, qh3) is sampled with py-spy.
+    """
+    native = _native_zipper(r, kind)
+    if native:
+        tool = shutil.which("perf")
+        if tool is None:
+            return {"error": "perf is not installed (Debian: apt-get install linux-perf)"}
+        ext = "data"
+    else:
+        tool = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        if not Path(tool).exists():
+            return {"error": "py-spy is not installed (pip install py-spy)"}
+        ext = "txt"
     secs = r.s.profile_seconds
     r.check_budget(secs + 15)
-    raw = OUT_DIR / f"profile-{kind}-{clients}-{time.strftime('%Y%m%dT%H%M%S')}.txt"
+    raw = OUT_DIR / f"profile-{kind}-{clients}-{time.strftime('%Y%m%dT%H%M%S')}.{ext}"
     dur = f"{secs + 2}s"
     with r.zipper(kind) as (z, addr):
         if clients == "go":
@@ -443,25 +469,113 @@ def run_profile(
                     "source", "-zipper", addr, "-tag", TAG_IN, "-size", str(size), "-duration", dur
                 )
             _connected(src)
-            cpu0 = _zipper_cpu(z)
             time.sleep(0.5)
+            cpu0, frames0 = _zipper_cpu(z), _last_progress(sink)
+            if native:
+                argv = [tool, "record", "-F", str(PERF_HZ), "-e", "cpu-clock", "-p", str(z.pid),
+                        "-o", str(raw), "--", "sleep", str(secs)]  # fmt: skip
+            else:
+                argv = [tool, "record", "-p", str(z.pid), "-d", str(int(secs)), "-r", "250",
+                        "-f", "raw", "-o", str(raw), "--nonblocking", "--idle"]  # fmt: skip
             spy = subprocess.run(
-                [pyspy, "record", "-p", str(z.pid), "-d", str(int(secs)), "-r", "250",
-                 "-f", "raw", "-o", str(raw), "--nonblocking", "--idle"],
-                capture_output=True, text=True, timeout=secs + 30, check=False,
-            )  # fmt: skip
+                argv, capture_output=True, text=True, timeout=secs + 30, check=False
+            )
             cpu = _zipper_cpu(z) - cpu0
-            frames = _last_progress(sink)
+            frames = _last_progress(sink) - frames0
             r.stop(src)
         finally:
             r.stop(sink)
     if spy.returncode != 0 or not raw.exists():
-        return {"error": f"py-spy failed (rc={spy.returncode}): {spy.stderr.strip()[-500:]}"}
-    out = summarize_profile(raw)
+        return {
+            "error": f"{Path(tool).name} failed (rc={spy.returncode}): {spy.stderr.strip()[-500:]}"
+        }
+    out = summarize_perf(raw) if native else summarize_profile(raw)
+    out["tool"] = "perf" if native else "py-spy"
     out["clients"] = clients
+    out["seconds"] = secs
     out["zipper_cpu_s"] = cpu
     out["frames_at_function"] = frames
     return out
+
+
+#: perf's sampling rate (cpu-clock, every thread of the zipper process).
+PERF_HZ = 999
+_PERF_LINE = re.compile(r"^\s*(?P<pct>[\d.]+)%\s+(?P<dso>\S+)\s+\[(?P<kind>.)\]\s+(?P<sym>.+?)\s*$")
+_CRATE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)::")
+_CRYPTO = ("aes", "gcm", "ghash", "chacha", "poly1305", "sha", "x25519", "ecp_", "ring_core")
+_KERNEL_NET = ("udp", "ip_", "ipv4", "skb", "sock", "net_", "__sys_", "copy_", "_copy", "csum",
+               "dev_", "loopback", "recvmsg", "sendmsg", "sendmmsg", "recvmmsg", "nf_", "__ip")  # fmt: skip
+_KERNEL_SCHED = ("schedule", "task_switch", "futex", "wake", "epoll", "ep_", "hrtimer",
+                 "enqueue", "dequeue", "select_task", "update_curr", "switch_", "nanosleep")  # fmt: skip
+
+
+def _native_area(dso: str, sym: str) -> str:
+    """What part of the native zipper a perf sample's symbol belongs to."""
+    low = sym.lower()
+    if dso.startswith("[kernel"):
+        if any(k in low for k in _KERNEL_SCHED):
+            return "kernel: scheduling, wake-ups (futex, epoll, timers)"
+        if any(k in low for k in _KERNEL_NET):
+            return "kernel: UDP send/receive (copies, IP, loopback)"
+        return "kernel: other (locks, syscall entry/exit, memory)"
+    if "_native" in dso:
+        if any(k in low for k in _CRYPTO) and "::" not in sym:
+            return "crypto (ring: AES-GCM, header protection)"
+        m = _CRATE.search(sym.lstrip("<"))
+        crate = m.group(1) if m else ""
+        if crate in ("quinn_proto", "quinn", "quinn_udp"):
+            return "quinn (QUIC: packets, ACKs, streams, congestion)"
+        if crate in ("ring", "rustls", "webpki", "untrusted"):
+            return "crypto (ring: AES-GCM, header protection)"
+        if crate in ("tokio", "mio", "parking_lot", "parking_lot_core"):
+            return "tokio (tasks, I/O driver, wake-ups)"
+        if crate == "_native":
+            return "ours in Rust (framing, routing, outbox, PyO3 glue)"
+        if crate in ("pyo3", "pyo3_ffi"):
+            return "ours in Rust (framing, routing, outbox, PyO3 glue)"
+        return "Rust core/alloc/bytes (moves, drops, hashing, allocation)"
+    if "libc" in dso or dso.startswith("ld-"):
+        return "libc (memcpy/memmove, malloc/free)"
+    if "python" in dso.lower():
+        return "Python interpreter (control, stats)"
+    return f"other ({dso})"
+
+
+def summarize_perf(raw: Path) -> dict[str, Any]:
+    """Share of samples by area, by thread and by symbol, from ``perf report``."""
+
+    def report(sort: str, quiet: bool = True) -> list[str]:
+        res = subprocess.run(
+            ["perf", "report", "-i", str(raw), "--stdio", "--no-children", "-g", "none",
+             "--sort", sort, "--percent-limit", "0", *(["-q"] if quiet else [])],
+            capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        return res.stdout.splitlines()
+
+    areas: collections.Counter[str] = collections.Counter()
+    top: list[list[Any]] = []
+    for line in report("dso,sym"):
+        m = _PERF_LINE.match(line)
+        if not m:
+            continue
+        pct = float(m["pct"])
+        areas[_native_area(m["dso"], m["sym"])] += pct
+        if len(top) < 15:
+            top.append([f"{m['sym'][:110]} ({m['dso']})", pct])
+    threads: collections.Counter[str] = collections.Counter()
+    for line in report("pid"):  # per thread: "12.34%  4242:yomo-native"
+        parts = line.split(None, 1)
+        if len(parts) == 2 and parts[0].endswith("%"):
+            threads[parts[1].strip()] += float(parts[0][:-1])
+    count = next((ln for ln in report("comm", quiet=False) if ln.startswith("# Samples:")), "")
+    m = re.search(r"(\d+)", count)
+    return {
+        "raw_file": str(raw.relative_to(ROOT)),
+        "samples": int(m.group(1)) if m else 0,
+        "by_area": {k: round(v, 1) for k, v in areas.most_common()},
+        "threads": {k: round(v, 1) for k, v in threads.most_common(8)},
+        "self_top": [[k, round(v, 1)] for k, v in top],
+    }
 
 
 IDLE = "idle (waiting in epoll)"
@@ -597,7 +711,11 @@ def probe_ours(r: Runner, log: Callable[[str], None]) -> None:
                 ev = {"event": "connect_error", "error": str(e)[:300]}
             finally:
                 r.stop(src)
-            backend_line = next((ln for ln in z.stderr if "listening on" in ln), "")
+            # the log is JSON lines (GoProcess asks for them): the message, else the raw line
+            backend_line = next(
+                (str(rec.get("msg", "")) for rec in z.logs if "listening on" in rec.get("msg", "")),
+                next((ln for ln in z.stderr if "listening on" in ln), ""),
+            )
         quic = backend_line.rstrip().split("QUIC ", 1)
         used = quic[1][:-1] if len(quic) == 2 and quic[1].endswith(")") else backend
         if ev.get("event") == "connected":
@@ -761,26 +879,27 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-# Rows of the main table: (case, metric, label, unit, higher_is_better, goal ratio or None)
+# Rows of the main table: (case, metric, label, unit, higher_is_better, goal ratio or None);
+# the goal ratios (ours/Go) are issue 16's goal 3, for our default zipper.
 TABLE = [
-    ("throughput-64", "fps", "Throughput 64 B", "frames/s", True, None),
+    ("throughput-64", "fps", "Throughput 64 B", "frames/s", True, 3.0),
     ("throughput-64", "mbps", "Throughput 64 B", "MB/s", True, None),
-    ("throughput-1024", "fps", "Throughput 1 KiB", "frames/s", True, 1.0),
+    ("throughput-1024", "fps", "Throughput 1 KiB", "frames/s", True, 3.0),
     ("throughput-1024", "mbps", "Throughput 1 KiB", "MB/s", True, None),
-    ("throughput-65536", "fps", "Throughput 64 KiB", "frames/s", True, None),
+    ("throughput-65536", "fps", "Throughput 64 KiB", "frames/s", True, 1.0),
     ("throughput-65536", "mbps", "Throughput 64 KiB", "MB/s", True, None),
     ("sources4-1024", "fps", "Throughput 1 KiB, 4 sources -> 1 function", "frames/s", True, None),
     ("fanout-8", "fps", "Fan-out 1->8, 1 KiB, delivered", "frames/s", True, None),
     ("fanout-8", "per_function_fps", "Fan-out 1->8, per function", "frames/s", True, None),
     ("latency-1000", "p50_ms", "Latency @1,000/s p50", "ms", False, None),
-    ("latency-1000", "p99_ms", "Latency @1,000/s p99", "ms", False, 1.5),
+    ("latency-1000", "p99_ms", "Latency @1,000/s p99", "ms", False, 1.0),
     ("latency-1000", "p999_ms", "Latency @1,000/s p99.9", "ms", False, None),
     ("latency-10000", "p50_ms", "Latency @10,000/s p50", "ms", False, None),
     ("latency-10000", "p99_ms", "Latency @10,000/s p99", "ms", False, None),
     ("latency-10000", "p999_ms", "Latency @10,000/s p99.9", "ms", False, None),
     ("latency-10000", "rate_achieved", "Latency @10,000/s rate achieved", "msg/s", True, None),
-    ("idle", "kib_per_conn", "Idle functions: memory per connection", "KiB", False, 1.0),
-    ("idle", "handshakes_per_s", "Idle functions: handshakes", "per s", True, None),
+    ("idle", "kib_per_conn", "Idle functions: memory per connection", "KiB", False, 0.5),
+    ("idle", "handshakes_per_s", "Idle functions: handshakes", "per s", True, 1.0),
     ("idle-py", "kib_per_conn", "Idle Python functions: memory per connection", "KiB", False, None),
     ("idle-py", "handshakes_per_s", "Idle Python functions: handshakes", "per s", True, None),
     ("throughput-64", "zipper_cpu_us_per_frame", "Zipper CPU per frame, 64 B", "µs", False, None),
@@ -834,26 +953,53 @@ def _cell(st: dict[str, Any] | None) -> str:
     return _fmt(st["median"])
 
 
+#: Issue 16's goal 2, our zipper's CPU per routed frame (µs), absolute:
+#: (case, label, limit).
+CPU_GOALS = [
+    ("throughput-1024", "zipper CPU per routed 1 KiB frame, Go clients", 5.0),
+    ("clients-py-1024", "zipper CPU per routed 1 KiB frame, Python clients", 5.0),
+    ("throughput-64", "zipper CPU per routed 64 B frame, Go clients", 2.0),
+]
+
+
+def goal_results(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 16's goals 2 and 3 as measured in this run, for our default zipper."""
+    out: list[dict[str, Any]] = []
+    for case, metric, label, _unit, higher, goal in TABLE:
+        if goal is None:
+            continue
+        o = (summary.get(case, {}).get("ours") or {}).get(metric)
+        g = (summary.get(case, {}).get("go") or {}).get(metric)
+        item: dict[str, Any] = {"goal": 3, "what": f"{label}, ours/Go", "target": goal}
+        item["rel"] = ">=" if higher else "<="
+        if o and g and g["median"]:
+            ratio = o["median"] / g["median"]
+            item.update(ours=o["median"], go=g["median"], value=ratio)
+            item["met"] = ratio >= goal if higher else ratio <= goal
+            item["by"] = (goal / ratio - 1) if higher else (ratio / goal - 1)
+        out.append(item)
+    for case, label, limit in CPU_GOALS:
+        o = (summary.get(case, {}).get("ours") or {}).get("zipper_cpu_us_per_frame")
+        item = {"goal": 2, "what": label, "target": limit, "rel": "<=", "unit": "µs"}
+        if o:
+            item.update(value=o["median"], met=o["median"] <= limit, by=o["median"] / limit - 1)
+        out.append(item)
+    return out
+
+
 def goal_lines(summary: dict[str, Any]) -> list[str]:
     lines = []
-    for ours in (z for z in zippers_in(summary) if z != "go"):
-        who = NAMES[ours]
-        for case, metric, label, _unit, higher, goal in TABLE:
-            if goal is None:
-                continue
-            o = (summary.get(case, {}).get(ours) or {}).get(metric)
-            g = (summary.get(case, {}).get("go") or {}).get(metric)
-            if not o or not g or not g["median"]:
-                lines.append(f"- {label} ({who}): not measured in this run.")
-                continue
-            ratio = o["median"] / g["median"]
-            if higher:
-                gap = "met" if ratio >= goal else f"{(goal / ratio - 1) * 100:.0f} % short"
-                rel = ">="
-            else:
-                gap = "met" if ratio <= goal else f"{(ratio / goal - 1) * 100:.0f} % over"
-                rel = "<="
-            lines.append(f"- {label} ({who}): {ratio:.2f}x Go (goal {rel} {goal:g}x): {gap}.")
+    for it in goal_results(summary):
+        unit = it.get("unit", "x")
+        target = f"{it['rel']} {it['target']:g}{' ' if unit != 'x' else ''}{unit}"
+        if "value" not in it:
+            lines.append(f"- Goal {it['goal']}, {it['what']} ({target}): not measured in this run.")
+            continue
+        short = "short" if it["rel"] == ">=" else "over"
+        verdict = "**met**" if it["met"] else f"**not met** ({it['by'] * 100:.0f} % {short})"
+        value = f"{it['value']:.2f}x" if unit == "x" else f"{it['value']:.1f} µs"
+        extra = f" ({_fmt(it['ours'])} vs {_fmt(it['go'])})" if "ours" in it else ""
+        lines.append(f"- Goal {it['goal']}, {it['what']} ({target}): {value}{extra}: {verdict}")
     return lines
 
 
@@ -919,7 +1065,12 @@ def render_markdown(res: dict[str, Any]) -> str:
             o = (s.get(case, {}).get(z) or {}).get(metric)
             rs.append(_ratio(o["median"] / g["median"]) if o and g and g["median"] else "n/a")
         L.append(f"| {label} | {unit} | {' | '.join(cells)} | {' | '.join(rs)} |")
-    L += ["", "### Goals (ratios from this run)", "", *goal_lines(s)]
+    L += [
+        "",
+        "### Issue 16's goals 2 and 3, from this run (our default zipper)",
+        "",
+        *goal_lines(s),
+    ]
 
     L += ["", "### Clients: Python vs Go, 1 KiB source -> zipper -> function", ""]
     L += [
@@ -933,18 +1084,22 @@ def render_markdown(res: dict[str, Any]) -> str:
             f"{py_c['median'] / go_c['median']:.2f}x" if go_c and py_c and go_c["median"] else "n/a"
         )
         L.append(f"| {NAMES[z]} (frames/s) | {_cell(go_c)} | {_cell(py_c)} | {ratio} |")
-    diag = s.get("clients-py-1024-aioquic", {}).get("ours-aioquic") or {}
-    qh3 = s.get("clients-py-1024", {}).get("ours") or {}
-    if diag.get("fps"):
+    main_py = s.get("clients-py-1024", {}).get("ours") or {}
+    for case, (kind, what) in DIAGNOSTICS.items():
+        diag = s.get(case, {}).get(kind) or {}
+        if not diag.get("fps"):
+            continue
         L += [
             "",
-            "Diagnostic, same Python clients: our zipper with its qh3 path (default) vs forced onto "
-            "aioquic (`YOMO_QUIC_BACKEND=aioquic`, the path Go clients take):",
+            f"Diagnostic, same Python clients: our zipper on its default data path "
+            f"({res['ours_backend']}) vs on the {what}:",
             "",
             "| our zipper | frames/s | zipper CPU per frame (µs) |",
             "|---|---|---|",
-            f"| qh3 (default) | {_cell(qh3.get('fps'))} | {_cell(qh3.get('zipper_cpu_us_per_frame'))} |",
-            f"| aioquic | {_cell(diag.get('fps'))} | {_cell(diag.get('zipper_cpu_us_per_frame'))} |",
+            f"| {res['ours_backend']} (default) | {_cell(main_py.get('fps'))} "
+            f"| {_cell(main_py.get('zipper_cpu_us_per_frame'))} |",
+            f"| {kind.removeprefix('ours-')} | {_cell(diag.get('fps'))} "
+            f"| {_cell(diag.get('zipper_cpu_us_per_frame'))} |",
         ]
 
     L += ["", "### Checks", ""]
@@ -995,15 +1150,18 @@ def render_markdown(res: dict[str, Any]) -> str:
     return "\n".join(L)
 
 
-HEADER = """# Benchmarks: YoMo for Python vs Go YoMo v1.22.3
+HEADER = """# Benchmarks: YoMo for Python vs Go YoMo v1.22.3 and NATS
 
-Run the whole suite (about 10 minutes on 2 cores; `--quick`, about 2, writes only bench/out/):
+Run the whole suite (about 15 minutes on 2 cores: bench/run.py, then
+bench/nats_compare.py and bench/goals.py; `--quick`, about 2, writes only bench/out/):
 
-    .venv-test/bin/python bench/run.py            # or: bash bench/run.sh
-    .venv-test/bin/python bench/run.py --quick
+    bash bench/run.sh                 # on a shared machine: bash bench/run.sh --nice 0
+    bash bench/run.sh --quick
 
-It needs Go on PATH (builds Go YoMo v1.22.3 and bench/go into .cache/go) and the
-`bench` extra (matplotlib, psutil; py-spy for the profile). See bench/README.md.
+It needs Go on PATH (builds Go YoMo v1.22.3, bench/go and nats-server into .cache/),
+the `bench` extra (matplotlib, psutil, nats-py; py-spy for zippers whose data path is
+Python) and `perf` (Debian's linux-perf) for the profile of the native zipper.
+See bench/README.md.
 """
 
 
@@ -1011,7 +1169,8 @@ def _render_profile(
     res: dict[str, Any], prof: dict[str, Any], who: str, kind: str = "ours"
 ) -> list[str]:
     zipper = "our zipper" if kind == "ours" else f"our zipper on aiopquic ({NAMES[kind]})"
-    L = ["", f"### Profile of {zipper} (py-spy), 1 KiB source -> function, {who} clients", ""]
+    tool = prof.get("tool", "py-spy")
+    L = ["", f"### Profile of {zipper} ({tool}), 1 KiB source -> function, {who} clients", ""]
     if kind == AIOPQUIC:
         L.append(
             "py-spy sees the Python threads only: picoquic's own C threads (the QUIC work) "
@@ -1024,9 +1183,27 @@ def _render_profile(
         return [*L, "Not profiled in this run."]
     frames = prof.get("frames_at_function", 0)
     cpu = prof.get("zipper_cpu_s", 0.0)
-    per = f", {1e6 * cpu / frames:.0f} µs of zipper CPU per frame" if frames else ""
+    secs = prof.get("seconds", res["settings"]["profile_seconds"])
+    per = f", {1e6 * cpu / frames:.1f} µs of zipper CPU per frame" if frames else ""
+    rate = f"{frames / secs:,.0f} frames/s" if secs else f"{frames:,} frames"
+    if tool == "perf":
+        L.append(
+            f"`perf record -F {PERF_HZ} -e cpu-clock -p <zipper>` for {secs:g} s, every thread "
+            f"of the zipper process (the native data path is Rust; py-spy would see only the "
+            f"idle Python thread), while a {who} source pushed 1 KiB frames to a {who} "
+            f"function ({rate} at the function, {cpu:.2f} CPU-seconds in the zipper{per}): "
+            f"{prof['samples']:,} samples. Percentages are of all samples (time on CPU, not "
+            f"wall time); raw data in `{prof['raw_file']}` (gitignored; `perf report -i` it)."
+        )
+        L += ["", "| zipper CPU by area | % |", "|---|---|"]
+        L += [f"| {k} | {v} |" for k, v in prof["by_area"].items()]
+        L += ["", "| by thread (tid:name) | % |", "|---|---|"]
+        L += [f"| `{k}` | {v} |" for k, v in prof.get("threads", {}).items()]
+        L += ["", "| top symbols, self time | % |", "|---|---|"]
+        L += ["| `" + k.replace("|", "\\|") + f"` | {v} |" for k, v in prof["self_top"][:12]]
+        return L
     L.append(
-        f"py-spy at 250 Hz for {res['settings']['profile_seconds']:g} s on our zipper process while "
+        f"py-spy at 250 Hz for {secs:g} s on our zipper process while "
         f"a {who} source pushed 1 KiB frames to a {who} function ({frames:,} frames arrived{per}): "
         f"{prof['samples']} samples, idle (in epoll) {prof.get('idle_pct_of_wall', 0)} % of them. "
         f"Percentages are of the {prof.get('busy_samples', prof['samples'])} busy samples; raw "
@@ -1069,7 +1246,11 @@ def charts(res: dict[str, Any]) -> list[str]:
     CHARTS_DIR.mkdir(parents=True, exist_ok=True)
     s = res["summary"]
     colors = {"ours": "#3776ab", AIOPQUIC: "#ffd43b", "go": "#00add8"}
-    names = {"ours": "ours (Python)", AIOPQUIC: "ours, aiopquic (opt-in)", "go": "Go v1.22.3"}
+    names = {
+        "ours": "ours (default install)",
+        AIOPQUIC: "ours, aiopquic (opt-in)",
+        "go": "Go v1.22.3",
+    }
     zs = zippers_in(s)
     width = 0.8 / len(zs)
 
@@ -1186,8 +1367,8 @@ def run_all(
     plan.append(("idle", lambda z: run_idle(r, z)))
     plan.append(("idle-py", lambda z: run_idle(r, z, clients="py")))
     plan.append(("clients-py-1024", lambda z: run_throughput(r, z, 1024, clients="py")))
-    zippers_for = {"clients-py-1024-aioquic": ("ours-aioquic",)}
-    plan.append(("clients-py-1024-aioquic", lambda z: run_throughput(r, z, 1024, clients="py")))
+    zippers_for = {"clients-py-1024-qh3": ("ours-qh3",)}
+    plan.append(("clients-py-1024-qh3", lambda z: run_throughput(r, z, 1024, clients="py")))
     go_blocked = getattr(r, "ours_backend_used", "") == "none"
     if only:
         plan = [(case, fn) for case, fn in plan if case in only]
@@ -1266,8 +1447,8 @@ def main(argv: list[str] | None = None) -> int:
         "--only",
         metavar="CASES",
         default="",
-        help="comma-separated cases to run (e.g. idle,throughput-1024); no profile, nothing "
-        "published: for measuring one change",
+        help="comma-separated cases to run (e.g. idle,throughput-1024; `profile` for the "
+        "profiles); nothing published: for measuring one change",
     )
     ap.add_argument("--repeats", type=int, default=None, help="repeats per case (default 3)")
     ap.add_argument(
@@ -1321,7 +1502,7 @@ def main(argv: list[str] | None = None) -> int:
                 probe_aiopquic(r, log, args.py312)
             runs = run_all(r, log, only)
             profiles: dict[str, dict[str, Any]] = {}
-            if not args.no_profile and not only:
+            if not args.no_profile and (not only or "profile" in only):
                 plan = [("profile", "go", "ours"), ("profile_py", "py", "ours")]
                 if AIOPQUIC in r.zippers:
                     plan.append(("profile_aiopquic", "go", AIOPQUIC))
