@@ -102,7 +102,10 @@ class AsyncSource:
             TypeError: ``data`` is not bytes-like.
             TimeoutError: the zipper could not take it within ``write_timeout``.
         """
-        await self._write(tag, data, None)
+        # _write inlined: this is the per-frame path (one coroutine, then one append)
+        frame = self._frame(tag, data, None)
+        if frame is not None:
+            await self._core.send(frame)
 
     async def write_with_target(self, tag: int, data: Payload | None, target: str) -> None:
         """Write only to the stream functions whose wanted target is ``target``."""
