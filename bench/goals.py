@@ -180,8 +180,8 @@ def _goal3(latest: dict[str, Any]) -> list[str]:
     limits = {
         "Throughput 64 B": f"{load('throughput-64')}; the rest of 2 cores runs the Go source and "
         "function",
-        "Throughput 1 KiB": f"{load('throughput-1024')}; quic-go sends each 1 KiB frame in a "
-        "packet of its own; " + _top_areas(latest.get("profile") or {}),
+        "Throughput 1 KiB": f"{load('throughput-1024')}; "
+        + _top_areas(latest.get("profile") or {}),
         "Throughput 64 KiB": f"{load('throughput-65536')} (not profiled at 64 KiB)",
         "Latency @1,000/s p99": "not profiled",
         "Idle functions: memory per connection": "quinn's per-connection state and two tokio "
@@ -245,7 +245,7 @@ def render(latest: dict[str, Any], n: dict[str, Any]) -> str:
         *_goal3(latest),
         "| 4 | default install on Python 3.10-3.13, mutual TLS, every feature on that path; "
         "a pure-Python path tested and selectable | `scripts/test.sh`: full suite on the "
-        "main interpreter (3.11 here), unit tests and the integration core (routing, "
+        f"main interpreter ({latest.get('machine', {}).get('python', '?')} here), unit tests and the integration core (routing, "
         "handshake, bad input, backpressure, both client APIs, TLS with mutual TLS, "
         "reconnect, mesh) under 3.10 and 3.13 on the native path, unit and aiopquic tests "
         "under 3.12, the integration core on the pure-Python path (`YOMO_QUIC_BACKEND=qh3`) "
