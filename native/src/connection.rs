@@ -8,7 +8,11 @@
 use std::{
     collections::VecDeque,
     net::SocketAddr,
-    sync::{Arc, OnceLock},
+    sync::{
+        atomic::{AtomicU64, Ordering::Relaxed},
+        Arc, OnceLock,
+    },
+    time::Duration,
 };
 
 use bytes::Bytes;
@@ -20,7 +24,9 @@ use pyo3::{
 use tokio::sync::Notify;
 
 use crate::{
-    outbox::{run_writer, Outbox},
+    acked::{Acked, CHUNK},
+    liveness::{nudge, Hearing},
+    outbox::Outbox,
     runtime::{runtime, Waker},
     settings::{Settings, Side},
     tls::{client_config, server_name, Tls},
@@ -99,6 +105,17 @@ pub struct Shared {
     want_writable: Mutex<Option<usize>>,
     /// 0 not asked, 1 finishing, 2 acknowledged, 3 failed.
     finish: Mutex<u8>,
+    /// Stream bytes received from the zipper.
+    received: AtomicU64,
+    /// Stream bytes quinn took, and the prefix the zipper's transport acknowledged.
+    pub acked: Acked,
+    /// Python asks the writer for a fresh `acked` measurement.
+    measure: Notify,
+    hearing: Hearing,
+    /// The configured connection windows (send: restored after a measurement;
+    /// receive: what `nudge` raises and sets back).
+    send_window: u64,
+    receive_window: u64,
 }
 
 impl Shared {
@@ -115,6 +132,19 @@ impl Shared {
             endpoint: OnceLock::new(),
             want_writable: Mutex::new(None),
             finish: Mutex::new(0),
+            received: AtomicU64::new(0),
+            acked: Acked::default(),
+            measure: Notify::new(),
+            hearing: Hearing::new(),
+            send_window: settings.connection_window(),
+            receive_window: settings.connection_window(),
+        }
+    }
+
+    /// Make the zipper answer (an ack-eliciting frame); nothing once closed.
+    pub fn ping(&self) {
+        if let Some(conn) = self.conn.get() {
+            nudge(conn, self.receive_window);
         }
     }
 
@@ -203,6 +233,11 @@ fn tls_words(text: &str) -> String {
     text.to_string()
 }
 
+/// While the reader is paused it makes the zipper answer this often, so that a merely
+/// slow function is never taken for dead (the zipper closes silent ones that producers
+/// wait for, `Zipper.dead_after`).
+const PAUSED_PING: Duration = Duration::from_millis(200);
+
 /// Read frames from `recv` into the inbox until the stream ends or breaks.
 async fn run_reader(shared: Arc<Shared>, mut recv: quinn::RecvStream, max_frame: usize) {
     let mut reader = FrameReader::new(max_frame);
@@ -215,13 +250,16 @@ async fn run_reader(shared: Arc<Shared>, mut recv: quinn::RecvStream, max_frame:
             if shared.inbox.lock().bytes <= shared.recv_high || shared.status() == CLOSED {
                 break;
             }
-            notified.await;
+            if tokio::time::timeout(PAUSED_PING, notified).await.is_err() {
+                shared.ping();
+            }
         }
         if shared.status() == CLOSED {
             return;
         }
         match recv.read_chunk(64 * 1024, true).await {
             Ok(Some(chunk)) => {
+                shared.received.fetch_add(chunk.bytes.len() as u64, Relaxed);
                 reader.push(&chunk.bytes);
                 let mut batch = vec![];
                 loop {
@@ -249,7 +287,12 @@ async fn run_reader(shared: Arc<Shared>, mut recv: quinn::RecvStream, max_frame:
                 }
             }
             Ok(None) => {
-                return shared.set_closed(Closed { reason: "stream closed by peer".into(), remote: true, kind: "closed" })
+                let reason = match reader.buffered() {
+                    0 => "stream closed by peer".to_string(),
+                    n => format!("the peer ended its stream inside a frame ({n} bytes of it received)"),
+                };
+                let kind = if reader.buffered() == 0 { "closed" } else { "protocol" };
+                return shared.set_closed(Closed { reason, remote: true, kind });
             }
             Err(quinn::ReadError::ConnectionLost(e)) => {
                 let (reason, remote) = describe(&e);
@@ -257,6 +300,58 @@ async fn run_reader(shared: Arc<Shared>, mut recv: quinn::RecvStream, max_frame:
             }
             Err(e) => return shared.set_closed(Closed { reason: e.to_string(), remote: true, kind: "closed" }),
         }
+    }
+}
+
+/// Move frames from the outbox onto the stream until the outbox closes or the stream
+/// fails, in chunks of at most `acked::CHUNK` bytes, counting what quinn took; between
+/// writes (and while quinn holds a write back) measure the acknowledged prefix when
+/// Python asks (`acked.rs`: the measurement needs the stream, which this task owns).
+async fn run_writer(shared: &Shared, conn: &quinn::Connection, send: &mut quinn::SendStream) -> Result<(), quinn::WriteError> {
+    enum Step {
+        Batch(Option<Vec<Bytes>>),
+        Wrote(Result<quinn::Written, quinn::WriteError>),
+        Measure,
+    }
+    loop {
+        let batch = match tokio::select! {
+            b = shared.outbox.take() => Step::Batch(b),
+            _ = shared.measure.notified() => Step::Measure,
+        } {
+            Step::Batch(Some(b)) => b,
+            Step::Batch(None) => return Ok(()),
+            _ => {
+                shared.acked.measure(conn, send, shared.send_window);
+                continue;
+            }
+        };
+        let mut chunks: Vec<Bytes> = Vec::with_capacity(batch.len());
+        for mut b in batch {
+            while b.len() > CHUNK {
+                chunks.push(b.split_to(CHUNK));
+            }
+            chunks.push(b);
+        }
+        let mut rest = &mut chunks[..];
+        while !rest.is_empty() {
+            let step = tokio::select! {
+                r = send.write_chunks(&mut *rest) => Step::Wrote(r),
+                _ = shared.measure.notified() => Step::Measure,
+            };
+            match step {
+                Step::Wrote(Ok(w)) => {
+                    shared.acked.accepted.fetch_add(w.bytes as u64, Relaxed);
+                    rest = &mut rest[w.chunks..];
+                }
+                Step::Wrote(Err(e)) => {
+                    shared.outbox.abandon();
+                    return Err(e);
+                }
+                _ => shared.acked.measure(conn, send, shared.send_window),
+            }
+        }
+        let left = shared.outbox.after_write();
+        shared.on_sent(left);
     }
 }
 
@@ -305,8 +400,7 @@ async fn dial(shared: Arc<Shared>, host: String, port: u16, name: String, settin
         let (reason, remote) = describe(&err);
         watcher.set_closed(Closed { reason, remote, kind: "closed" });
     });
-    let writer = shared.clone();
-    let _ = run_writer(&shared.outbox, &mut send, |left| writer.on_sent(left)).await;
+    let _ = run_writer(&shared, &conn, &mut send).await;
     // the outbox closed: either the connection is gone, or Python asked to finish
     if *shared.finish.lock() == 1 {
         let ok = send.finish().is_ok() && matches!(send.stopped().await, Ok(None));
@@ -449,6 +543,46 @@ impl Connection {
             1 if self.shared.status() == CLOSED => Some(false),
             _ => None,
         }
+    }
+
+    /// Stream bytes received from the zipper so far.
+    #[getter]
+    fn bytes_received(&self) -> u64 {
+        self.shared.received.load(Relaxed)
+    }
+
+    /// `(written, acknowledged)`: stream bytes queued so far (by Python, and by the
+    /// zipper's mesh forwarding on a mesh link), and the prefix of them the zipper's
+    /// transport is proven to have acknowledged (see `acked.rs`; never more than it
+    /// did). Each call also asks for a fresh measurement, seen by the next call (a
+    /// watchdog tick later).
+    fn acked(&self) -> (u64, u64) {
+        let acked = &self.shared.acked;
+        let floor = acked.floor.load(Relaxed);
+        if acked.accepted.load(Relaxed) > floor {
+            self.shared.measure.notify_one();
+        }
+        (self.shared.outbox.total(), floor)
+    }
+
+    /// Seconds since the last datagram from the zipper (0 before the handshake).
+    fn silent_for(&self) -> f64 {
+        match self.shared.conn.get() {
+            Some(conn) => self.shared.hearing.silent_for(conn).as_secs_f64(),
+            None => 0.0,
+        }
+    }
+
+    /// Count the zipper as heard now (our own loop stalled: silence proves nothing).
+    fn heard_now(&self) {
+        if let Some(conn) = self.shared.conn.get() {
+            self.shared.hearing.heard_now(conn);
+        }
+    }
+
+    /// Make the zipper answer now (an ack-eliciting frame; quinn has no public PING).
+    fn ping(&self) {
+        self.shared.ping();
     }
 
     /// Close now with YoMo's code (or `code`) and `reason` (idempotent).

@@ -7,7 +7,9 @@
 
 use pyo3::prelude::*;
 
+mod acked;
 mod connection;
+mod liveness;
 mod mesh;
 mod metadata;
 mod outbox;

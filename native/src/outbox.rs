@@ -16,6 +16,8 @@ struct State {
     writing: usize,
     closed: bool,
     writer_idle: bool,
+    /// Bytes ever queued: the stream offset after the last frame.
+    total: u64,
 }
 
 pub struct Outbox {
@@ -33,14 +35,23 @@ impl Outbox {
 
     /// Queue a frame; returns the backlog after it, or None once closed.
     pub fn push(&self, frame: Bytes) -> Option<usize> {
+        self.push_at(frame).map(|(backlog, _)| backlog)
+    }
+
+    /// Queue a frame; returns the backlog after it and the stream offset where it ends,
+    /// or None once closed.
+    pub fn push_at(&self, frame: Bytes) -> Option<(usize, u64)> {
         let wake;
         let backlog;
+        let end;
         {
             let mut s = self.state.lock();
             if s.closed {
                 return None;
             }
             s.queued += frame.len();
+            s.total += frame.len() as u64;
+            end = s.total;
             s.chunks.push_back(frame);
             wake = std::mem::take(&mut s.writer_idle);
             backlog = s.queued + s.writing;
@@ -48,7 +59,12 @@ impl Outbox {
         if wake {
             self.wake_writer.notify_one();
         }
-        Some(backlog)
+        Some((backlog, end))
+    }
+
+    /// Bytes ever queued (the stream offset after the last frame).
+    pub fn total(&self) -> u64 {
+        self.state.lock().total
     }
 
     /// Bytes queued or being handed to quinn: what the peer has not taken yet.

@@ -41,6 +41,11 @@ impl Settings {
         })
     }
 
+    /// The connection's send and receive windows (the larger of the two settings).
+    pub fn connection_window(&self) -> u64 {
+        self.max_data.max(self.max_stream_data)
+    }
+
     pub fn handshake(&self) -> Duration {
         Duration::from_secs_f64(self.handshake_timeout.max(0.001))
     }

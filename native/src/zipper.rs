@@ -30,6 +30,7 @@ use tokio::sync::oneshot;
 
 use crate::{
     connection::{describe, Connection, CLOSE_CODE},
+    liveness::{nudge, Hearing},
     mesh::MeshLink,
     metadata,
     outbox::{run_writer, Outbox},
@@ -45,6 +46,21 @@ const UPSTREAM_ZIPPER: u8 = 0x5E;
 const STREAM_FUNCTION: u8 = 0x5D;
 /// Tap frames (for Python forwarders) held before new ones are dropped.
 const TAP_MAX_BYTES: usize = 64 * 1024 * 1024;
+/// Go v1.22.3 closes a connection that writes a tag in 0xF000-0xFFFF with this text
+/// (Go: core/frame/frame.go ErrReservedTag; `yomo.zipper.server.RESERVED_TAG_MESSAGE`).
+const RESERVED_TAG_MESSAGE: &str = "[0xF000, 0xFFFF] is reserved; please do not write within this range";
+/// How often a producer held for a function checks (and pings) that function.
+const DEAD_CHECK: Duration = Duration::from_millis(250);
+/// Connections being told "the zipper is full" at once; more are refused without a word.
+const MAX_REFUSING: usize = 256;
+
+/// The reason a peer that ended its stream leaves with: inside a frame, that is bad input.
+fn fin_reason(buffered: usize) -> (String, bool) {
+    match buffered {
+        0 => ("stream closed by peer".into(), false),
+        n => (format!("the peer ended its stream inside a frame ({n} bytes of it received)"), true),
+    }
+}
 
 /// Python's answer to a handshake.
 enum Decision {
@@ -59,6 +75,8 @@ enum Event {
     /// "tls", "timeout", "protocol", "closed").
     Refused { addr: SocketAddr, kind: &'static str, reason: String },
     Closed { number: u64, reason: String, protocol_error: bool },
+    /// A function producers waited for was silent for `dead_after` and was closed.
+    Dead { number: u64, silent: f64, backlog: usize },
     SlowConsumer { number: u64, dropped: u64, backlog: usize },
     Tap { tag: u32, metadata: Bytes, frame: Bytes },
 }
@@ -75,6 +93,9 @@ struct Peer {
     dropped: AtomicU64,
     recv_backlog: AtomicUsize,
     last_drop_report: Mutex<Option<Instant>>,
+    hearing: Hearing,
+    /// Why the zipper closed this connection itself (reported instead of quinn's "closed").
+    closed_as: Mutex<Option<String>>,
 }
 
 struct Core {
@@ -83,6 +104,8 @@ struct Core {
     drop_policy: bool,
     drop_threshold: usize,
     handshake_timeout: Duration,
+    /// A function producers wait for that is silent this long is closed (None: never).
+    dead_after: Option<Duration>,
     client_check: Option<ClientCheck>,
     endpoint: Mutex<Option<quinn::Endpoint>>,
     local: OnceLock<SocketAddr>,
@@ -98,12 +121,28 @@ struct Core {
     stats: Stats,
     next_id: AtomicU64,
     stopped: AtomicBool,
+    /// Connections counted against `max_connections` (from the moment they are taken
+    /// from the endpoint, QUIC handshake included), and those being refused.
+    admitted: AtomicUsize,
+    refusing: AtomicUsize,
 }
 
 impl Core {
     fn event(&self, e: Event) {
         self.events.lock().push_back(e);
         self.waker.wake();
+    }
+
+    /// A connection over `max_connections`: finish the QUIC handshake only to tell the
+    /// client why it is closed (as the pure-Python path does).
+    async fn refuse_full(self: Arc<Self>, incoming: quinn::Incoming, cap: usize) {
+        let addr = incoming.remote_address();
+        let reason = format!("yomo: the zipper is full ({cap} connections, max_connections)");
+        if let Ok(Ok(conn)) = tokio::time::timeout(self.settings.handshake(), incoming).await {
+            conn.close(CLOSE_CODE.into(), reason.as_bytes());
+        }
+        self.refusing.fetch_sub(1, Relaxed);
+        self.event(Event::Refused { addr, kind: "full", reason });
     }
 
     /// One connection, from the QUIC handshake to its end.
@@ -144,7 +183,12 @@ impl Core {
                 }
                 match recv.read_chunk(64 * 1024, true).await {
                     Ok(Some(chunk)) => reader.push(&chunk.bytes),
-                    Ok(None) => return Err(("stream closed by peer".to_string(), "closed")),
+                    Ok(None) => {
+                        return Err(match fin_reason(reader.buffered()) {
+                            (reason, true) => (reason, "protocol"),
+                            (reason, false) => (reason, "fin"),
+                        })
+                    }
                     Err(e) => return Err((e.to_string(), "closed")),
                 }
             }
@@ -153,7 +197,9 @@ impl Core {
         let (mut send, recv, frame) = match first {
             Ok(Ok(v)) => v,
             Ok(Err((reason, kind))) => {
-                if kind == "protocol" {
+                if kind != "closed" {
+                    // bad bytes, or a stream ended before its handshake (a half-open
+                    // connection must not stay): counted, closed with the reason
                     self.stats.protocol_errors.fetch_add(1, Relaxed);
                     conn.close(CLOSE_CODE.into(), reason.as_bytes());
                 }
@@ -208,6 +254,8 @@ impl Core {
                     dropped: AtomicU64::new(0),
                     recv_backlog: AtomicUsize::new(0),
                     last_drop_report: Mutex::new(None),
+                    hearing: Hearing::new(),
+                    closed_as: Mutex::new(None),
                 });
                 peer.outbox.push(reply);
                 self.peers.write().insert(number, peer.clone());
@@ -218,7 +266,10 @@ impl Core {
                 let writer = tokio::spawn(async move {
                     let _ = run_writer(&writer_peer.outbox, &mut send, |_| {}).await;
                 });
-                let (reason, protocol_error) = self.clone().read_loop(&peer, reader, recv).await;
+                let (mut reason, protocol_error) = self.clone().read_loop(&peer, reader, recv).await;
+                if let Some(own) = peer.closed_as.lock().take() {
+                    reason = own;
+                }
                 self.router.write().remove(number);
                 self.peers.write().remove(&number);
                 peer.outbox.abandon();
@@ -256,23 +307,64 @@ impl Core {
                 }
                 offset += len;
                 for dest in waits.drain(..) {
-                    dest.outbox.wait_room(self.settings.send_high_water / 2).await;
+                    self.wait_for(&dest).await;
                 }
             }
             peer.recv_backlog.store(reader.buffered(), Relaxed);
             match recv.read_chunk(256 * 1024, true).await {
                 Ok(Some(chunk)) => reader.push(&chunk.bytes),
-                Ok(None) => return ("stream closed by peer".into(), false),
+                Ok(None) => {
+                    return match fin_reason(reader.buffered()) {
+                        (reason, true) => protocol(&self, reason),
+                        other => other,
+                    }
+                }
                 Err(quinn::ReadError::ConnectionLost(e)) => return (describe(&e).0, false),
                 Err(e) => return (e.to_string(), false),
             }
         }
     }
 
-    /// Route one DataFrame. Errors are protocol errors (bad frame or metadata).
+    /// Hold the producer until `dest` drains below half its high-water mark. A function
+    /// that producers wait for is pinged every `DEAD_CHECK`; one that has been silent
+    /// for `dead_after` (its process died: nothing acknowledges) is closed, so it holds
+    /// nobody until the idle timeout. A live one answers the ping however slowly it reads.
+    async fn wait_for(&self, dest: &Arc<Peer>) {
+        let low = self.settings.send_high_water / 2;
+        let Some(dead_after) = self.dead_after else { return dest.outbox.wait_room(low).await };
+        loop {
+            let asked = Instant::now();
+            if tokio::time::timeout(DEAD_CHECK, dest.outbox.wait_room(low)).await.is_ok() {
+                return;
+            }
+            if dest.conn.close_reason().is_some() {
+                return;
+            }
+            if asked.elapsed() > DEAD_CHECK * 2 {
+                dest.hearing.heard_now(&dest.conn); // our own threads stalled: proves nothing
+            }
+            let silent = dest.hearing.silent_for(&dest.conn);
+            if silent > dead_after {
+                let reason = format!("not answering for {} s", trim_float(dead_after.as_secs_f64()));
+                *dest.closed_as.lock() = Some(reason.clone());
+                dest.conn.close(CLOSE_CODE.into(), reason.as_bytes());
+                let backlog = dest.outbox.backlog();
+                self.event(Event::Dead { number: dest.number, silent: silent.as_secs_f64(), backlog });
+                return;
+            }
+            nudge(&dest.conn, self.settings.connection_window());
+        }
+    }
+
+    /// Route one DataFrame. Errors are protocol errors (bad frame or metadata, a
+    /// reserved tag).
     fn route(&self, peer: &Peer, frame: Bytes, offset: u64, dests: &mut Vec<Arc<Peer>>, waits: &mut Vec<Arc<Peer>>) -> Result<(), String> {
         let view = y3::parse_data(&frame, offset).map_err(|e| e.0)?;
         let tag = view.tag;
+        if tag & 0xFFFF_F000 == 0xF000 {
+            // Go: core/server.go RejectReservedTagMiddleware (frame.IsReservedTag)
+            return Err(RESERVED_TAG_MESSAGE.into());
+        }
         let size = view.payload.len() as u64;
         peer.frames_in.fetch_add(1, Relaxed);
         let (out, target) = if peer.merge.is_empty() {
@@ -383,7 +475,9 @@ pub struct Zipper {
 impl Zipper {
     /// Listen on `host:port` (0: any free port) with the certificate in `cert_file`.
     #[new]
-    #[pyo3(signature = (host, port, settings, cert_file, key_file, ca_file, verify_peer, wake_fd, drop_policy, drop_threshold, handshake_timeout))]
+    /// `reset_key` keys the stateless resets (kept across restarts by Python, so that
+    /// clients of a restarted zipper learn at once that their connection is gone).
+    #[pyo3(signature = (host, port, settings, cert_file, key_file, ca_file, verify_peer, wake_fd, drop_policy, drop_threshold, handshake_timeout, dead_after, reset_key))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         host: String,
@@ -397,6 +491,8 @@ impl Zipper {
         drop_policy: bool,
         drop_threshold: usize,
         handshake_timeout: f64,
+        dead_after: f64,
+        reset_key: &[u8],
     ) -> PyResult<Self> {
         let waker = Waker::new(wake_fd); // owns the fd from here on, even on error
         let settings = Settings::from_py(settings)?;
@@ -416,6 +512,7 @@ impl Zipper {
             drop_policy,
             drop_threshold,
             handshake_timeout: Duration::from_secs_f64(handshake_timeout.max(0.001)),
+            dead_after: (dead_after > 0.0).then(|| Duration::from_secs_f64(dead_after)),
             client_check,
             endpoint: Mutex::new(None),
             local: OnceLock::new(),
@@ -431,10 +528,19 @@ impl Zipper {
             stats: Stats::default(),
             next_id: AtomicU64::new(1),
             stopped: AtomicBool::new(false),
+            admitted: AtomicUsize::new(0),
+            refusing: AtomicUsize::new(0),
         });
         let endpoint = {
             let _guard = runtime().enter();
-            quinn::Endpoint::new(quinn::EndpointConfig::default(), Some(config), sock, Arc::new(quinn::TokioRuntime))
+            let reset = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, reset_key);
+            // quinn answers only connection ids it recognises as its own (a keyed hash in
+            // the id): with the same key a restarted zipper recognises its old ones
+            let tag = ring::hmac::sign(&reset, b"yomo connection ids");
+            let cid_key = u64::from_le_bytes(tag.as_ref()[..8].try_into().expect("8 bytes"));
+            let mut endpoint_config = quinn::EndpointConfig::new(Arc::new(reset));
+            endpoint_config.cid_generator(move || Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key)));
+            quinn::Endpoint::new(endpoint_config, Some(config), sock, Arc::new(quinn::TokioRuntime))
                 .map_err(|e| PyOSError::new_err(e.to_string()))?
         };
         if let Ok(a) = endpoint.local_addr() {
@@ -444,11 +550,22 @@ impl Zipper {
         let accept = core.clone();
         runtime().spawn(async move {
             while let Some(incoming) = endpoint.accept().await {
-                if accept.live.lock().len() >= accept.settings.max_connections {
-                    incoming.refuse();
+                let cap = accept.settings.max_connections;
+                if accept.admitted.fetch_add(1, Relaxed) >= cap {
+                    accept.admitted.fetch_sub(1, Relaxed);
+                    if accept.refusing.fetch_add(1, Relaxed) >= MAX_REFUSING {
+                        accept.refusing.fetch_sub(1, Relaxed);
+                        incoming.refuse(); // a flood: no handshake for a reason nobody reads
+                    } else {
+                        tokio::spawn(accept.clone().refuse_full(incoming, cap));
+                    }
                     continue;
                 }
-                tokio::spawn(accept.clone().serve(incoming));
+                let core = accept.clone();
+                tokio::spawn(async move {
+                    core.clone().serve(incoming).await;
+                    core.admitted.fetch_sub(1, Relaxed);
+                });
             }
         });
         Ok(Zipper { core })
@@ -466,7 +583,8 @@ impl Zipper {
 
     /// Everything that happened since the last call, as tuples:
     /// `("handshake", id, frame, (host, port))`, `("refused", (host, port), kind, reason)`,
-    /// `("closed", number, reason, protocol_error)`, `("slow", number, dropped, backlog)`,
+    /// `("closed", number, reason, protocol_error)`, `("dead", number, silent_s, backlog)`,
+    /// `("slow", number, dropped, backlog)`,
     /// `("tap", tag, metadata, frame)`.
     fn take_events<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let events: Vec<Event> = self.core.events.lock().drain(..).collect();
@@ -480,6 +598,7 @@ impl Zipper {
                 Event::Closed { number, reason, protocol_error } => {
                     ("closed", number, reason, protocol_error).into_pyobject(py)?.into_any()
                 }
+                Event::Dead { number, silent, backlog } => ("dead", number, silent, backlog).into_pyobject(py)?.into_any(),
                 Event::SlowConsumer { number, dropped, backlog } => ("slow", number, dropped, backlog).into_pyobject(py)?.into_any(),
                 Event::Tap { tag, metadata, frame } => {
                     self.core.tap_bytes.fetch_sub(frame.len(), Relaxed);

@@ -20,16 +20,19 @@ import pytest
 import yomo
 import yomo.aio
 from yomo.transport import DEFAULT_ZIPPER_SETTINGS, QuicSettings, TlsConfig
+from yomo.transport.native import available as native_available
 
 from .cli_process import YomoProcess, free_udp_port, write_config
 from .clients_helpers import wait_until_async
 
 
-@pytest.fixture(autouse=True)
-def _python_data_path(monkeypatch):
-    """These are the pure-Python path's fixes (YOMO_QUIC_BACKEND=qh3, zipper and clients);
-    what the native path does with the same faults is measured in docs/reliability.md."""
-    monkeypatch.setenv("YOMO_QUIC_BACKEND", "qh3")
+@pytest.fixture(autouse=True, params=["qh3", "native"])
+def _data_path(request, monkeypatch):
+    """Both data paths, zipper and clients (YOMO_QUIC_BACKEND); the whole picture, with
+    numbers, is in docs/reliability.md."""
+    if request.param == "native" and not native_available():
+        pytest.skip("yomo._native is not built (no Rust toolchain at install)")
+    monkeypatch.setenv("YOMO_QUIC_BACKEND", request.param)
 
 
 TAG = 0x41
@@ -200,3 +203,36 @@ async def test_a_slow_function_holding_its_producer_is_not_taken_for_dead(aio_zi
 async def _write_many(src: yomo.aio.Source, n: int) -> None:
     for i in range(n):
         await src.write(TAG, b"%04d" % i + b"." * 1020)
+
+
+async def test_a_restarted_native_zipper_resets_its_old_connections(tmp_path):
+    """The native zipper keeps its stateless-reset key across a restart (``reset_key.py``):
+    the first packet an old client sends to the new process gets a reset, so the client
+    redials at once, without the dead-zipper watchdog (off here) or the idle timeout."""
+    if os.environ["YOMO_QUIC_BACKEND"] != "native":
+        pytest.skip("stateless resets come from quinn (the native path); qh3 sends none")
+    port = free_udp_port()
+    addr = f"127.0.0.1:{port}"
+    zipper = _serve(tmp_path, port)
+    errors: list[BaseException] = []
+    src = yomo.aio.Source(
+        "src", addr, tls=TlsConfig(), reconnect=yomo.ReconnectPolicy(dead_after=0)
+    )
+    src.set_error_handler(errors.append)
+    try:
+        await src.connect()
+        await src.write(TAG, b"before")
+        zipper.signal(signal.SIGKILL)
+        zipper.proc.wait(10)
+        zipper = _serve(tmp_path, port)
+        await src.write(TAG, b"into the old connection")  # answered by a reset
+        await wait_until_async(
+            lambda: any("reset" in str(e) for e in errors), "the reset", 4.0
+        )  # well within the 5 s idle timeout that would end it otherwise
+        await wait_until_async(lambda: src.state is yomo.ClientState.CONNECTED, "back", 10.0)
+    except BaseException:
+        print("ZIPPER OUTPUT", zipper.output[-3000:], errors)
+        raise
+    finally:
+        await src.close()
+        zipper.stop()

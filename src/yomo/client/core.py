@@ -410,7 +410,7 @@ class ClientCore:
         """Make ``conn`` the live connection: re-send ``resend`` on it first, then let writers in."""
         self._conn = conn
         self._suspect.clear()
-        tracked = isinstance(conn, TrackedConnection)  # the native and aiopquic paths cannot tell
+        tracked = isinstance(conn, TrackedConnection)  # the aiopquic path cannot tell
         self._journal = Journal(DEFAULT_JOURNAL_BYTES) if tracked else None
         for data in resend:
             self._put(conn, data)
@@ -430,15 +430,18 @@ class ClientCore:
     async def _watch(self, conn: TrackedConnection) -> None:
         """Forget acknowledged frames; flag the connection when the zipper goes silent.
 
-        A writer's data is answered by acknowledgements; a reader whose frames
-        stop arriving sends a PING (a few, for up to ``dead_after`` + 1 s after the
-        last frame), so both notice a dead zipper fast. An idle connection costs nothing.
+        A writer's data is answered by acknowledgements; a writer that hears nothing
+        for a moment, and a reader whose frames stop arriving (for up to ``dead_after``
+        + 1 s after the last frame), send PINGs, so both notice a dead zipper fast and
+        never take a live one that holds their writes back for dead. An idle connection
+        costs nothing.
         """
         dead_after = self.reconnect.dead_after
         tick = min(0.05, dead_after / 4)
         loop = asyncio.get_running_loop()
         received = conn.bytes_received
         last_data = prompt = loop.time()
+        owed_since: float | None = None  # since when the zipper owes an answer
         while not conn.closed and self._conn is conn:
             await asyncio.sleep(tick)
             now = loop.time()
@@ -459,10 +462,17 @@ class ClientCore:
                 received, last_data = conn.bytes_received, now
             silent = conn.silent_for()
             probing = now - last_data < dead_after + 1.0
-            if (unacked > 0 or probing) and silent > dead_after and not conn.closed:
+            if not (unacked > 0 or probing) or conn.closed:
+                owed_since = None
+                continue
+            if owed_since is None:
+                owed_since = now  # an idle zipper had nothing to say: count from here
+            if min(silent, now - owed_since) > dead_after:
                 self._suspect.set()
                 return
-            if probing and silent > 4 * tick:
+            if silent > 4 * tick:
+                # a live zipper answers at once, even one that holds our writes back
+                # (its flow control: written bytes wait, nothing is owed for them)
                 conn.ping_nowait()
 
     def _finish(self, error: BaseException | None) -> None:

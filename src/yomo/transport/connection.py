@@ -69,7 +69,8 @@ class TrackedConnection(Connection, Protocol):
     """A connection that tells what its peer acknowledged and when the peer last spoke.
 
     The client core's dead-zipper watchdog and its re-send journal need it
-    (``yomo.client.core``, ``journal.py``); the qh3/aioquic ``FrameConnection`` has it.
+    (``yomo.client.core``, ``journal.py``); the qh3/aioquic ``FrameConnection`` and the
+    native path's ``NativeConnection`` have it.
     A data path without it still works, with detection at the QUIC idle timeout and
     no re-send.
     """
@@ -80,7 +81,8 @@ class TrackedConnection(Connection, Protocol):
     """Bytes received on the stream so far."""
 
     def unacknowledged(self) -> int:
-        """Bytes written that the peer's transport has not acknowledged (at most)."""
+        """Bytes written that the peer's transport has not acknowledged (never less than
+        the truth: the client re-sends what this counts)."""
 
     def silent_for(self) -> float:
         """Seconds since the peer last sent anything."""

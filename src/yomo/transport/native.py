@@ -5,7 +5,10 @@ buffering run on the native side's threads; this class only moves batches. A wri
 one call that appends the encoded frame to the native send queue (any thread, no await
 while there is room); received frames come in batches, one call per wake-up. The native
 side wakes the event loop through a socket watched with ``loop.add_reader``, so it never
-needs the GIL on the data path.
+needs the GIL on the data path. It is a ``TrackedConnection``: it tells what the zipper's
+transport acknowledged (proven from quinn's send window, ``native/src/acked.rs``) and
+when the zipper was last heard from, so the client core notices a dead zipper fast and
+writes again what was never acknowledged.
 
 ``NativeServer`` is the zipper's data path: it listens, hands every connection's first
 frame to the zipper's Python policy, and routes DataFrames itself (see
@@ -26,6 +29,7 @@ from yomo.errors import ConnectError, ConnectionClosedError, RemoteProtocolError
 from yomo.wire import Frame, decode_frame, make_data_frame
 
 from .qlog import warn_unsupported
+from .reset_key import stateless_reset_key
 from .settings import CLOSE_CODE, DEFAULT_CLIENT_SETTINGS, DEFAULT_ZIPPER_SETTINGS, QuicSettings
 from .tls import TlsConfig, generate_self_signed
 
@@ -127,6 +131,8 @@ class NativeConnection:
         self._pending: list[bytes | bytearray | memoryview] = []
         self._pending_bytes = 0
         self._loop = asyncio.get_running_loop()
+        self.bytes_sent = 0
+        """Bytes written on the stream so far (the stream offset after the last write)."""
 
     # -- wake-ups ----------------------------------------------------------
 
@@ -207,6 +213,34 @@ class NativeConnection:
         """Bytes of received frames waiting for ``read_frame``."""
         return int(self.native.recv_backlog) + self._frames_bytes
 
+    @property
+    def bytes_received(self) -> int:
+        """Stream bytes received from the zipper so far."""
+        return int(self.native.bytes_received)
+
+    def unacknowledged(self) -> int:
+        """Bytes written that the zipper's transport is not proven to have acknowledged.
+
+        Never less than the truth (a frame is never taken as delivered that may not be);
+        at most a few KiB more (``native/src/acked.rs``). Also asks the native side for a
+        fresh measurement, seen by the next call.
+        """
+        written, acked = self.native.acked()  # written: a mesh link's forwarded frames too
+        return max(0, int(written) + self._pending_bytes - int(acked))
+
+    def silent_for(self) -> float:
+        """Seconds since the last datagram from the zipper."""
+        return float(self.native.silent_for())
+
+    def heard_now(self) -> None:
+        """Count the zipper as heard now (our own loop stalled: silence proves nothing)."""
+        self.native.heard_now()
+
+    def ping_nowait(self) -> None:
+        """Make the zipper answer now (an ack-eliciting frame); never raises."""
+        with contextlib.suppress(Exception):
+            self.native.ping()
+
     def _closed_error(self) -> ConnectionClosedError:
         return ConnectionClosedError(
             self.close_reason or "connection closed", remote=self.closed_by_peer
@@ -260,7 +294,9 @@ class NativeConnection:
         payload = data if isinstance(data, (bytes, bytearray, memoryview)) else data.encode()
         pending = self._pending
         pending.append(payload)
-        self._pending_bytes += len(payload)
+        size = len(payload)
+        self._pending_bytes += size
+        self.bytes_sent += size
         if self._pending_bytes >= _FLUSH_BYTES:
             self.flush()
         elif len(pending) == 1:
@@ -425,8 +461,10 @@ class NativeServer:
         drop: bool = False,
         drop_threshold: int = 8 * 1024 * 1024,
         handshake_timeout: float = 5.0,
+        dead_after: float = 1.0,
     ) -> NativeServer:
-        """Listen on ``host:port``.
+        """Listen on ``host:port``. A function that producers wait for and that has been
+        silent for ``dead_after`` seconds is closed (0: never).
 
         Raises:
             TransportError: the address cannot be bound or the certificates are unusable.
@@ -436,6 +474,7 @@ class NativeServer:
         assert _native is not None
         warn_unsupported("native data path (quinn)")
         tls = tls or TlsConfig.from_env()
+        reset_key = stateless_reset_key(tls, host, port)
         if tls.cert_file and tls.key_file:
             cert_file, key_file = tls.cert_file, tls.key_file
         else:
@@ -464,6 +503,8 @@ class NativeServer:
                 drop,
                 drop_threshold,
                 handshake_timeout,
+                dead_after,
+                reset_key,
             )
         except (OSError, ValueError) as exc:
             wakeup.close()

@@ -458,6 +458,7 @@ class Zipper:
                     drop=self.slow_consumer == "drop",
                     drop_threshold=self.drop_threshold,
                     handshake_timeout=self.handshake_timeout,
+                    dead_after=self.dead_after if self.slow_consumer == "block" else 0.0,
                 )
                 self._listener = self._native
                 if self._forwarders:
@@ -694,6 +695,7 @@ class Zipper:
         native = self._native.native.stats()
         merged = ZipperStats(max_tags=own.max_tags, started=own.started)
         merged.handshakes = own.handshakes
+        merged.dead_connections = own.dead_connections
         merged.rejections = own.rejections + native["rejections"]
         merged.rejections_by_reason = dict(own.rejections_by_reason)
         merged.rejections_by_reason["handshake_timeout"] += native["rejections"]
@@ -1033,9 +1035,19 @@ class Zipper:
                         self.log.warning("closed %s: %s", client.describe(), reason)
                     self._unregister(client)
             elif kind == "refused":
-                _, address, why, reason = event
-                level = logging.DEBUG if why == "closed" else logging.WARNING
-                self.log.log(level, "closed %s: %s", tuple(address), reason)
+                self._native_refused(tuple(event[1]), event[2], event[3])
+            elif kind == "dead":
+                _, number, silent, backlog = event
+                peer = self._peers.get(number)
+                self._stats.dead_connections += 1
+                self.log.warning(
+                    "closed %s: not answering for %g s (silent %.1f s while producers waited); "
+                    "%d bytes queued for it, and what it had not acknowledged, are lost",
+                    peer.describe() if peer is not None else f"#{number}",
+                    self.dead_after,
+                    silent,
+                    backlog,
+                )
             elif kind == "slow":
                 _, number, dropped, backlog = event
                 client = self._client(number)
@@ -1045,6 +1057,21 @@ class Zipper:
                     dropped,
                     backlog,
                 )
+
+    def _native_refused(self, address: tuple[str, int], why: str, reason: str) -> None:
+        """A connection the native path closed before registering it: log (and count) it
+        as the pure-Python path does."""
+        if why == "full":
+            self._stats.reject("max_connections")
+            refused = self._stats.rejections_by_reason["max_connections"]
+            if refused == 1 or refused % 1000 == 0:
+                self.log.warning("refused %s: %s (%d refused so far)", address, reason, refused)
+        elif why == "fin":  # counted natively, as a protocol error
+            self.log.info("closed %s before its handshake: %s", address, _clip(reason))
+        elif why == "closed":
+            self.log.debug("closed %s: %s", address, reason)
+        else:
+            self.log.warning("closed %s: %s", address, _clip(reason, 2 * LOG_TEXT_LIMIT))
 
     def _native_handshake(self, handshake_id: int, data: bytes, address: tuple[str, int]) -> None:
         server = self._native
