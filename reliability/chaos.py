@@ -312,7 +312,8 @@ def wan_mesh(ctx: Ctx) -> list[dict[str, Any]]:
             notes=(
                 f"partition from t={cut_t:.0f} for {cut:g} s; a's link to c: "
                 f"dropped {link_c.get('dropped')} ({link_c.get('dropped_link_down')} link down, "
-                f"{link_c.get('dropped_send_timeout')} send timeout), downs {link_c.get('downs')}"
+                f"{link_c.get('dropped_send_timeout')} send timeout, "
+                f"{link_c.get('dropped_unacknowledged')} unacknowledged), downs {link_c.get('downs')}"
             ),
         ),
     ]

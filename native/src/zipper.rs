@@ -690,10 +690,10 @@ impl Zipper {
         let shared = conn.map(|c| c.shared.clone());
         let mut links = self.core.links.write();
         match links.iter().find(|l| l.name == name) {
-            Some(link) => *link.conn.write() = shared,
+            Some(link) => link.set_conn(shared),
             None => {
                 let link = Arc::new(MeshLink::new(name, max_queue_bytes));
-                *link.conn.write() = shared;
+                link.set_conn(shared);
                 links.push(link);
             }
         }
@@ -704,8 +704,9 @@ impl Zipper {
         self.core.links.write().retain(|l| l.name != name);
     }
 
-    /// `(forwarded, bytes_forwarded, dropped_queue_full, dropped_link_down, queued_bytes)`.
-    fn link_stats(&self, name: &str) -> Option<(u64, u64, u64, u64, usize)> {
+    /// `(forwarded, bytes_forwarded, dropped_queue_full, dropped_link_down, queued_bytes,
+    /// dropped_unacknowledged)`.
+    fn link_stats(&self, name: &str) -> Option<(u64, u64, u64, u64, usize, u64)> {
         let links = self.core.links.read();
         let l = links.iter().find(|l| l.name == name)?;
         Some((
@@ -714,6 +715,7 @@ impl Zipper {
             l.dropped_queue_full.load(Relaxed),
             l.dropped_link_down.load(Relaxed),
             l.queued_bytes(),
+            l.dropped_unacknowledged.load(Relaxed),
         ))
     }
 

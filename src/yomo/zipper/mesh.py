@@ -13,7 +13,10 @@ sender task that moves frames onto the QUIC connection:
 - queue full (the peer is slower than the producers): the new frame is dropped;
 - link down or still connecting: the frame is dropped (Go drops them too);
 - the connection has no room for ``send_timeout`` seconds (1 s, like Go's write
-  deadline): the frame at the head of the queue is dropped.
+  deadline): the frame at the head of the queue is dropped;
+- the connection dies with frames its peer's transport never acknowledged (sent into
+  a cut, say, before the link noticed): counted when the link goes down
+  (``dropped_unacknowledged``; an upper bound: some of them may have arrived).
 
 Drops are counted per link and reason and logged as a rate-limited warning.
 ``stats()`` returns, per peer, the link's state and counters (see docs/mesh.md).
@@ -33,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from yomo.client.core import ClientCore, ClientState, ReconnectPolicy
 from yomo.errors import ConfigError, ConnectionClosedError, TimeoutError, YomoError
 from yomo.transport import TlsConfig
+from yomo.transport.connection import TrackedConnection
 from yomo.wire import ClientType
 
 from .config import MeshPeer
@@ -53,10 +57,15 @@ __all__ = [
 DEFAULT_MAX_QUEUE_BYTES = 4 * 1024 * 1024
 #: Seconds a frame may wait for room on the connection before it is dropped (Go: 1 s).
 DEFAULT_SEND_TIMEOUT = 1.0
-#: Redial policy of mesh links: 1 s first, capped at 10 s, never gives up.
-DEFAULT_MESH_RECONNECT = ReconnectPolicy(initial_delay=1.0, max_delay=10.0)
+#: Redial policy of mesh links: 1 s first, then 2 s, never gives up (Go: every 1 s). A
+#: peer is one connection, so redialling a dead one often costs little, and a healed
+#: link is back within about 2 s.
+DEFAULT_MESH_RECONNECT = ReconnectPolicy(initial_delay=1.0, max_delay=2.0)
 #: Seconds between two drop warnings of one link.
 DROP_LOG_INTERVAL = 5.0
+#: Sent frames a link remembers until they are acknowledged (past it the oldest is
+#: forgotten, as if acknowledged; far more than a connection's windows hold).
+MAX_INFLIGHT = 1 << 20
 
 LinkState = Literal["connecting", "up", "down", "closed"]
 
@@ -93,6 +102,10 @@ class Link:
         self.dropped_queue_full = 0
         self.dropped_link_down = 0
         self.dropped_send_timeout = 0
+        self.dropped_unacknowledged = 0
+        #: Stream offsets where the frames sent on the current connection end, until acked.
+        self._inflight: deque[int] = deque()
+        self._inflight_conn: Any = None
         self.ups = 0
         self.downs = 0
         self.last_error = ""
@@ -104,8 +117,13 @@ class Link:
 
     @property
     def dropped(self) -> int:
-        """Frames for this peer that were not sent, for any reason."""
-        return self.dropped_queue_full + self.dropped_link_down + self.dropped_send_timeout
+        """Frames for this peer that were not sent, or were sent and never acknowledged."""
+        return (
+            self.dropped_queue_full
+            + self.dropped_link_down
+            + self.dropped_send_timeout
+            + self.dropped_unacknowledged
+        )
 
     # -- the hot path ------------------------------------------------------
 
@@ -132,7 +150,7 @@ class Link:
         total = self.dropped
         self.log.warning(
             "mesh %r -> %r (%s) is %s: dropped %d frame(s) since last report "
-            "(%d in all: %d link down, %d queue full, %d send timeout)",
+            "(%d in all: %d link down, %d queue full, %d send timeout, %d unacknowledged)",
             self.mesh.name,
             self.peer.name,
             self.address,
@@ -142,15 +160,47 @@ class Link:
             self.dropped_link_down,
             self.dropped_queue_full,
             self.dropped_send_timeout,
+            self.dropped_unacknowledged,
         )
         self._drops_at_last_log = total
 
     def _drop_queue(self) -> None:
+        self._count_unacknowledged()
         if self.queue:
             self.dropped_link_down += len(self.queue)
             self.queue.clear()
             self.queued_bytes = 0
             self._log_drops()
+
+    def _sent(self, conn: Any) -> None:
+        """Remember where the frame just sent on ``conn`` ends, until it is acknowledged."""
+        if conn is not self._inflight_conn:
+            self._count_unacknowledged()
+            self._inflight_conn = conn
+        inflight = self._inflight
+        inflight.append(conn.bytes_sent)
+        if len(inflight) % 64 == 0 or len(inflight) > MAX_INFLIGHT:
+            self._trim(conn)
+            while len(inflight) > MAX_INFLIGHT:
+                inflight.popleft()
+
+    def _trim(self, conn: Any) -> int:
+        """Forget the frames ``conn``'s peer acknowledged; returns the acknowledged offset."""
+        acked = int(conn.bytes_sent - conn.unacknowledged())
+        inflight = self._inflight
+        while inflight and inflight[0] <= acked:
+            inflight.popleft()
+        return acked
+
+    def _count_unacknowledged(self) -> None:
+        """The connection in use is done: its frames never acknowledged are lost."""
+        conn, self._inflight_conn = self._inflight_conn, None
+        if conn is None or not self._inflight:
+            return
+        with contextlib.suppress(Exception):  # a closed connection still knows what was acked
+            self._trim(conn)
+        self.dropped_unacknowledged += len(self._inflight)
+        self._inflight.clear()
 
     # -- state -------------------------------------------------------------
 
@@ -299,27 +349,31 @@ class Link:
                 continue
             self.forwarded += 1
             self.bytes_forwarded += len(data)
+            if isinstance(conn, TrackedConnection):
+                self._sent(conn)
             sent_in_a_row += 1
             if sent_in_a_row >= 64:  # let the loop breathe while the queue drains
                 sent_in_a_row = 0
                 await asyncio.sleep(0)
 
     def stats(self) -> dict[str, Any]:
-        forwarded, sent_bytes, queue_full, link_down, queued = (
+        forwarded, sent_bytes, queue_full, link_down, queued, unacked = (
             self.mesh.zipper.mesh_link_stats(self.peer.name) if self.mesh.native else None
-        ) or (0, 0, 0, 0, 0)
+        ) or (0, 0, 0, 0, 0, 0)
         queue_full += self.dropped_queue_full
         link_down += self.dropped_link_down
+        unacked += self.dropped_unacknowledged
         return {
             "address": self.address,
             "state": self.state,
             "since": self.since,
             "forwarded": self.forwarded + forwarded,
             "bytes_forwarded": self.bytes_forwarded + sent_bytes,
-            "dropped": queue_full + link_down + self.dropped_send_timeout,
+            "dropped": queue_full + link_down + self.dropped_send_timeout + unacked,
             "dropped_link_down": link_down,
             "dropped_queue_full": queue_full,
             "dropped_send_timeout": self.dropped_send_timeout,
+            "dropped_unacknowledged": unacked,
             "queued_frames": len(self.queue),
             "queued_bytes": self.queued_bytes + queued,
             "ups": self.ups,

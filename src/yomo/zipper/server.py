@@ -573,8 +573,9 @@ class Zipper:
         native = getattr(conn, "native", None) if conn is not None else None
         self._native.native.set_link(name, native, max_queue_bytes)
 
-    def mesh_link_stats(self, name: str) -> tuple[int, int, int, int, int] | None:
-        """Native path: ``(forwarded, bytes, dropped_queue_full, dropped_link_down, queued)``."""
+    def mesh_link_stats(self, name: str) -> tuple[int, int, int, int, int, int] | None:
+        """Native path: ``(forwarded, bytes, dropped_queue_full, dropped_link_down, queued,
+        dropped_unacknowledged)``."""
         return None if self._native is None else self._native.native.link_stats(name)
 
     def _set_tap(self) -> None:
