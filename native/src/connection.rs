@@ -303,6 +303,11 @@ async fn run_reader(shared: Arc<Shared>, mut recv: quinn::RecvStream, max_frame:
     }
 }
 
+/// While written bytes are not proven acknowledged and nothing else is to do, the writer
+/// measures this often (the zipper acknowledges within its max_ack_delay, 25 ms; a zipper
+/// that stops sends its acknowledgements first, `Zipper.flush_acks`).
+const ACK_CHECK: Duration = Duration::from_millis(20);
+
 /// Move frames from the outbox onto the stream until the outbox closes or the stream
 /// fails, in chunks of at most `acked::CHUNK` bytes, counting what quinn took; between
 /// writes (and while quinn holds a write back) measure the acknowledged prefix when
@@ -314,9 +319,13 @@ async fn run_writer(shared: &Shared, conn: &quinn::Connection, send: &mut quinn:
         Measure,
     }
     loop {
+        // written bytes not yet proven acknowledged: look again soon, unasked, so that
+        // what the zipper acknowledged just before it closed is known (`ACK_CHECK`)
+        let unproven = shared.acked.accepted.load(Relaxed) > shared.acked.floor.load(Relaxed);
         let batch = match tokio::select! {
             b = shared.outbox.take() => Step::Batch(b),
             _ = shared.measure.notified() => Step::Measure,
+            _ = tokio::time::sleep(ACK_CHECK), if unproven => Step::Measure,
         } {
             Step::Batch(Some(b)) => b,
             Step::Batch(None) => return Ok(()),

@@ -720,6 +720,17 @@ impl Zipper {
     }
 
     /// Close every connection with `reason` and stop accepting.
+    /// Make every connection's peer hear what was received so far: an ack-eliciting frame
+    /// each, which carries the pending acknowledgements (quinn delays them up to 25 ms).
+    /// Called a moment before `stop`, so that clients know which of their frames arrived
+    /// and re-send none of them on their next connection.
+    fn flush_acks(&self) {
+        let window = self.core.settings.connection_window();
+        for conn in self.core.live.lock().values() {
+            nudge(conn, window);
+        }
+    }
+
     fn stop(&self, reason: String) {
         let core = &self.core;
         core.stopped.store(true, Relaxed);

@@ -76,6 +76,7 @@ async def test_killed_zipper_is_detected_and_unacknowledged_frames_are_written_a
 
         await write(100)
         await wait_until_async(lambda: len(got) == 100, "the first 100 frames")
+        fn_first = fn.connection_id
         zipper.signal(signal.SIGKILL)
         zipper.proc.wait(10)
         await write(200)  # into a dead zipper: never acknowledged
@@ -85,7 +86,9 @@ async def test_killed_zipper_is_detected_and_unacknowledged_frames_are_written_a
         zipper = _serve(tmp_path, port)
         await wait_until_async(
             lambda: (
-                fn.state is yomo.ClientState.CONNECTED and src.state is yomo.ClientState.CONNECTED
+                fn.state is yomo.ClientState.CONNECTED
+                and fn.connection_id != fn_first  # not still on the old one, unaware
+                and src.state is yomo.ClientState.CONNECTED
             ),
             "both back",
             30.0,

@@ -541,6 +541,8 @@ class NativeServer:
 
     async def aclose(self, reason: str, timeout: float = 1.0) -> None:
         """Close every connection with ``reason`` and release the port (bounded)."""
+        self.native.flush_acks()
+        await asyncio.sleep(0.05)  # clients learn what arrived (they re-send the rest)
         self.native.stop(reason)
         await asyncio.sleep(0.05)  # let the CONNECTION_CLOSE frames go out
         await asyncio.to_thread(self.native.close_socket, timeout)
