@@ -1039,7 +1039,7 @@ class Zipper:
                 self._native_refused(tuple(event[1]), event[2], event[3])
             elif kind == "dead":
                 _, number, silent, backlog = event
-                peer = self._peers.get(number)
+                peer = self._peer(number)
                 self._stats.dead_connections += 1
                 self.log.warning(
                     "closed %s: not answering for %g s (silent %.1f s while producers waited); "
