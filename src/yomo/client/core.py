@@ -504,9 +504,10 @@ class ClientCore:
                     return
                 outcome = None if silent else reader.result()
                 if outcome is not None:  # goaway or a protocol error: final
-                    self._report_unsent(self._take_journal(conn, dead=True))
+                    unsent = self._take_journal(conn, dead=True)
                     self._finish(outcome)
-                    self._report(outcome)
+                    self._report(outcome)  # the cause first, then what it may have cost
+                    self._report_unsent(unsent)
                     return
                 reason = (
                     f"zipper not answering for {self.reconnect.dead_after:g} s"
@@ -520,9 +521,10 @@ class ClientCore:
                 if not self.reconnect.enabled:
                     if silent:
                         conn.close(reason or "")
-                    self._report_unsent(self._take_journal(conn, dead=True))
+                    unsent = self._take_journal(conn, dead=True)
                     self._finish(error)
                     self._report(error)
+                    self._report_unsent(unsent)
                     return
                 self._report(error)
                 silent_conn = conn if silent and isinstance(conn, TrackedConnection) else None
