@@ -1039,12 +1039,12 @@ class Zipper:
                 self._native_refused(tuple(event[1]), event[2], event[3])
             elif kind == "dead":
                 _, number, silent, backlog = event
-                peer = self._peer(number)
+                client = self._client(number)
                 self._stats.dead_connections += 1
                 self.log.warning(
                     "closed %s: not answering for %g s (silent %.1f s while producers waited); "
                     "%d bytes queued for it, and what it had not acknowledged, are lost",
-                    peer.describe() if peer is not None else f"#{number}",
+                    client.describe() if client is not None else f"#{number}",
                     self.dead_after,
                     silent,
                     backlog,
