@@ -152,18 +152,32 @@ async def test_qlog_files_are_named_and_framed_as_gos(
     from yomo.transport.settings import QuicSettings
 
     async with yomo.aio.Zipper("z", "127.0.0.1", 0, tls=PLAIN_TLS) as zipper:
-        (tmp_path / "go").mkdir()
-        go = GoProcess(
-            "go-source",
-            [str(go_bins.source), f"-zipper={zipper.addr}", "-n=2", "-linger=200ms"],
-            env={"YOMO_QLOG_TRACE": "true"},
-            cwd=tmp_path / "go",
-        )
-        try:  # v1.22.3's Close hangs with the qlog tracer on: the trace is on disk by then
-            await asyncio.to_thread(go.wait_event, "summary", 30)
-            await asyncio.sleep(0.3)
-        finally:
-            await asyncio.to_thread(go.stop)
+        # Go v1.22.3 with its qlog tracer on sometimes never returns from Connect to our
+        # native zipper (3 attempts in 26 here, nothing printed, the trace holds only its
+        # header; 0 in 8 on the pure-Python path; without the tracer Go's clients connect
+        # every time: an open bug, docs/interop.md), and its Close hangs: a stuck attempt
+        # is stopped and retried in a fresh directory, at most three times. This test is
+        # about the trace file's name and framing.
+        for attempt in range(3):
+            go_dir = tmp_path / f"go{attempt}"
+            go_dir.mkdir()
+            go = GoProcess(
+                "go-source",
+                [str(go_bins.source), f"-zipper={zipper.addr}", "-n=2", "-linger=200ms"],
+                env={"YOMO_QLOG_TRACE": "true"},
+                cwd=go_dir,
+            )
+            try:
+                await asyncio.to_thread(go.wait_event, "summary", 15)
+                await asyncio.sleep(0.3)  # the trace is on disk by then
+                break
+            except TimeoutError:
+                if attempt == 2:
+                    raise
+                print(f"go-source attempt {attempt + 1}: Connect hung with qlog on; retrying")
+            finally:
+                await asyncio.to_thread(go.stop)
+        go_dir.rename(tmp_path / "go")
         (tmp_path / "py").mkdir()
         monkeypatch.chdir(tmp_path / "py")
         monkeypatch.setenv("YOMO_QLOG_TRACE", "true")
