@@ -152,13 +152,14 @@ async def test_qlog_files_are_named_and_framed_as_gos(
     from yomo.transport.settings import QuicSettings
 
     async with yomo.aio.Zipper("z", "127.0.0.1", 0, tls=PLAIN_TLS) as zipper:
-        # Go v1.22.3 with its qlog tracer on sometimes never returns from Connect to our
-        # native zipper (3 attempts in 26 here, nothing printed, the trace holds only its
-        # header; 0 in 8 on the pure-Python path; without the tracer Go's clients connect
-        # every time: an open bug, docs/interop.md), and its Close hangs: a stuck attempt
-        # is stopped and retried in a fresh directory, at most three times. This test is
-        # about the trace file's name and framing.
-        for attempt in range(3):
+        # Go v1.22.3's qlog tracer never starts the trace writer's goroutine (core/
+        # client_options.go qlogTracer returns quic-go v0.57.1's NewFileSeq without Run):
+        # its file keeps only the header, and once 50 events are queued the connection's
+        # loop blocks for good. Close always hangs; Connect hangs when the 50th event comes
+        # before the handshake's answer (12 runs in 40 against our native zipper here,
+        # which sends more packets early; never with the tracer off; goroutine dump in
+        # docs/interop.md). A stuck attempt is stopped and retried in a fresh directory.
+        for attempt in range(6):
             go_dir = tmp_path / f"go{attempt}"
             go_dir.mkdir()
             go = GoProcess(
@@ -168,13 +169,15 @@ async def test_qlog_files_are_named_and_framed_as_gos(
                 cwd=go_dir,
             )
             try:
-                await asyncio.to_thread(go.wait_event, "summary", 15)
-                await asyncio.sleep(0.3)  # the trace is on disk by then
+                await asyncio.to_thread(go.wait_event, "summary", 8)
+                await asyncio.sleep(0.3)  # its header is on disk by then
                 break
             except TimeoutError:
-                if attempt == 2:
+                if attempt == 5:
                     raise
-                print(f"go-source attempt {attempt + 1}: Connect hung with qlog on; retrying")
+                print(
+                    f"go-source attempt {attempt + 1}: Connect blocked by its qlog writer; retrying"
+                )
             finally:
                 await asyncio.to_thread(go.stop)
         go_dir.rename(tmp_path / "go")
