@@ -10,7 +10,6 @@ from . import _logging
 from ._sync import Source, StreamFunction, Zipper
 from ._version import SPEC_VERSION, __version__
 from .client.context import AsyncContext, Context, CronContext
-from .client.core import ClientState, ReconnectPolicy
 from .errors import (
     AuthenticationError,
     ConfigError,
@@ -32,6 +31,7 @@ from .errors import (
     TimeoutError,
     YomoError,
 )
+from .session import ClientState, ReconnectPolicy
 from .transport import QuicSettings, TlsConfig
 
 __all__ = [

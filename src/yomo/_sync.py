@@ -10,24 +10,41 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import inspect
 import threading
-from collections.abc import Callable, Coroutine, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from yomo._signals import stop_signals, wait_or_close
 from yomo.ai.function_call import FunctionDefinition
 from yomo.client.context import Payload, json_payload
-from yomo.client.core import ClientState, ErrorHandler, ReconnectPolicy
 from yomo.client.sfn import AsyncStreamFunction
 from yomo.client.source import AsyncSource
 from yomo.errors import StateError, TimeoutError
-from yomo.transport import QuicSettings, TlsConfig
+from yomo.session import ClientState, ErrorHandler
 from yomo.zipper.server import Zipper as AsyncZipper
 
 __all__ = ["LoopThread", "Source", "StreamFunction", "Zipper"]
 
 T = TypeVar("T")
+P = ParamSpec("P")
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _same_arguments_as(
+    async_class: Callable[P, object],
+) -> Callable[[Callable[..., None]], Callable[Concatenate[Any, P], None]]:
+    """Give a sync front door's ``__init__`` the typed signature of its asyncio class.
+
+    The parameters are written once, on the asyncio class; mypy checks calls of the
+    sync class against them and ``help()``/``inspect.signature`` show them.
+    """
+
+    def adopt(init: Callable[..., None]) -> Callable[Concatenate[Any, P], None]:
+        init.__signature__ = inspect.signature(async_class.__init__)  # type: ignore[attr-defined]
+        return init
+
+    return adopt
 
 
 class LoopThread:
@@ -114,31 +131,10 @@ class Source:
             source.write(0x33, b"hello")
     """
 
-    def __init__(
-        self,
-        name: str,
-        zipper_addr: str = "localhost:9000",
-        *,
-        credential: str | None = None,
-        tls: TlsConfig | None = None,
-        quic: QuicSettings | None = None,
-        reconnect: ReconnectPolicy | None = None,
-        write_timeout: float = 30.0,
-        logger: Any = None,
-        tracer_provider: Any = None,
-    ) -> None:
+    @_same_arguments_as(AsyncSource)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._loop = LoopThread.get()
-        self._aio = AsyncSource(
-            name,
-            zipper_addr,
-            credential=credential,
-            tls=tls,
-            quic=quic,
-            reconnect=reconnect,
-            write_timeout=write_timeout,
-            logger=logger,
-            tracer_provider=tracer_provider,
-        )
+        self._aio = AsyncSource(*args, **kwargs)
 
     @property
     def name(self) -> str:
@@ -215,45 +211,10 @@ class StreamFunction:
             ctx.write_llm_result(f"sunny in {args.city}")
     """
 
-    def __init__(
-        self,
-        name: str,
-        zipper_addr: str = "localhost:9000",
-        *,
-        observe_data_tags: Sequence[int] = (),
-        wanted_target: str = "",
-        credential: str | None = None,
-        tls: TlsConfig | None = None,
-        quic: QuicSettings | None = None,
-        reconnect: ReconnectPolicy | None = None,
-        write_timeout: float = 30.0,
-        logger: Any = None,
-        tracer_provider: Any = None,
-        concurrency: int = 1,
-        queue_size: int = 1024,
-        description: str | None = None,
-        input_schema: type | Mapping[str, Any] | None = None,
-        function_definition: Any = None,
-    ) -> None:
+    @_same_arguments_as(AsyncStreamFunction)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._loop = LoopThread.get()
-        self._aio = AsyncStreamFunction(
-            name,
-            zipper_addr,
-            observe_data_tags=observe_data_tags,
-            wanted_target=wanted_target,
-            credential=credential,
-            tls=tls,
-            quic=quic,
-            reconnect=reconnect,
-            write_timeout=write_timeout,
-            logger=logger,
-            tracer_provider=tracer_provider,
-            concurrency=concurrency,
-            queue_size=queue_size,
-            description=description,
-            input_schema=input_schema,
-            function_definition=function_definition,
-        )
+        self._aio = AsyncStreamFunction(*args, **kwargs)
 
     @property
     def name(self) -> str:
@@ -279,6 +240,11 @@ class StreamFunction:
     def state(self) -> ClientState:
         """Where the function is in its life."""
         return self._aio.state
+
+    @property
+    def final_error(self) -> BaseException | None:
+        """Why the function ended by itself (a rejection, a goaway, its init failing), or None."""
+        return self._aio.final_error
 
     def set_observe_data_tags(self, *tags: int) -> None:
         """Set the tags to receive (before ``connect``)."""
@@ -351,6 +317,7 @@ class Zipper:
     ``address`` tells which.
     """
 
+    @_same_arguments_as(AsyncZipper)
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._loop = LoopThread.get()
         self._aio = self._loop.run(_construct(AsyncZipper, *args, **kwargs))
@@ -362,6 +329,11 @@ class Zipper:
         self._loop = LoopThread.get()
         self._aio = self._loop.run(_construct(AsyncZipper.from_config, config, **options))
         return self
+
+    @property
+    def aio(self) -> AsyncZipper:
+        """The asyncio zipper this one drives (its methods must run on ``yomo``'s loop)."""
+        return self._aio
 
     @property
     def address(self) -> tuple[str, int]:

@@ -44,7 +44,7 @@ _DEFAULT_DESCRIPTION = "A function under test."
 
 def default_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
     """What a test frame carries unless told otherwise: a source id and a fresh tid."""
-    from yomo.client.core import new_id
+    from yomo.session import new_id
     from yomo.wire import SOURCE_ID, TID
 
     md = {SOURCE_ID: "yomo-testing-source", TID: new_id()}
@@ -57,14 +57,14 @@ def aio_zipper(zipper: Any) -> Any:
     """The asyncio zipper behind a ``yomo.Zipper`` (or ``zipper`` itself)."""
     from yomo._sync import Zipper as SyncZipper
 
-    return zipper._aio if isinstance(zipper, SyncZipper) else zipper
+    return zipper.aio if isinstance(zipper, SyncZipper) else zipper
 
 
 def _call_payload(
     name: str, arguments: Arguments, agent_context: Any, tool_call_id: str = "call-under-test"
 ) -> Any:
     from yomo.ai import FunctionCall
-    from yomo.client.core import new_id
+    from yomo.session import new_id
 
     args = arguments if isinstance(arguments, str) else json.dumps(dict(arguments))
     return FunctionCall(
@@ -177,8 +177,8 @@ async def arun_llm_handler(
     """
     from yomo.ai import FUNCTION_CALL_TAG, REDUCER_TAG, FunctionCall
     from yomo.aio import Source, StreamFunction, TlsConfig, Zipper
-    from yomo.client.core import ReconnectPolicy
     from yomo.client.sfn import HandlerError
+    from yomo.session import ReconnectPolicy
 
     own_zipper = None
     if zipper is None:

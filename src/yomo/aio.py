@@ -9,10 +9,10 @@
 from __future__ import annotations
 
 from yomo.client.context import AsyncContext, Context, CronContext
-from yomo.client.core import ClientState, ReconnectPolicy
 from yomo.client.sfn import AsyncStreamFunction as StreamFunction
 from yomo.client.source import AsyncSource as Source
 from yomo.errors import HandlerError
+from yomo.session import ClientState, ReconnectPolicy
 from yomo.transport import QuicSettings, TlsConfig
 from yomo.zipper.server import Zipper
 

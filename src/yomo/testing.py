@@ -194,8 +194,8 @@ async def arun_handler(
         TimeoutError: the handler did not finish within ``timeout`` seconds.
     """
     from yomo.aio import Source, StreamFunction, TlsConfig, Zipper
-    from yomo.client.core import ReconnectPolicy
     from yomo.client.sfn import HandlerError
+    from yomo.session import ReconnectPolicy
 
     payloads = _inputs(data)
     own_zipper = None

@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from goharness import GoBins
 
-from yomo.client.address import join_address, parse_address
 from yomo.client.schedule import parse_schedule
+from yomo.session.address import join_address, parse_address
 
 ADDRESSES = [
     "",

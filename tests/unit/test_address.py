@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 import yomo.aio
-from yomo.client.address import join_address, parse_address
+from yomo.session.address import join_address, parse_address
 
 # (input, what Go returns): None where Go returns an error
 GO_ROWS = [

@@ -68,7 +68,7 @@ def test_builtins_callers_catch_still_match():
 
 
 def test_a_bad_zipper_address_is_a_config_error():
-    from yomo.client.address import parse_address
+    from yomo.session.address import parse_address
 
     with pytest.raises(errors.ConfigError, match="yomo: zipper address 'h:x': invalid port"):
         parse_address("h:x")

@@ -48,7 +48,6 @@ ALLOWED_UPWARD: dict[tuple[str, str], str] = {
         "a zipper configured with an AI bridge starts it; the bridge is a client of the "
         "zipper, imported only when configured"
     ),
-    ("yomo.zipper.mesh", "yomo.client"): "until the session layer takes the client core",
 }
 
 #: Import cycles being taken apart on other branches; a stale entry fails.

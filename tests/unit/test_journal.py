@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from yomo.client.journal import Journal
+from yomo.session.journal import Journal
 
 
 def test_trim_forgets_acknowledged_frames_and_remembers_when():

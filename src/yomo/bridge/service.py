@@ -150,7 +150,7 @@ class Bridge:
         return build_provider(name, ai.providers[name], timeout=ai.server.request_timeout)
 
     def _reachable(self, zipper: str) -> bool:
-        mesh = self.zipper._mesh
+        mesh = self.zipper.mesh
         return mesh is not None and mesh.link_states().get(zipper) == "up"
 
     async def _expire_peers(self) -> None:

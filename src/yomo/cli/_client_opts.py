@@ -73,7 +73,7 @@ class ClientArgs:
 
     def client_kwargs(self, default_name: str) -> dict[str, Any]:
         """Positional name and address plus keyword options for ``yomo.aio`` clients."""
-        from yomo.client.core import ReconnectPolicy
+        from yomo.session import ReconnectPolicy
 
         return {
             "name": self.name or default_name,

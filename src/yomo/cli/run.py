@@ -148,7 +148,7 @@ async def run_function(
             await sfn.close()
             echo(f"yomo: stream function {name!r} closed")
             return
-        final = sfn._core.final_error
+        final = sfn.final_error
         await sfn.close()
         if final is not None:
             raise final
@@ -207,7 +207,7 @@ def run(
     Flags win over the YOMO_SFN_* variables and ./.env.
     """
     try:
-        from yomo.client.core import parse_address
+        from yomo.session import parse_address
 
         parse_address(zipper)
     except ValueError as exc:

@@ -37,11 +37,11 @@ from typing import Any
 from yomo._signals import wait_on_signals
 from yomo.ai.function_call import FunctionDefinition
 from yomo.errors import ConfigError, HandlerError, YomoError
+from yomo.session import ClientCore, ClientState, ErrorHandler, ReconnectPolicy, new_id
 from yomo.transport import QuicSettings, TlsConfig
 from yomo.wire import SOURCE_ID, TARGET, TID, ClientType, DataFrame, check_tag, decode_metadata
 
 from .context import AsyncContext, Context, CronContext, Payload, _BaseContext, build_frame
-from .core import ClientCore, ClientState, ErrorHandler, ReconnectPolicy, new_id
 from .cron import CronRunner
 from .llm import LLMFunction
 from .schedule import Schedule, parse_schedule
@@ -165,6 +165,11 @@ class AsyncStreamFunction:
     def state(self) -> ClientState:
         """Where the function is in its life."""
         return self._core.state
+
+    @property
+    def final_error(self) -> BaseException | None:
+        """Why the function ended by itself (a rejection, a goaway, its init failing), or None."""
+        return self._core.final_error
 
     @property
     def function_definition(self) -> FunctionDefinition | None:

@@ -12,12 +12,12 @@ import logging
 from typing import Any
 
 from yomo._signals import wait_on_signals
+from yomo.session import ClientCore, ClientState, ErrorHandler, ReconnectPolicy, new_id
 from yomo.transport import QuicSettings, TlsConfig
 from yomo.wire import SOURCE_ID, TARGET, TID, ClientType
 from yomo.wire.metadata import source_metadata_encoder
 
 from .context import Payload, build_frame, json_payload
-from .core import ClientCore, ClientState, ErrorHandler, ReconnectPolicy, new_id
 from .tracing import Tracing
 
 __all__ = ["AsyncSource"]

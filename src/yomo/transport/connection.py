@@ -69,7 +69,7 @@ class TrackedConnection(Connection, Protocol):
     """A connection that tells what its peer acknowledged and when the peer last spoke.
 
     The client core's dead-zipper watchdog and its re-send journal need it
-    (``yomo.client.core``, ``journal.py``); the qh3/aioquic ``FrameConnection`` and the
+    (``yomo.session.core``, ``journal.py``); the qh3/aioquic ``FrameConnection`` and the
     native path's ``NativeConnection`` have it.
     A data path without it still works, with detection at the QUIC idle timeout and
     no re-send.

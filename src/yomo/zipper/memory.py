@@ -21,23 +21,10 @@ import itertools
 from collections import deque
 from typing import Protocol
 
-from yomo.errors import (
-    ConnectionClosedError,
-    ConnectToError,
-    ProtocolError,
-    RejectedError,
-    TimeoutError,
-)
+from yomo.errors import ConnectionClosedError, HandshakeError, ProtocolError, TimeoutError
+from yomo.session.handshake import ClientHandshake
 from yomo.transport.connection import Connection
-from yomo.wire import (
-    DEFAULT_MAX_FRAME_SIZE,
-    ConnectToFrame,
-    Frame,
-    HandshakeAckFrame,
-    HandshakeFrame,
-    RejectedFrame,
-    decode_frame,
-)
+from yomo.wire import DEFAULT_MAX_FRAME_SIZE, Frame, HandshakeFrame, decode_frame
 
 __all__ = ["DEFAULT_HIGH_WATER", "FrameListener", "MemoryConnection", "MemoryListener"]
 
@@ -243,7 +230,8 @@ class MemoryConnection:
             ConnectToError: the zipper redirects the client elsewhere (closed too).
             TimeoutError: no answer within ``timeout`` seconds.
         """
-        self.send_nowait(hello)
+        table = ClientHandshake(hello)
+        self.send_nowait(table.start())
         try:
             reply = await asyncio.wait_for(self.read_frame(), timeout)
         except asyncio.TimeoutError:
@@ -251,14 +239,11 @@ class MemoryConnection:
             raise TimeoutError(
                 f"the zipper did not answer the handshake in {timeout:g} s"
             ) from None
-        if isinstance(reply, HandshakeAckFrame):
-            return
-        self.close("handshake refused")
-        if isinstance(reply, ConnectToFrame):
-            raise ConnectToError(reply.endpoint)
-        if isinstance(reply, RejectedFrame):
-            raise RejectedError(reply.message)
-        raise RejectedError(f"unexpected reply to handshake: {type(reply).__name__}")
+        try:
+            table.receive(reply)
+        except HandshakeError:
+            self.close("handshake refused")
+            raise
 
 
 class MemoryListener:

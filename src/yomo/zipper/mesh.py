@@ -27,22 +27,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
-from yomo.client.core import ClientCore, ClientState, ReconnectPolicy
 from yomo.errors import ConfigError, ConnectionClosedError, TimeoutError, YomoError
-from yomo.transport import TlsConfig
+from yomo.session import ClientCore, ClientState, ReconnectPolicy
+from yomo.transport import QuicSettings, TlsConfig
 from yomo.transport.connection import TrackedConnection
 from yomo.wire import ClientType
 
 from .config import MeshPeer
-
-if TYPE_CHECKING:
-    from .server import Zipper
 
 __all__ = [
     "DEFAULT_MAX_QUEUE_BYTES",
@@ -51,6 +49,7 @@ __all__ = [
     "Link",
     "LinkState",
     "Mesh",
+    "MeshZipper",
 ]
 
 #: Bytes of frames a link may hold for a peer that is not taking them (per peer).
@@ -68,6 +67,29 @@ DROP_LOG_INTERVAL = 5.0
 MAX_INFLIGHT = 1 << 20
 
 LinkState = Literal["connecting", "up", "down", "closed"]
+Forwarder = Callable[[int, bytes, bytes], None]
+
+
+class MeshZipper(Protocol):
+    """What the mesh needs of its zipper (``yomo.zipper.server.Zipper`` has it)."""
+
+    name: str
+    log: logging.Logger
+    tls: TlsConfig | None
+    quic: QuicSettings
+
+    @property
+    def forwards_natively(self) -> bool:
+        """True when the data path forwards frames to mesh links itself."""
+
+    def add_forwarder(self, forward: Forwarder) -> Callable[[], None]:
+        """Get every frame not received from a mesh peer; returns a remover."""
+
+    def set_mesh_link(self, name: str, conn: Any, max_queue_bytes: int) -> None:
+        """Native path: forward to peer ``name`` over ``conn`` (None: link down)."""
+
+    def mesh_link_stats(self, name: str) -> tuple[int, int, int, int, int, int] | None:
+        """Native path: the link's counters."""
 
 
 def _address(host: str, port: int) -> str:
@@ -325,7 +347,7 @@ class Link:
             data = self.queue.popleft()
             self.queued_bytes -= len(data)
             core = self.core
-            conn = core._conn if core is not None else None
+            conn = core.connection if core is not None else None
             if (
                 conn is None
                 or conn.closed
@@ -395,7 +417,7 @@ class Mesh:
 
     def __init__(
         self,
-        zipper: Zipper,
+        zipper: MeshZipper,
         peers: Iterable[MeshPeer],
         *,
         max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES,

@@ -30,9 +30,11 @@ from yomo.errors import (
     ConnectToError,
     ProtocolError,
     RejectedError,
+    RemoteProtocolError,
     StateError,
     TimeoutError,
 )
+from yomo.session.handshake import DEFAULT_HANDSHAKE_TIMEOUT, ZipperHandshake
 from yomo.transport import (
     DEFAULT_ZIPPER_SETTINGS,
     Listener,
@@ -92,6 +94,7 @@ from .hooks import (
     default_version_negotiator,
 )
 from .memory import FrameListener
+from .mesh import Mesh
 from .router import Router, TagRouter
 from .stats import (
     DEFAULT_MAX_TAG_STATS,
@@ -110,7 +113,6 @@ __all__ = [
     "ZipperState",
 ]
 
-DEFAULT_HANDSHAKE_TIMEOUT = 5.0
 #: Go v1.22.3 closes a connection that writes a reserved tag with this text
 #: (Go: core/frame/frame.go ErrReservedTag, core/server.go RejectReservedTagMiddleware).
 RESERVED_TAG_MESSAGE = "[0xF000, 0xFFFF] is reserved; please do not write within this range"
@@ -372,7 +374,7 @@ class Zipper:
         self._stats_sections: dict[str, StatsSection] = {}
         self._monitor: Any = None
         self._background: list[asyncio.Task[None]] = []
-        self._mesh: Any = None
+        self._mesh: Mesh | None = None
         self._connections: set[Any] = set()  # what the listeners accepted (Python path)
         self._tasks: set[asyncio.Task[None]] = set()
         self.functions = FunctionRegistry()
@@ -483,8 +485,6 @@ class Zipper:
         for listener in self._listeners:
             self._background.append(loop.create_task(self._accept(listener)))
         if self.mesh_peers:
-            from .mesh import Mesh  # type: ignore[import-not-found,unused-ignore]
-
             self._mesh = Mesh(self, self.mesh_peers, **self.mesh_options)
             await self._mesh.start()
             self._background.append(loop.create_task(self._announce_functions()))
@@ -559,6 +559,11 @@ class Zipper:
             self._set_tap()
 
         return remove
+
+    @property
+    def mesh(self) -> Mesh | None:
+        """The links to the mesh peers (after ``start``, when peers are configured)."""
+        return self._mesh
 
     @property
     def forwards_natively(self) -> bool:
@@ -870,10 +875,10 @@ class Zipper:
         """
         # Go: core/server.go RejectReservedTagMiddleware applies to data frames once
         # connected; the handshake needs the auth brake, the clipped log and no secret.
-        if not isinstance(first, HandshakeFrame):
-            message = f"yomo: handshake read unexpected frame, read: {type(first).__name__}"
-            return message, None, "unexpected_frame", None
-        hf = first
+        try:
+            hf = ZipperHandshake().receive(first)
+        except RemoteProtocolError as exc:
+            return exc.message, None, "unexpected_frame", None
         try:  # Go: versionNegotiateFunc, which may answer ConnectTo
             check_version(self._negotiate, hf.version)
         except ConnectToError as exc:
