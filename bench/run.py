@@ -270,18 +270,28 @@ def _last_progress(p: gh.GoProcess) -> int:
     return 0
 
 
-def _wait_drained(sink: gh.GoProcess, expect: int, stall: float = 2.0, limit: float = 30.0) -> None:
+def _wait_drained(sink: gh.GoProcess, expect: int, stall: float = 2.0, limit: float = 30.0) -> str:
+    """Wait until the sink counted `expect` frames; returns how the wait ended: "drained",
+    "stalled" (no progress for `stall` s: what is missing then is counted as lost, though
+    it may only have been late) or "limit"."""
     deadline = time.monotonic() + limit
     last, since = -1, time.monotonic()
     while time.monotonic() < deadline:
         n = _last_progress(sink)
         if n >= expect:
-            return
+            return "drained"
         if n != last:
             last, since = n, time.monotonic()
         elif time.monotonic() - since > stall:
-            return
+            return "stalled"
         time.sleep(0.1)
+    return "limit"
+
+
+def _evidence(*procs: gh.GoProcess, n: int = 40) -> dict[str, list[str]]:
+    """The last `n` log lines of each process (the zipper logs every connection it
+    registers and closes; Go clients log reconnects), kept for a run that lost frames."""
+    return {p.name: list(p.stderr[-n:]) for p in procs}
 
 
 def _zipper_cpu(z: gh.GoProcess) -> float:
@@ -312,6 +322,7 @@ def run_throughput(
     """Scenarios 1, 2 and 5: `sources` sources at full speed -> zipper -> `conns` counting functions."""
     r.check_budget(r.s.duration + 12)
     with r.zipper(kind) as (z, addr):
+        src: gh.GoProcess | None = None
         if clients == "go":
             sink = r.go(
                 "sink", f"-zipper={addr}", f"-observe={TAG_IN}", f"-size={size}", f"-conns={conns}"
@@ -338,7 +349,7 @@ def run_throughput(
             try:
                 summary = src.wait_event("summary", r.s.duration + 30)
                 written = int(summary["written"])
-                _wait_drained(sink, written * conns)
+                drain = _wait_drained(sink, written * conns)
                 cpu1, t1 = _zipper_cpu(z), time.monotonic()
                 rss = _zipper_rss(z)
             finally:
@@ -351,7 +362,11 @@ def run_throughput(
     elapsed = float(got["elapsed_s"]) or 1e-9
     per = [float(c["fps"]) for c in got.get("per_conn", [])]
     fps = (frames - conns) / elapsed if frames > conns else 0.0
+    anomaly = frames != written * conns or got.get("out_of_order") or got.get("bad_len")
+    extra = {"evidence": _evidence(z, src, sink)} if anomaly and src is not None else {}
     return {
+        "drain": drain,
+        **extra,
         "fps": fps,
         "mbps": fps * size / 1e6,
         "per_function_fps": statistics.median(per) if per else 0.0,
@@ -1106,6 +1121,12 @@ def render_markdown(res: dict[str, Any]) -> str:
     bad = [
         f"{r['case']} {r['zipper']} #{r['repeat']}: lost {r['metrics'].get('lost')}, "
         f"bad length {r['metrics'].get('bad_len', 0)}, out of order {r['metrics'].get('out_of_order', 0)}"
+        + (
+            "; the sink made no progress for 2 s before it was stopped (lost or late; "
+            "the run's log tails are under `evidence` in the JSON)"
+            if r["metrics"].get("drain") == "stalled"
+            else ""
+        )
         for r in res["runs"]
         if r.get("metrics")
         and (
