@@ -105,6 +105,9 @@ async def test_connection_middleware_wraps_each_connections_life(aio_zipper, aio
         await src.write_with_target(IN, b"hi", "alice")
         await sink.wait_async(1)
     await wait_until_async(lambda: ("outer", "end", "src") in events, "the source's end")
+    # The sink is routed to from its handshake on; its middleware starts once its
+    # acknowledgement is delivered (up to 0.5 s), which under load can be after all that.
+    await wait_until_async(lambda: ("inner", "start", "sink") in events, "the sink's start")
     by_name = {
         n: [(label, what) for label, what, name in events if name == n] for n in ("sink", "src")
     }
