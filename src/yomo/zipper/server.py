@@ -197,6 +197,7 @@ class _Client:
     __slots__ = (
         "client_id",
         "client_type",
+        "closed_by_zipper",
         "conn",
         "connected_at",
         "dropped",
@@ -228,6 +229,7 @@ class _Client:
         self.dropped = 0
         self.last_drop_log = 0.0
         self.ended: asyncio.Event | None = None  # native path, with connection middleware
+        self.closed_by_zipper = False  # close() was called (its reason is the one sent)
 
     # what hooks see of it (yomo.zipper.hooks.ClientConnection)
 
@@ -245,6 +247,7 @@ class _Client:
         return address
 
     def close(self, reason: str) -> None:
+        self.closed_by_zipper = True
         self.conn.close(reason)
 
     def describe(self) -> str:
@@ -822,6 +825,8 @@ class Zipper:
         except Exception as exc:
             self.log.error("connection middleware failed on %s: %r", client.describe(), exc)
             client.close(f"yomo: the zipper's connection middleware failed: {type(exc).__name__}")
+            return
+        if client.closed_by_zipper:  # the middleware closed it: its reason stands
             return
         if not (client.ended.is_set() if client.ended is not None else client.conn.closed):
             client.close("the zipper's connection middleware ended the connection")
