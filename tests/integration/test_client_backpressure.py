@@ -79,7 +79,10 @@ def _stalled(z: Any, src_core: Any, fn_core: Any) -> Any:
     """A condition: the zipper stopped reading the producer. The pure-Python path then
     queues the producer's frames in the zipper (past ``recv_high_water``); the native path
     leaves them to QUIC flow control, so there the function holds ``recv_high_water``
-    unread, the zipper's queue to it is over its mark and the producer has no room."""
+    unread, the producer has no room and the zipper's queue to the function is above half
+    its mark: a producer is held once that queue passes ``send_high_water`` and released
+    only below half of it, and while held the queue still drains into QUIC until the
+    function's stream window is full, so it may end anywhere above the release mark."""
 
     def check() -> bool:
         if not z.backend.startswith("native"):
@@ -92,7 +95,7 @@ def _stalled(z: Any, src_core: Any, fn_core: Any) -> Any:
             and fn is not None
             and not src.has_room
             and fn.recv_backlog >= BUFFERS["recv_high_water"]
-            and slow.send_backlog > BUFFERS["send_high_water"]
+            and slow.send_backlog > BUFFERS["send_high_water"] // 2
         )
 
     return check
