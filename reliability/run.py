@@ -247,6 +247,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--only", nargs="*", default=[], help="scenario names")
     parser.add_argument(
+        "--workdir", default=None, help="keep every process's log here (default: a temp dir)"
+    )
+    parser.add_argument(
         "--publish", action="store_true", help="write results/latest.json and the doc"
     )
     args = parser.parse_args(argv)
@@ -268,8 +271,9 @@ def main(argv: list[str] | None = None) -> int:
         "paths": {},
     }
     with tempfile.TemporaryDirectory(prefix="yomo-rel-") as tmp:
+        work = Path(args.workdir).resolve() if args.workdir else Path(tmp)
         for path in paths:
-            run["paths"][path] = run_path(path, args, Path(tmp))
+            run["paths"][path] = run_path(path, args, work)
     run["seconds"] = time.time() - started
     OUT.mkdir(exist_ok=True)
     out = OUT / f"rel-{time.strftime('%Y%m%d-%H%M%S')}.json"

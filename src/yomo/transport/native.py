@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import socket
 from collections import deque
@@ -431,6 +432,22 @@ async def dial(
     return conn
 
 
+def _check_recv_buffer(sizes: tuple[int, int]) -> None:
+    """Warn (as quic-go does) when the kernel granted the zipper's UDP socket less
+    receive buffer than asked: bursts of datagrams may then be dropped."""
+    got, wanted = sizes
+    if got < wanted:  # Linux reports twice what was set; the ask is the floor
+        logging.getLogger("yomo.transport").warning(
+            "yomo: the zipper's UDP receive buffer is %d KiB (wanted %d KiB): a burst such "
+            "as thousands of clients closing at once may be dropped and their connections "
+            "left to the idle timeout; raise net.core.rmem_max (sysctl -w "
+            "net.core.rmem_max=%d) or run with CAP_NET_ADMIN",
+            got // 1024,
+            wanted // 1024,
+            wanted,
+        )
+
+
 class NativeServer:
     """The zipper's native data path: a listening socket, handshakes, routing, counters.
 
@@ -510,6 +527,7 @@ class NativeServer:
             wakeup.close()
             raise TransportError(f"cannot listen on {host}:{port}: {exc}") from exc
         holder.append(native)
+        _check_recv_buffer(native.recv_buffer)
         return cls(native, wakeup, tls)
 
     def accept(
