@@ -36,7 +36,11 @@ else:
     from yomo.errors import ProtocolError
     from yomo.wire import FrameDecoder, decode_frame, decode_metadata, decode_packet, encode_frame
 
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "frames.json"
+#: Go's vectors: the repository's copy, and the project's shared one where it exists.
+VECTORS = (
+    Path(__file__).resolve().parents[1] / "tests" / "data" / "go_frames.json",
+    Path(__file__).resolve().parents[2] / "shared" / "vectors" / "frames.json",
+)
 
 
 def _frames_or_error(data: bytes, chunk: int) -> tuple[list[object], bool]:
@@ -77,10 +81,16 @@ def test_one_input(data: bytes) -> None:
 
 
 def _seeds() -> list[bytes]:
-    if not VECTORS.is_file():
-        return [b"\xa9\x00", b"\xbf\x05\x01\x01\x15\x02\x00"]
-    v = json.loads(VECTORS.read_text())
-    return [bytes.fromhex(x["hex"]) for key in ("frames", "packets", "malformed") for x in v[key]]
+    seeds = [b"\xa9\x00", b"\xbf\x05\x01\x01\x15\x02\x00"]
+    for path in VECTORS:
+        if path.is_file():
+            v = json.loads(path.read_text())
+            seeds += [
+                bytes.fromhex(x["hex"])
+                for key in ("frames", "packets", "malformed")
+                for x in v.get(key, [])
+            ]
+    return seeds
 
 
 def _random_runs(runs: int) -> int:

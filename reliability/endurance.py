@@ -87,30 +87,50 @@ def soak(ctx: Ctx) -> list[dict[str, Any]]:
     ]
 
 
-def fuzz(ctx: Ctx) -> list[dict[str, Any]]:
-    runs = ctx.fuzz_runs
+def _fuzz_run(script: str, runs: int) -> tuple[subprocess.CompletedProcess[str], float, int]:
     t0 = time.time()
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "fuzz" / "fuzz_decoder.py"), f"-runs={runs}"],
+        [sys.executable, str(ROOT / "fuzz" / script), f"-runs={runs}"],
         capture_output=True,
         text=True,
         timeout=4 * 3600,
         cwd=ROOT,
     )
-    took = time.time() - t0
     out = proc.stdout + proc.stderr
     m = re.search(r"(\d+) inputs", out) or re.search(r"Done (\d+) runs", out)
-    done = int(m.group(1)) if m else 0
-    return [
-        row(
+    return proc, time.time() - t0, int(m.group(1)) if m else 0
+
+
+def fuzz(ctx: Ctx) -> list[dict[str, Any]]:
+    """The Python decoder fuzzed, and the native (Rust) decoder against it (differential)."""
+    runs = ctx.fuzz_runs
+    rows = []
+    for script, name, what in (
+        (
+            "fuzz_decoder.py",
             "decoder fuzzer",
-            f"{runs:,} inputs",
             "random and mutated bytes into every decoder entry point",
-            times={"run": round(took, 1)},
-            checks=[
-                check("no failure", proc.returncode == 0),
-                check(f"{runs:,} inputs run", done >= runs),
-            ],
-            notes=out.strip().splitlines()[-1][:200] if out.strip() else "",
+        ),
+        (
+            "fuzz_native.py",
+            "native decoder fuzzer (differential)",
+            "random bytes and mutated frames/metadata into the Rust reader and the Python "
+            "decoder: same accept/reject, fields and close reason",
+        ),
+    ):
+        proc, took, done = _fuzz_run(script, runs)
+        out = (proc.stdout + proc.stderr).strip()
+        rows.append(
+            row(
+                name,
+                f"{runs:,} inputs",
+                what,
+                times={"run": round(took, 1)},
+                checks=[
+                    check("no failure", proc.returncode == 0),
+                    check(f"{runs:,} inputs run", done >= runs),
+                ],
+                notes=" | ".join(out.splitlines()[-2:])[:300] if out else "",
+            )
         )
-    ]
+    return rows

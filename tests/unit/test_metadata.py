@@ -90,6 +90,10 @@ def test_metadata_is_opaque_to_the_frame_codec() -> None:
         (msgpack.packb({"k": b"\xff"}, use_bin_type=True), "strings to strings"),
         (b"\x81\xa1k\xa1\xff", "not valid UTF-8"),
         (b"\x91" * 100_000, "not valid MessagePack"),  # deeply nested arrays
+        # a repeated key whose first value is bad: every entry is checked, as the native
+        # reader does (found by fuzz/fuzz_native.py: Python kept only the last value)
+        (bytes.fromhex("82a0c4048461656fa0a176"), "strings to strings"),
+        (b"\x82\xa1k\x01\xa1k\xa1v", "strings to strings"),
     ],
 )
 def test_bad_metadata_is_a_remote_error(raw: bytes, message: str) -> None:

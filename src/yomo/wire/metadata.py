@@ -69,7 +69,11 @@ def decode_metadata(b: bytes | bytearray | memoryview) -> dict[str, str]:
     if not len(b):
         return {}
     try:
-        value = msgpack.unpackb(b, raw=False, strict_map_key=False, use_list=False)
+        # maps as lists of pairs (arrays stay tuples): every entry is checked, also one
+        # that a repeated key overrides, as the native reader does (metadata.rs)
+        value = msgpack.unpackb(
+            b, raw=False, strict_map_key=False, use_list=False, object_pairs_hook=list
+        )
     except UnicodeDecodeError as exc:
         raise RemoteProtocolError(
             f"metadata holds a string that is not valid UTF-8: {exc.reason}"
@@ -82,12 +86,12 @@ def decode_metadata(b: bytes | bytearray | memoryview) -> dict[str, str]:
         raise RemoteProtocolError(f"metadata is not valid MessagePack: {exc}") from None
     if value is None:
         return {}
-    if not isinstance(value, dict):
+    if type(value) is not list:
         raise RemoteProtocolError(
             f"metadata must be a MessagePack map of strings, got {type(value).__name__}"
         )
     out: dict[str, str] = {}
-    for k, v in value.items():
+    for k, v in value:
         key = _text(k)
         val = _text(v)
         if key is None or val is None:
