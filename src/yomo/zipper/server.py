@@ -1,40 +1,28 @@
-"""The zipper: accepts sources and stream functions, authenticates them, routes frames.
+"""The zipper: its lifecycle and the API its users and tools see.
 
-Go: core/server.go. Each connection gets a task that reads its frames; a
-DataFrame is routed to every stream function observing its tag (and wanted
-target), then handed to the mesh forwarders unless it came from a mesh peer.
+Go: core/server.go. A ``Zipper`` listens (on the native data path, or the
+pure-Python one when hooks must see every frame), admits each connection
+(``admission``: handshake, auth, registration), serves it (``routing``: its
+frames to the stream functions observing their tags, then to the mesh), and
+reports (``stats()``, ``connections()``, the monitor, the log). Its mesh links,
+the AI bridge and the monitor start and stop with it.
 
-Slow consumers: with the default ``"block"`` policy nothing is dropped; a
-producer whose frame went to a function that is not reading waits until that
-function drains (QUIC flow control slows it in turn), while producers and
-functions not involved keep flowing. With ``"drop"`` a frame for a function
-whose unsent backlog is over ``drop_threshold`` is dropped, counted and logged.
+Why this module is over ~400 lines: it is the one class users construct and call
+(``yomo.aio.Zipper``, behind ``yomo.Zipper``): its constructor documents every
+option, and start/stop, the native path's event batch, stats and connection
+listings are each short; the policy they apply lives in the modules beside it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
-import itertools
 import logging
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from types import MappingProxyType
 from typing import Any, Literal
 
-from yomo.ai import FUNCTION_CALL_TAG, FunctionCallError, FunctionDefinition
-from yomo.errors import (
-    ConfigError,
-    ConnectionClosedError,
-    ConnectToError,
-    ProtocolError,
-    RejectedError,
-    RemoteProtocolError,
-    StateError,
-    TimeoutError,
-)
-from yomo.session.handshake import DEFAULT_HANDSHAKE_TIMEOUT, ZipperHandshake
+from yomo.errors import ConfigError, ConnectionClosedError, StateError, TimeoutError
+from yomo.session.handshake import DEFAULT_HANDSHAKE_TIMEOUT
 from yomo.transport import (
     DEFAULT_ZIPPER_SETTINGS,
     Listener,
@@ -45,37 +33,20 @@ from yomo.transport import (
 from yomo.transport.connection import Connection
 from yomo.transport.native import NativeServer
 from yomo.transport.settings import wants_native
-from yomo.wire import (
-    RESERVED_TAG_MAX,
-    RESERVED_TAG_MIN,
-    ClientType,
-    ConnectToFrame,
-    DataFrame,
-    Frame,
-    GoawayFrame,
-    HandshakeAckFrame,
-    HandshakeFrame,
-    RejectedFrame,
-    decode_frame,
-    decode_metadata,
-    encode_data_frame,
-    encode_metadata,
-)
+from yomo.wire import GoawayFrame, HandshakeAckFrame, encode_data_frame, encode_metadata
 from yomo.wire import metadata as md_keys
 
+from .admission import Admission
 from .auth import (
     DEFAULT_AUTH_FAILURES_PER_SECOND,
     AuthBrake,
     Authenticator,
-    AuthFailed,
-    authenticate,
     authenticator_for,
 )
 from .config import MeshPeer, ZipperConfig
 from .functions import (
     MESH_ANNOUNCE_INTERVAL,
     MESH_FUNCTIONS_TAG,
-    DuplicateFunctionError,
     FunctionRegistry,
     encode_announcement,
 )
@@ -84,23 +55,21 @@ from .hooks import (
     ConnectionMiddleware,
     ConnectionRegistry,
     Connector,
-    FrameContext,
-    FrameHandler,
     FrameMiddleware,
     MetadataRouter,
     VersionNegotiator,
-    check_version,
     compose,
     default_version_negotiator,
 )
 from .memory import FrameListener
 from .mesh import Mesh
-from .router import Router, TagRouter
+from .registered import RegisteredClient, registered, registered_clients, type_name
+from .router import Router
+from .routing import RESERVED_TAG_MESSAGE, Forwarder, Routing, SlowConsumerPolicy
 from .stats import (
     DEFAULT_MAX_TAG_STATS,
     ConnectionInfo,
     StatsWatcher,
-    TagCounters,
     ZipperStats,
 )
 
@@ -113,148 +82,11 @@ __all__ = [
     "ZipperState",
 ]
 
-#: Go v1.22.3 closes a connection that writes a reserved tag with this text
-#: (Go: core/frame/frame.go ErrReservedTag, core/server.go RejectReservedTagMiddleware).
-RESERVED_TAG_MESSAGE = "[0xF000, 0xFFFF] is reserved; please do not write within this range"
-#: Characters of a client-chosen string (name, version, auth name) a log line shows.
-LOG_TEXT_LIMIT = 128
-#: Observed tags a log line lists before it only counts the rest.
-LOG_TAGS_LIMIT = 16
 #: A connection that frames wait for and that has been silent this long is closed.
 DEFAULT_DEAD_AFTER = 1.0
-#: Seconds between checks of a connection a producer waits for.
-DEAD_CHECK_INTERVAL = 0.25
 DEFAULT_DROP_THRESHOLD = 8 * 1024 * 1024
-SlowConsumerPolicy = Literal["block", "drop"]
 ZipperState = Literal["new", "starting", "serving", "stopping", "stopped"]
 StatsSection = Callable[[], dict[str, Any]]
-Forwarder = Callable[[int, bytes, bytes], None]
-"""Called with (tag, metadata bytes, encoded frame) for every frame that is not from a mesh peer."""
-
-_CLIENT_TYPE_NAMES = {
-    ClientType.SOURCE: "Source",
-    ClientType.UPSTREAM_ZIPPER: "UpstreamZipper",
-    ClientType.STREAM_FUNCTION: "StreamFunction",
-}
-
-
-_TAG_FIELDS = ("frames_in", "bytes_in", "frames_out", "bytes_out", "unobserved", "dropped")
-
-
-def _clip(text: str, limit: int = LOG_TEXT_LIMIT) -> str:
-    """A client-chosen string for a log line: at most ``limit`` characters, and says how long it was."""
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}...({len(text)} chars)"
-
-
-def _tags_for_log(tags: Sequence[int]) -> str:
-    shown = ", ".join(f"0x{t:x}" for t in tags[:LOG_TAGS_LIMIT])
-    more = len(tags) - LOG_TAGS_LIMIT
-    return f"{shown}, ... ({len(tags)} tags)" if more > 0 else shown
-
-
-def _type_name(client_type: int) -> str:
-    name = _CLIENT_TYPE_NAMES.get(client_type)  # type: ignore[call-overload]
-    return str(name) if name is not None else f"Unknown(0x{client_type:02x})"
-
-
-class _NativeClient:
-    """The handle of a client connection on the native data path, as the zipper's policy
-    sees it (what a FrameConnection is on the pure-Python path)."""
-
-    def __init__(self, server: NativeServer, number: int, address: tuple[str, int]) -> None:
-        self.server = server
-        self.number = number
-        self.remote_address = address
-        self.close_reason: str | None = None
-
-    def send_nowait(self, frame: Frame) -> None:
-        if not self.server.native.send_to(self.number, frame.encode()):
-            raise ConnectionClosedError("connection closed")
-
-    def close(self, reason: str = "", _tries: int = 40) -> None:
-        self.server.native.close_connection(self.number, reason)
-        # The native side registers an accepted connection a moment after accept(); a close
-        # before that is lost, so repeat it until the "closed" event has come (2 s at most).
-        if _tries and self.close_reason is None:
-            asyncio.get_running_loop().call_later(0.05, self.close, reason, _tries - 1)
-
-
-_Refusal = tuple[str, "HandshakeFrame | None", str, "str | None"]
-"""Why a handshake is refused: (message to the client, its frame, reason counted, what
-the log says instead of the message, or None for the message itself, "" for nothing)."""
-
-_AnyConnection = Any
-"""A FrameConnection (pure-Python path) or a _NativeClient (native path)."""
-
-
-class _Client:
-    """A registered client of this zipper (a source, a stream function or an upstream
-    zipper's mesh link): identity from its handshake and its counters. Not a mesh peer,
-    which is a zipper this one dials (``yomo.zipper.mesh``)."""
-
-    __slots__ = (
-        "client_id",
-        "client_type",
-        "closed_by_zipper",
-        "conn",
-        "connected_at",
-        "dropped",
-        "ended",
-        "frames_in",
-        "frames_out",
-        "last_drop_log",
-        "merge",
-        "name",
-        "number",
-        "tags",
-        "wanted_target",
-    )
-
-    def __init__(
-        self, number: int, hf: HandshakeFrame, merge: dict[str, str], conn: _AnyConnection
-    ) -> None:
-        self.number = number
-        self.name = hf.name
-        self.client_id = hf.id
-        self.client_type = hf.client_type
-        self.tags = tuple(hf.observe_data_tags)
-        self.wanted_target = hf.wanted_target
-        self.merge = merge
-        self.conn = conn
-        self.connected_at = time.time()
-        self.frames_in = 0
-        self.frames_out = 0
-        self.dropped = 0
-        self.last_drop_log = 0.0
-        self.ended: asyncio.Event | None = None  # native path, with connection middleware
-        self.closed_by_zipper = False  # close() was called (its reason is the one sent)
-
-    # what hooks see of it (yomo.zipper.hooks.ClientConnection)
-
-    @property
-    def observe_data_tags(self) -> tuple[int, ...]:
-        return self.tags
-
-    @property
-    def metadata(self) -> Mapping[str, str]:
-        return MappingProxyType(self.merge)
-
-    @property
-    def remote_address(self) -> tuple[str, int]:
-        address: tuple[str, int] = self.conn.remote_address
-        return address
-
-    def close(self, reason: str) -> None:
-        self.closed_by_zipper = True
-        self.conn.close(reason)
-
-    def describe(self) -> str:
-        return (
-            f"{_type_name(self.client_type)} {_clip(self.name)!r} "
-            f"(id {_clip(self.client_id)}, #{self.number})"
-        )
 
 
 class Zipper:
@@ -310,7 +142,7 @@ class Zipper:
         dead_after: float = DEFAULT_DEAD_AFTER,
         mesh: Iterable[MeshPeer] = (),
         mesh_options: Mapping[str, Any] | None = None,
-        router: Router[_Client] | MetadataRouter | None = None,
+        router: Router[RegisteredClient] | MetadataRouter | None = None,
         connection_middleware: Sequence[ConnectionMiddleware] = (),
         frame_middleware: Sequence[FrameMiddleware] = (),
         version_negotiator: VersionNegotiator | None = None,
@@ -342,10 +174,7 @@ class Zipper:
         self.slow_consumer: SlowConsumerPolicy = slow_consumer
         self.drop_threshold = drop_threshold
         self.handshake_timeout = handshake_timeout
-        self._auth_brake = AuthBrake(auth_failures_per_second)
         self.dead_after = dead_after
-        self._last_throttle_log = 0.0
-        self._throttled_since_log = 0
         self.mesh_peers = tuple(mesh)
         self.mesh_options = dict(mesh_options or {})
         self.log = logger or logging.getLogger("yomo.zipper")
@@ -353,26 +182,14 @@ class Zipper:
         self.monitor_address: tuple[str, int] | None = monitor
         """Where the monitor listens: as asked before ``start``, the bound address after."""
         self.state: ZipperState = "new"
-        self._metadata_router: MetadataRouter | None = None
-        self._router: Router[_Client] = TagRouter()
-        if isinstance(router, MetadataRouter):
-            self._metadata_router = router
-        elif router is not None:
-            self._router = router
         self._connector: Connector = connector if connector is not None else ConnectionRegistry()
-        self._negotiate = version_negotiator or default_version_negotiator
         self._connection_middleware = tuple(connection_middleware)
-        self._frame_middleware = tuple(frame_middleware)
-        route: FrameHandler = self._route_context
-        self._frame_handler = compose(route, self._frame_middleware)
         self._listeners = tuple(listeners)
         self.python_frames = router is not None or bool(frame_middleware or listeners)
         """True when hooks need Python to see every frame (a custom router, frame
         middleware, extra listeners): the zipper then serves on the pure-Python path."""
-        self._numbers = itertools.count(1)
         self._listener: Listener | NativeServer | None = None
         self._stopped = asyncio.Event()
-        self._forwarders: list[Forwarder] = []
         self._stats = ZipperStats(max_tags=max_tag_stats)
         self._stats_sections: dict[str, StatsSection] = {}
         self._monitor: Any = None
@@ -388,6 +205,28 @@ class Zipper:
         """Seconds between announcements of this zipper's LLM functions to mesh peers."""
         self._bridge: Any = None
         self._native: NativeServer | None = None
+        self._admission = Admission(
+            stats=self._stats,
+            log=self.log,
+            connector=self._connector,
+            negotiate=version_negotiator or default_version_negotiator,
+            authenticators=self.authenticators,
+            auth_brake=AuthBrake(auth_failures_per_second),
+            functions=self.functions,
+            handshake_timeout=handshake_timeout,
+            max_frame_size=self.quic.max_frame_size,
+        )
+        self._routing = Routing(
+            stats=self._stats,
+            log=self.log,
+            connector=self._connector,
+            router=router,
+            frame_middleware=frame_middleware,
+            slow_consumer=slow_consumer,
+            drop_threshold=drop_threshold,
+            dead_after=dead_after,
+        )
+        self._forwarders = self._routing.forwarders
 
     @classmethod
     def from_config(cls, config: ZipperConfig, **options: Any) -> Zipper:
@@ -593,52 +432,27 @@ class Zipper:
 
     def connections(self) -> list[ConnectionInfo]:
         """The registered connections."""
-        if self._native is not None:
-            return self._native_connections(self._native)
-        return [
-            ConnectionInfo(
-                number=p.number,
-                name=p.name,
-                client_id=p.client_id,
-                client_type=_type_name(p.client_type),
-                observed_tags=p.tags,
-                wanted_target=p.wanted_target,
-                remote_address=p.conn.remote_address,
-                frames_in=p.frames_in,
-                frames_out=p.frames_out,
-                dropped=p.dropped,
-                send_backlog=p.conn.send_backlog,
-                recv_backlog=p.conn.recv_backlog,
-                connected_at=p.connected_at,
-            )
-            for p in self._all_clients()
-        ]
-
-    def _native_connections(self, server: NativeServer) -> list[ConnectionInfo]:
-        counters = server.native.connections()
+        if self._native is None:
+            return [
+                p.info(
+                    p.conn.remote_address,
+                    (
+                        p.frames_in,
+                        p.frames_out,
+                        p.dropped,
+                        p.conn.send_backlog,
+                        p.conn.recv_backlog,
+                    ),
+                )
+                for p in self._all_clients()
+            ]
+        counters = self._native.native.connections()
         out = []
         for p in self._all_clients():
             row = counters.get(p.number)
-            if row is None:  # closed; its "closed" event is on its way
-                continue
-            frames_in, frames_out, dropped, send_backlog, recv_backlog, address = row
-            out.append(
-                ConnectionInfo(
-                    number=p.number,
-                    name=p.name,
-                    client_id=p.client_id,
-                    client_type=_type_name(p.client_type),
-                    observed_tags=p.tags,
-                    wanted_target=p.wanted_target,
-                    remote_address=(address[0], address[1]),
-                    frames_in=frames_in,
-                    frames_out=frames_out,
-                    dropped=dropped,
-                    send_backlog=send_backlog,
-                    recv_backlog=recv_backlog,
-                    connected_at=p.connected_at,
-                )
-            )
+            if row is not None:  # else closed; its "closed" event is on its way
+                address = row[5]
+                out.append(p.info((address[0], address[1]), tuple(row[:5])))
         return out
 
     def goaway(self, who: str | int, message: str = "goaway") -> int:
@@ -677,7 +491,7 @@ class Zipper:
         """
         by_type: dict[str, int] = {}
         for client in self._all_clients():
-            key = _type_name(client.client_type)
+            key = type_name(client.client_type)
             by_type[key] = by_type.get(key, 0) + 1
         result: dict[str, Any] = {
             "name": self.name,
@@ -696,26 +510,10 @@ class Zipper:
         return result
 
     def _counters(self) -> ZipperStats:
-        """The counters: the handshake's, plus on the native path the data path's own
-        (read on demand from plain integers; the same per-tag bound applies)."""
+        """The counters: the handshake's, plus on the native path the data path's own."""
         if self._native is None:
             return self._stats
-        own = self._stats
-        native = self._native.native.stats()
-        merged = ZipperStats(max_tags=own.max_tags, started=own.started)
-        merged.handshakes = own.handshakes
-        merged.dead_connections = own.dead_connections
-        merged.rejections = own.rejections + native["rejections"]
-        merged.rejections_by_reason = dict(own.rejections_by_reason)
-        merged.rejections_by_reason["handshake_timeout"] += native["rejections"]
-        merged.protocol_errors = own.protocol_errors + native["protocol_errors"]
-        merged.drops = native["drops"]
-        merged.unobserved = native["unobserved"]
-        for tag, row in sorted(native["tags"].items()):
-            counters = merged.tag(tag)
-            for name, value in zip(_TAG_FIELDS, row, strict=True):
-                setattr(counters, name, getattr(counters, name) + value)
-        return merged
+        return self._stats.with_native(self._native.native.stats())
 
     async def _announce_functions(self) -> None:
         """Tell mesh peers which LLM functions are connected here, now and then and on change.
@@ -753,12 +551,11 @@ class Zipper:
 
     # -- one connection ----------------------------------------------------
 
-    def _client(self, number: int) -> _Client | None:
-        client = self._connector.get(number)
-        return client if isinstance(client, _Client) else None
+    def _client(self, number: int) -> RegisteredClient | None:
+        return registered(self._connector, number)
 
-    def _all_clients(self) -> list[_Client]:
-        return [p for p in self._connector.find(_everyone) if isinstance(p, _Client)]
+    def _all_clients(self) -> list[RegisteredClient]:
+        return registered_clients(self._connector)
 
     async def _accept(self, listener: FrameListener) -> None:
         """Serve what an extra listener accepts, like QUIC connections (Go: Serve's loop)."""
@@ -789,13 +586,8 @@ class Zipper:
         cap = self.quic.max_connections
         if len(self._connections) >= cap:
             # Python decides who may connect; a data path that refuses earlier never gets here.
-            self._stats.reject("max_connections")
-            refused = self._stats.rejections_by_reason["max_connections"]
             message = f"yomo: the zipper is full ({cap} connections, max_connections)"
-            if refused == 1 or refused % 1000 == 0:
-                self.log.warning(
-                    "refused %s: %s (%d refused so far)", conn.remote_address, message, refused
-                )
+            self._admission.refused_full(conn.remote_address, message)
             conn.close(message)
             return
         self._connections.add(conn)
@@ -804,13 +596,13 @@ class Zipper:
             if client is None:
                 return
             try:
-                await self._serve(client, lambda _: self._read_loop(client))
+                await self._serve(client, lambda _: self._routing.read_loop(client))
             finally:
                 self._unregister(client)
         finally:
             self._connections.discard(conn)
 
-    async def _serve(self, client: _Client, innermost: ConnectionHandler) -> None:
+    async def _serve(self, client: RegisteredClient, innermost: ConnectionHandler) -> None:
         """The connection middleware around ``innermost`` (Go: connHandler). A middleware
         that ends without serving the connection, or raises, ends the connection."""
         if not self._connection_middleware:
@@ -831,198 +623,18 @@ class Zipper:
         if not (client.ended.is_set() if client.ended is not None else client.conn.closed):
             client.close("the zipper's connection middleware ended the connection")
 
-    def _log_rejection(
-        self,
-        message: str,
-        hf: HandshakeFrame | None,
-        address: tuple[str, int],
-        reason: str,
-        logged: str | None = None,
-    ) -> None:
-        """Count a refusal; the log says ``logged`` (no secrets, client strings clipped;
-        ``""``: not logged, e.g. the auth brake's refusals, summed up once a second)."""
-        self._stats.reject(reason)
-        if logged == "":
-            return
-        who = (
-            f"{_type_name(hf.client_type)} {_clip(hf.name)!r} (id {_clip(hf.id)})"
-            if hf
-            else "client"
-        )
-        text = _clip(logged if logged is not None else message, 2 * LOG_TEXT_LIMIT)
-        if reason == "redirect":
-            self.log.info("redirected %s from %s to %s", who, address, text)
-        else:
-            self.log.warning("rejected %s from %s: %s", who, address, text)
-
-    async def _reject(
-        self,
-        conn: Connection,
-        message: str,
-        hf: HandshakeFrame | None,
-        reason: str,
-        logged: str | None = None,
-    ) -> None:
-        """Send ``message`` in a RejectedFrame, then close."""
-        self._log_rejection(message, hf, conn.remote_address, reason, logged)
-        with contextlib.suppress(ConnectionClosedError):  # gone already: nothing to tell
-            conn.send_nowait(_refusal(message, reason))
-            await _flush(conn)
-        conn.close(message)
-
-    def _admit(self, first: Frame, conn: _AnyConnection) -> _Client | _Refusal:
-        """The handshake policy, on either data path: a registration, or why not.
-
-        Go: core/server.go handshake (version, auth, client type, LLM function
-        registration, wanted target). The caller registers the returned client (its LLM
-        function, if any, is registered already), or rejects with the message (the last
-        item is the reason counted in ``rejections_by_reason``).
-        """
-        # Go: core/server.go RejectReservedTagMiddleware applies to data frames once
-        # connected; the handshake needs the auth brake, the clipped log and no secret.
-        try:
-            hf = ZipperHandshake().receive(first)
-        except RemoteProtocolError as exc:
-            return exc.message, None, "unexpected_frame", None
-        try:  # Go: versionNegotiateFunc, which may answer ConnectTo
-            check_version(self._negotiate, hf.version)
-        except ConnectToError as exc:
-            return exc.endpoint, hf, "redirect", None
-        except RejectedError as exc:  # clipped in the log: the version is the client's
-            return exc.reason, hf, "version", None
-        merge = self._authenticate(conn.remote_address, hf)
-        if isinstance(merge, tuple):
-            return merge
-        if hf.client_type not in _CLIENT_TYPE_NAMES:
-            return f"unknown client type 0x{hf.client_type:02x}", hf, "client_type", None
-        definition: FunctionDefinition | None = None
-        if hf.client_type == ClientType.STREAM_FUNCTION and hf.function_definition:
-            try:
-                definition = FunctionDefinition.from_bytes(hf.function_definition)
-            except FunctionCallError as exc:
-                return exc.message, hf, "function_definition", None
-            # Go: core/server.go tryUseFunctionNameAsTarget: an LLM function gets tool
-            # calls on 0xE002, targeted at its name.
-            hf = dataclasses.replace(
-                hf,
-                wanted_target=hf.name,
-                observe_data_tags=(*hf.observe_data_tags, FUNCTION_CALL_TAG),
-            )
-        if hf.wanted_target:
-            merge[md_keys.WANTED_TARGET] = hf.wanted_target
-        client = _Client(next(self._numbers), hf, merge, conn)
-        refusal = self._store(client, hf)
-        if refusal is not None:
-            return refusal
-        if definition is not None:
-            try:
-                self.functions.register(client.number, definition)
-            except DuplicateFunctionError as exc:
-                self._connector.remove(client.number)
-                return exc.message, hf, "duplicate_function", None
-            self.log.info("registered LLM function %r (%s)", definition.name, client.describe())
-        return client
-
-    def _authenticate(
-        self, address: tuple[str, int], hf: HandshakeFrame
-    ) -> dict[str, str] | _Refusal:
-        """The connection's metadata from its credential, or the refusal.
-
-        Per source address the auth brake allows ``auth_failures_per_second`` failed
-        checks; past that the handshake is refused unchecked, counted, and logged at
-        most once a second. The presented credential is never logged.
-        """
-        if not self.authenticators:
-            return {}
-        host = address[0]
-        now = time.monotonic()
-        brake = self._auth_brake
-        if not brake.allows(host, now):
-            self._throttled_since_log += 1
-            wait = brake.retry_after(host, now)
-            message = (
-                f"yomo: too many failed authentication attempts from {host}; retry in {wait:.1f} s"
-            )
-            if now - self._last_throttle_log >= 1.0:
-                self._last_throttle_log = now
-                self.log.warning(
-                    "auth brake: refused %d handshake(s) unchecked in the last second "
-                    "(latest from %s; %g failures/s allowed per address)",
-                    self._throttled_since_log,
-                    host,
-                    brake.rate,
-                )
-                self._throttled_since_log = 0
-            return message, hf, "auth_throttled", ""
-        try:
-            return dict(authenticate(self.authenticators, hf.auth_name, hf.auth_payload))
-        except AuthFailed as exc:
-            brake.failed(host, now)
-            return exc.message, hf, "auth", exc.logged
-
-    def _store(self, client: _Client, hf: HandshakeFrame) -> _Refusal | None:
-        """Go: core/server.go createConnection (connector.Store); it may refuse or redirect."""
-        try:
-            self._connector.store(client)
-        except ConnectToError as exc:
-            return exc.endpoint, hf, "redirect", None
-        except RejectedError as exc:
-            return exc.reason, hf, "connector", None
-        # Plug-in isolation: a failing connector refuses this handshake, not the zipper.
-        except Exception as exc:
-            self.log.exception("connector: cannot store %s", client.describe())
-            return f"the zipper cannot register the connection: {exc!r}", hf, "connector", None
-        return None
-
-    def _log_connected(self, client: _Client, address: tuple[str, int]) -> None:
-        tags = _tags_for_log(client.tags)
-        self.log.info(
-            "connected: %s from %s%s",
-            client.describe(),
-            address,
-            f", observes [{tags}]" if tags else "",
-        )
-
-    async def _handshake(self, conn: Connection) -> _Client | None:
-        try:
-            first = await asyncio.wait_for(conn.read_frame(), self.handshake_timeout)
-        except asyncio.TimeoutError:
-            self._stats.reject("handshake_timeout")
-            message = f"handshake timeout: no HandshakeFrame within {self.handshake_timeout:g} s"
-            self.log.warning("closed %s: %s", conn.remote_address, message)
-            conn.close(message)
+    async def _handshake(self, conn: Connection) -> RegisteredClient | None:
+        """Admit ``conn`` (``yomo.zipper.admission``), route to it, acknowledge it."""
+        client = await self._admission.handshake(conn, self._stopped.is_set)
+        if client is None:
             return None
-        except ProtocolError as exc:
-            self._stats.protocol_errors += 1
-            self.log.warning("closed %s: %s", conn.remote_address, _clip(exc.message, 256))
-            conn.close(exc.message)
-            return None
-        except ConnectionClosedError as exc:
-            if not self._stopped.is_set():
-                # the client went away, or ended its stream, before a whole HandshakeFrame
-                self._stats.protocol_errors += 1
-                self.log.info(
-                    "closed %s before its handshake: %s", conn.remote_address, _clip(exc.reason)
-                )
-            conn.close(f"closed before the handshake: {exc.reason}")
-            return None
-        admitted = self._admit(first, conn)
-        if isinstance(admitted, tuple):
-            await self._reject(conn, *admitted)
-            return None
-        client = admitted
-        if client.client_type == ClientType.STREAM_FUNCTION:
-            if self._metadata_router is not None:
-                self._metadata_router.add(client)
-            else:
-                self._router.add(client.number, client.tags, client.wanted_target, client)
+        self._routing.add(client)
         try:
             conn.send_nowait(HandshakeAckFrame())
         except ConnectionClosedError:
             self._unregister(client)
             return None
-        self._stats.handshakes += 1
-        self._log_connected(client, conn.remote_address)
+        self._admission.connected(client, conn.remote_address)
         return client
 
     # -- the native data path ----------------------------------------------
@@ -1046,7 +658,7 @@ class Zipper:
                         self.log.warning("closed %s: %s", client.describe(), reason)
                     self._unregister(client)
             elif kind == "refused":
-                self._native_refused(tuple(event[1]), event[2], event[3])
+                self._admission.native_refused(tuple(event[1]), event[2], event[3])
             elif kind == "dead":
                 _, number, silent, backlog = event
                 client = self._client(number)
@@ -1069,41 +681,13 @@ class Zipper:
                     backlog,
                 )
 
-    def _native_refused(self, address: tuple[str, int], why: str, reason: str) -> None:
-        """A connection the native path closed before registering it: log (and count) it
-        as the pure-Python path does."""
-        if why == "full":
-            self._stats.reject("max_connections")
-            refused = self._stats.rejections_by_reason["max_connections"]
-            if refused == 1 or refused % 1000 == 0:
-                self.log.warning("refused %s: %s (%d refused so far)", address, reason, refused)
-        elif why == "fin":  # counted natively, as a protocol error
-            self.log.info("closed %s before its handshake: %s", address, _clip(reason))
-        elif why == "closed":
-            self.log.debug("closed %s: %s", address, reason)
-        else:
-            self.log.warning("closed %s: %s", address, _clip(reason, 2 * LOG_TEXT_LIMIT))
-
     def _native_handshake(self, handshake_id: int, data: bytes, address: tuple[str, int]) -> None:
         server = self._native
         assert server is not None
         address = (address[0], address[1])
-        try:
-            first = decode_frame(data, max_frame_size=self.quic.max_frame_size)
-        except ProtocolError as exc:
-            self._stats.protocol_errors += 1
-            self.log.warning("closed %s: %s", address, exc.message)
-            server.reject(handshake_id, None, exc.message)
+        client = self._admission.native_handshake(server, handshake_id, data, address)
+        if client is None:
             return
-        handle = _NativeClient(server, 0, address)
-        admitted = self._admit(first, handle)
-        if isinstance(admitted, tuple):
-            message, hf, reason, logged = admitted
-            self._log_rejection(message, hf, address, reason, logged)
-            server.reject(handshake_id, _refusal(message, reason).encode(), message)
-            return
-        client = admitted
-        handle.number = client.number
         accepted = server.accept(
             handshake_id,
             client.number,
@@ -1116,8 +700,7 @@ class Zipper:
         if not accepted:  # gone while Python decided
             self._unregister(client)
             return
-        self._stats.handshakes += 1
-        self._log_connected(client, address)
+        self._admission.connected(client, address)
         if self._connection_middleware:  # the native path serves it; Python waits for its end
             ended = client.ended = asyncio.Event()
 
@@ -1128,218 +711,14 @@ class Zipper:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    def _unregister(self, client: _Client) -> None:
+    def _unregister(self, client: RegisteredClient) -> None:
         if self._connector.get(client.number) is None:
             return
         self._connector.remove(client.number)
         if client.ended is not None:
             client.ended.set()
-        if self._metadata_router is not None:
-            self._metadata_router.remove(client.number)
-        else:
-            self._router.remove(client.number)
+        self._routing.remove(client.number)
         if self.functions.unregister(client.number) is not None:
             self.log.info("unregistered LLM function of %s", client.describe())
         reason = client.conn.close_reason or "closed"
         self.log.info("disconnected: %s: %s", client.describe(), reason)
-
-    async def _read_loop(self, client: _Client) -> None:
-        conn = client.conn
-        read = conn.read_frame
-        route = self._route
-        reserved_min, reserved_max = RESERVED_TAG_MIN, RESERVED_TAG_MAX
-        while True:
-            try:
-                frame = await read()
-            except ConnectionClosedError:
-                return
-            except ProtocolError as exc:
-                self._stats.protocol_errors += 1
-                self.log.warning("closed %s: %s", client.describe(), _clip(exc.message, 256))
-                conn.close(exc.message)
-                return
-            if type(frame) is not DataFrame or reserved_min <= frame.tag <= reserved_max:
-                # Go: core/server.go RejectReservedTagMiddleware closes with ErrReservedTag's text.
-                message = (
-                    RESERVED_TAG_MESSAGE
-                    if type(frame) is DataFrame
-                    else f"unexpected frame from client: {type(frame).__name__}"
-                )
-                self._stats.protocol_errors += 1
-                self.log.warning("closed %s: %s", client.describe(), message)
-                conn.close(message)
-                return
-            try:
-                waits = route(client, frame)
-            except ProtocolError as exc:
-                self._stats.protocol_errors += 1
-                self.log.warning("closed %s: %s", client.describe(), exc.message)
-                conn.close(exc.message)
-                return
-            if waits:
-                for dest in waits:
-                    await self._wait_for(dest)
-
-    async def _wait_for(self, dest: _Client) -> None:
-        """Hold the producer until ``dest`` drains; close ``dest`` if it stopped answering.
-
-        A function whose process died leaves its connection open until the idle
-        timeout (5 s), holding every producer that feeds it; one that has not
-        answered for ``dead_after`` s while frames wait for it is closed at once.
-        """
-        conn = dest.conn
-        loop = asyncio.get_running_loop()
-        while True:
-            asked = loop.time()
-            try:
-                await conn.drain(DEAD_CHECK_INTERVAL)
-                return
-            except ConnectionClosedError:
-                return
-            except TimeoutError:
-                silent_for = getattr(conn, "silent_for", None)
-                if silent_for is None:
-                    continue
-                if loop.time() - asked > DEAD_CHECK_INTERVAL + 0.1:
-                    conn.heard_now()  # this loop was busy: datagrams may wait unread
-                elif silent_for() > self.dead_after:
-                    unacked = conn.unacknowledged()
-                    message = f"not answering for {self.dead_after:g} s"
-                    self.log.warning(
-                        "closed %s: %s; %d bytes routed to it were not acknowledged and are lost",
-                        dest.describe(),
-                        message,
-                        unacked,
-                    )
-                    self._stats.dead_connections += 1
-                    conn.close(message)
-                    return
-
-    def _route(self, client: _Client, frame: DataFrame) -> list[_Client] | None:
-        """Route one frame; returns the destinations the producer must wait for.
-
-        The one place frames are routed on the pure-Python path: with frame middleware or
-        a metadata router the frame goes through them (``_route_context``) first.
-        """
-        tag = frame.tag
-        payload = frame.payload
-        client.frames_in += 1
-        counters = self._stats.tag(tag)
-        counters.frames_in += 1
-        counters.bytes_in += len(payload)
-        raw_md = frame.metadata
-        md = decode_metadata(raw_md)
-        if client.merge:
-            for key, value in client.merge.items():
-                if value:
-                    md[key] = value
-                else:
-                    md.pop(key, None)
-            raw_md = encode_metadata(md)
-        if self._frame_middleware or self._metadata_router is not None:
-            ctx = FrameContext(client, tag, md, bytes(payload))
-            self._frame_handler(ctx)
-            waits: list[_Client] | None = ctx._waits
-            return waits
-        dests = self._router.route(tag, md.get(md_keys.TARGET))
-        return self._deliver(client, tag, raw_md, payload, dests, counters)
-
-    def _route_context(self, ctx: FrameContext) -> None:
-        """The innermost frame handler: route what the middleware left (Go: handleFrame)."""
-        client = ctx.connection
-        assert isinstance(client, _Client)
-        tag, md = ctx.tag, ctx.metadata
-        if self._metadata_router is not None:
-            dests = []
-            for c in self._metadata_router.route_frame(tag, md):
-                dest = self._client(c.number)
-                if dest is not None:
-                    dests.append(dest)
-        else:
-            dests = self._router.route(tag, md.get(md_keys.TARGET))
-        raw_md = encode_metadata(md)
-        ctx._waits = self._deliver(client, tag, raw_md, ctx.payload, dests, self._stats.tag(tag))
-
-    def _deliver(
-        self,
-        client: _Client,
-        tag: int,
-        raw_md: bytes,
-        payload: bytes | memoryview,
-        dests: list[_Client],
-        counters: TagCounters,
-    ) -> list[_Client] | None:
-        """Send one frame to ``dests`` and the forwarders; returns who the producer waits for."""
-        size = len(payload)
-        from_mesh = client.client_type == ClientType.UPSTREAM_ZIPPER
-        if not dests and (from_mesh or not self._forwarders):
-            counters.unobserved += 1
-            self._stats.unobserved += 1
-            if self.log.isEnabledFor(logging.DEBUG):
-                self.log.debug("no observer for tag 0x%x (%d bytes)", tag, size)
-            return None
-        encoded = encode_data_frame(tag, raw_md, bytes(payload))
-        waits: list[_Client] | None = None
-        drop = self.slow_consumer == "drop"
-        closed = 0
-        for dest in dests:
-            conn = dest.conn
-            if conn.closed:  # gone, not unregistered yet
-                closed += 1
-                continue
-            if drop and conn.send_backlog > self.drop_threshold:
-                self._count_drop(dest, tag, counters)
-                continue
-            try:
-                conn.send_nowait(encoded)
-            except ConnectionClosedError:
-                closed += 1
-                continue
-            dest.frames_out += 1
-            counters.frames_out += 1
-            counters.bytes_out += size
-            if not drop and not conn.has_room:
-                if waits is None:
-                    waits = []
-                waits.append(dest)
-        if closed == len(dests) and (from_mesh or not self._forwarders):
-            counters.unobserved += 1  # every observer just went away: nobody got it
-            self._stats.unobserved += 1
-        if not from_mesh:
-            for forward in self._forwarders:
-                forward(tag, raw_md, encoded)
-        return waits
-
-    def _count_drop(self, dest: _Client, tag: int, counters: TagCounters) -> None:
-        dest.dropped += 1
-        counters.dropped += 1
-        self._stats.drops += 1
-        now = time.monotonic()
-        self.log.debug("dropped a frame of tag 0x%x for slow %s", tag, dest.describe())
-        if now - dest.last_drop_log >= 1.0:
-            dest.last_drop_log = now
-            self.log.warning(
-                "slow consumer %s: dropping frames (%d dropped so far, backlog %d bytes)",
-                dest.describe(),
-                dest.dropped,
-                dest.conn.send_backlog,
-            )
-
-
-def _everyone(_: object) -> bool:
-    return True
-
-
-def _refusal(message: str, reason: str) -> Frame:
-    """What a refused handshake is answered with: ConnectTo for a redirect, else Rejected."""
-    if reason == "redirect":
-        return ConnectToFrame(endpoint=message)
-    return RejectedFrame(message=message)
-
-
-async def _flush(conn: Any, limit: float = 0.5) -> None:
-    """Wait (bounded) until what was queued on ``conn`` has left, so a close doesn't eat it."""
-    deadline = asyncio.get_running_loop().time() + limit
-    while conn.send_backlog > 0 and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.005)
-    await asyncio.sleep(0.02)

@@ -97,6 +97,24 @@ class ZipperStats:
             counters = self.tags[tag] = TagCounters()
         return counters
 
+    def with_native(self, native: Mapping[str, Any]) -> ZipperStats:
+        """These counters (the handshake's) plus the native data path's ``stats()``
+        (read on demand from plain integers; the same per-tag bound applies)."""
+        merged = ZipperStats(max_tags=self.max_tags, started=self.started)
+        merged.handshakes = self.handshakes
+        merged.dead_connections = self.dead_connections
+        merged.rejections = self.rejections + native["rejections"]
+        merged.rejections_by_reason = dict(self.rejections_by_reason)
+        merged.rejections_by_reason["handshake_timeout"] += native["rejections"]
+        merged.protocol_errors = self.protocol_errors + native["protocol_errors"]
+        merged.drops = native["drops"]
+        merged.unobserved = native["unobserved"]
+        for tag, row in sorted(native["tags"].items()):
+            counters = merged.tag(tag)
+            for name, value in zip(_COUNTER_NAMES, row, strict=True):
+                setattr(counters, name, getattr(counters, name) + value)
+        return merged
+
     def reject(self, reason: str) -> None:
         """Count a refused connection under one of :data:`REJECTION_REASONS`."""
         self.rejections += 1

@@ -1,0 +1,302 @@
+"""Routing on the pure-Python data path: read a client's frames, deliver them, hold producers.
+
+Go: core/server.go handleFrame / dispatchToDownstreams. Each registered client
+has a read loop; a DataFrame gets the client's merged metadata, goes through
+the frame middleware (if any) and the router, and is written to every stream
+function observing its tag (and wanted target), then handed to the forwarders
+(the mesh) unless it came from a mesh peer. Reserved tags and any other frame
+type close the writer, as Go does.
+
+Slow consumers: with the default ``"block"`` policy nothing is dropped; a
+producer whose frame went to a function that is not reading waits until that
+function drains (QUIC flow control slows it in turn), while producers and
+functions not involved keep flowing, and a function silent for ``dead_after``
+while producers wait is closed. With ``"drop"`` a frame for a function whose
+unsent backlog is over ``drop_threshold`` is dropped, counted and logged.
+The native path does all of this in Rust (``native/src/``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+from yomo.errors import ConnectionClosedError, ProtocolError, TimeoutError
+from yomo.wire import (
+    RESERVED_TAG_MAX,
+    RESERVED_TAG_MIN,
+    ClientType,
+    DataFrame,
+    decode_metadata,
+    encode_data_frame,
+    encode_metadata,
+)
+from yomo.wire import metadata as md_keys
+
+from .hooks import Connector, FrameContext, FrameHandler, FrameMiddleware, MetadataRouter, compose
+from .registered import RegisteredClient, clip, registered
+from .router import Router, TagRouter
+from .stats import TagCounters, ZipperStats
+
+__all__ = [
+    "DEAD_CHECK_INTERVAL",
+    "RESERVED_TAG_MESSAGE",
+    "Forwarder",
+    "Routing",
+    "SlowConsumerPolicy",
+]
+
+#: Go v1.22.3 closes a connection that writes a reserved tag with this text
+#: (Go: core/frame/frame.go ErrReservedTag, core/server.go RejectReservedTagMiddleware).
+RESERVED_TAG_MESSAGE = "[0xF000, 0xFFFF] is reserved; please do not write within this range"
+#: Seconds between checks of a connection a producer waits for.
+DEAD_CHECK_INTERVAL = 0.25
+
+SlowConsumerPolicy = Literal["block", "drop"]
+Forwarder = Callable[[int, bytes, bytes], None]
+"""Called with (tag, metadata bytes, encoded frame) for every frame that is not from a mesh peer."""
+
+
+class Routing:
+    """Routes, frame by frame, what registered clients write (the pure-Python data path).
+
+    Args:
+        stats: the counters frames are counted in.
+        log: the zipper's logger.
+        connector: the registry a metadata router's answers are looked up in.
+        router: a replacement router (tag and target, or the whole metadata).
+        frame_middleware: wraps the routing of each frame.
+        slow_consumer, drop_threshold, dead_after: the slow-consumer policy.
+    """
+
+    def __init__(
+        self,
+        *,
+        stats: ZipperStats,
+        log: logging.Logger,
+        connector: Connector,
+        router: Router[RegisteredClient] | MetadataRouter | None,
+        frame_middleware: Sequence[FrameMiddleware],
+        slow_consumer: SlowConsumerPolicy,
+        drop_threshold: int,
+        dead_after: float,
+    ) -> None:
+        self._stats = stats
+        self._log = log
+        self._connector = connector
+        self._metadata_router: MetadataRouter | None = None
+        self._router: Router[RegisteredClient] = TagRouter()
+        if isinstance(router, MetadataRouter):
+            self._metadata_router = router
+        elif router is not None:
+            self._router = router
+        self._frame_middleware = tuple(frame_middleware)
+        route: FrameHandler = self._route_context
+        self._frame_handler = compose(route, self._frame_middleware)
+        self._drop = slow_consumer == "drop"
+        self._drop_threshold = drop_threshold
+        self._dead_after = dead_after
+        self.forwarders: list[Forwarder] = []
+        """Called for every frame not from a mesh peer (the zipper's ``add_forwarder``)."""
+
+    def add(self, client: RegisteredClient) -> None:
+        """Route to ``client`` the tags it observes (stream functions only)."""
+        if client.client_type != ClientType.STREAM_FUNCTION:
+            return
+        if self._metadata_router is not None:
+            self._metadata_router.add(client)
+        else:
+            self._router.add(client.number, client.tags, client.wanted_target, client)
+
+    def remove(self, number: int) -> None:
+        """Forget every route to connection ``number``."""
+        if self._metadata_router is not None:
+            self._metadata_router.remove(number)
+        else:
+            self._router.remove(number)
+
+    async def read_loop(self, client: RegisteredClient) -> None:
+        """Route what ``client`` writes until its connection closes or misbehaves."""
+        conn = client.conn
+        read = conn.read_frame
+        route = self.route
+        reserved_min, reserved_max = RESERVED_TAG_MIN, RESERVED_TAG_MAX
+        while True:
+            try:
+                frame = await read()
+            except ConnectionClosedError:
+                return
+            except ProtocolError as exc:
+                self._stats.protocol_errors += 1
+                self._log.warning("closed %s: %s", client.describe(), clip(exc.message, 256))
+                conn.close(exc.message)
+                return
+            if type(frame) is not DataFrame or reserved_min <= frame.tag <= reserved_max:
+                # Go: core/server.go RejectReservedTagMiddleware closes with ErrReservedTag's text.
+                message = (
+                    RESERVED_TAG_MESSAGE
+                    if type(frame) is DataFrame
+                    else f"unexpected frame from client: {type(frame).__name__}"
+                )
+                self._stats.protocol_errors += 1
+                self._log.warning("closed %s: %s", client.describe(), message)
+                conn.close(message)
+                return
+            try:
+                waits = route(client, frame)
+            except ProtocolError as exc:
+                self._stats.protocol_errors += 1
+                self._log.warning("closed %s: %s", client.describe(), exc.message)
+                conn.close(exc.message)
+                return
+            if waits:
+                for dest in waits:
+                    await self._wait_for(dest)
+
+    async def _wait_for(self, dest: RegisteredClient) -> None:
+        """Hold the producer until ``dest`` drains; close ``dest`` if it stopped answering.
+
+        A function whose process died leaves its connection open until the idle
+        timeout (5 s), holding every producer that feeds it; one that has not
+        answered for ``dead_after`` s while frames wait for it is closed at once.
+        """
+        conn = dest.conn
+        loop = asyncio.get_running_loop()
+        while True:
+            asked = loop.time()
+            try:
+                await conn.drain(DEAD_CHECK_INTERVAL)
+                return
+            except ConnectionClosedError:
+                return
+            except TimeoutError:
+                silent_for = getattr(conn, "silent_for", None)
+                if silent_for is None:
+                    continue
+                if loop.time() - asked > DEAD_CHECK_INTERVAL + 0.1:
+                    conn.heard_now()  # this loop was busy: datagrams may wait unread
+                elif silent_for() > self._dead_after:
+                    unacked = conn.unacknowledged()
+                    message = f"not answering for {self._dead_after:g} s"
+                    self._log.warning(
+                        "closed %s: %s; %d bytes routed to it were not acknowledged and are lost",
+                        dest.describe(),
+                        message,
+                        unacked,
+                    )
+                    self._stats.dead_connections += 1
+                    conn.close(message)
+                    return
+
+    def route(self, client: RegisteredClient, frame: DataFrame) -> list[RegisteredClient] | None:
+        """Route one frame; returns the destinations the producer must wait for.
+
+        The one place frames are routed on the pure-Python path: with frame middleware or
+        a metadata router the frame goes through them (``_route_context``) first.
+        """
+        tag = frame.tag
+        payload = frame.payload
+        client.frames_in += 1
+        counters = self._stats.tag(tag)
+        counters.frames_in += 1
+        counters.bytes_in += len(payload)
+        raw_md = frame.metadata
+        md = decode_metadata(raw_md)
+        if client.merge:
+            for key, value in client.merge.items():
+                if value:
+                    md[key] = value
+                else:
+                    md.pop(key, None)
+            raw_md = encode_metadata(md)
+        if self._frame_middleware or self._metadata_router is not None:
+            ctx = FrameContext(client, tag, md, bytes(payload))
+            self._frame_handler(ctx)
+            waits: list[RegisteredClient] | None = ctx._waits
+            return waits
+        dests = self._router.route(tag, md.get(md_keys.TARGET))
+        return self._deliver(client, tag, raw_md, payload, dests, counters)
+
+    def _route_context(self, ctx: FrameContext) -> None:
+        """The innermost frame handler: route what the middleware left (Go: handleFrame)."""
+        client = ctx.connection
+        assert isinstance(client, RegisteredClient)
+        tag, md = ctx.tag, ctx.metadata
+        if self._metadata_router is not None:
+            dests = []
+            for c in self._metadata_router.route_frame(tag, md):
+                dest = registered(self._connector, c.number)
+                if dest is not None:
+                    dests.append(dest)
+        else:
+            dests = self._router.route(tag, md.get(md_keys.TARGET))
+        raw_md = encode_metadata(md)
+        ctx._waits = self._deliver(client, tag, raw_md, ctx.payload, dests, self._stats.tag(tag))
+
+    def _deliver(
+        self,
+        client: RegisteredClient,
+        tag: int,
+        raw_md: bytes,
+        payload: bytes | memoryview,
+        dests: list[RegisteredClient],
+        counters: TagCounters,
+    ) -> list[RegisteredClient] | None:
+        """Send one frame to ``dests`` and the forwarders; returns who the producer waits for."""
+        size = len(payload)
+        from_mesh = client.client_type == ClientType.UPSTREAM_ZIPPER
+        if not dests and (from_mesh or not self.forwarders):
+            counters.unobserved += 1
+            self._stats.unobserved += 1
+            if self._log.isEnabledFor(logging.DEBUG):
+                self._log.debug("no observer for tag 0x%x (%d bytes)", tag, size)
+            return None
+        encoded = encode_data_frame(tag, raw_md, bytes(payload))
+        waits: list[RegisteredClient] | None = None
+        drop = self._drop
+        closed = 0
+        for dest in dests:
+            conn = dest.conn
+            if conn.closed:  # gone, not unregistered yet
+                closed += 1
+                continue
+            if drop and conn.send_backlog > self._drop_threshold:
+                self._count_drop(dest, tag, counters)
+                continue
+            try:
+                conn.send_nowait(encoded)
+            except ConnectionClosedError:
+                closed += 1
+                continue
+            dest.frames_out += 1
+            counters.frames_out += 1
+            counters.bytes_out += size
+            if not drop and not conn.has_room:
+                if waits is None:
+                    waits = []
+                waits.append(dest)
+        if closed == len(dests) and (from_mesh or not self.forwarders):
+            counters.unobserved += 1  # every observer just went away: nobody got it
+            self._stats.unobserved += 1
+        if not from_mesh:
+            for forward in self.forwarders:
+                forward(tag, raw_md, encoded)
+        return waits
+
+    def _count_drop(self, dest: RegisteredClient, tag: int, counters: TagCounters) -> None:
+        dest.dropped += 1
+        counters.dropped += 1
+        self._stats.drops += 1
+        now = time.monotonic()
+        self._log.debug("dropped a frame of tag 0x%x for slow %s", tag, dest.describe())
+        if now - dest.last_drop_log >= 1.0:
+            dest.last_drop_log = now
+            self._log.warning(
+                "slow consumer %s: dropping frames (%d dropped so far, backlog %d bytes)",
+                dest.describe(),
+                dest.dropped,
+                dest.conn.send_backlog,
+            )
