@@ -9,10 +9,12 @@ use pyo3::prelude::*;
 
 mod acked;
 mod connection;
+mod hold;
 mod liveness;
 mod mesh;
 mod metadata;
 mod outbox;
+mod resend;
 mod router;
 mod runtime;
 mod settings;

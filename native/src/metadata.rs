@@ -78,7 +78,21 @@ pub fn entries(md: &[u8]) -> Result<Vec<(&str, &str)>, String> {
     Ok(out)
 }
 
+/// The values of `yomo-target` and of `key` (the last ones win), checking the whole map.
+pub fn target_and(md: &[u8], key: &str) -> Result<(Option<String>, Option<String>), String> {
+    let (mut target, mut other) = (None, None);
+    for (k, v) in entries(md)? {
+        if k == TARGET {
+            target = Some(v.to_string());
+        } else if k == key {
+            other = Some(v.to_string());
+        }
+    }
+    Ok((target, other))
+}
+
 /// The value of `yomo-target` (the last one wins), checking the whole map on the way.
+#[cfg(test)]
 pub fn target(md: &[u8]) -> Result<Option<String>, String> {
     Ok(entries(md)?.into_iter().rev().find(|(k, _)| *k == TARGET).map(|(_, v)| v.to_string()))
 }

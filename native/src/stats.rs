@@ -59,6 +59,16 @@ impl Stats {
         c.dropped += dropped;
     }
 
+    /// Frames counted in by `record` that were sent later (the startup hold's).
+    pub fn record_late(&self, tag: u32, size: u64, sent: u64, unobserved: u64) {
+        self.unobserved.fetch_add(unobserved, Relaxed);
+        if let Some(c) = self.tags.lock().get_mut(&tag) {
+            c.frames_out += sent;
+            c.bytes_out += sent * size;
+            c.unobserved += unobserved;
+        }
+    }
+
     pub fn tags(&self) -> Vec<(u32, TagCounters)> {
         let mut out: Vec<_> = self.tags.lock().iter().map(|(t, c)| (*t, *c)).collect();
         out.sort_by_key(|(t, _)| *t);

@@ -30,10 +30,12 @@ use tokio::sync::oneshot;
 
 use crate::{
     connection::{describe, Connection, CLOSE_CODE},
+    hold::StartupHold,
     liveness::{nudge, Hearing},
     mesh::MeshLink,
     metadata,
     outbox::{run_writer, Outbox},
+    resend::{Progress, ResendLedger, FORWARDING, RESENT},
     router::Router,
     runtime::{runtime, Waker},
     settings::{Settings, Side},
@@ -64,7 +66,7 @@ fn fin_reason(buffered: usize) -> (String, bool) {
 
 /// Python's answer to a handshake.
 enum Decision {
-    Accept { number: u64, client_type: u8, tags: Vec<u32>, target: String, merge: Vec<(String, String)>, reply: Bytes },
+    Accept { number: u64, client_id: String, client_type: u8, tags: Vec<u32>, target: String, merge: Vec<(String, String)>, reply: Bytes },
     Reject { reply: Option<Bytes>, reason: String },
 }
 
@@ -96,6 +98,8 @@ struct Peer {
     hearing: Hearing,
     /// Why the zipper closed this connection itself (reported instead of quinn's "closed").
     closed_as: Mutex<Option<String>>,
+    /// Its frames routed so far, for re-sent copies (resend.rs).
+    progress: Arc<Progress>,
 }
 
 struct Core {
@@ -112,6 +116,10 @@ struct Core {
     events: Mutex<VecDeque<Event>>,
     pending: Mutex<HashMap<u64, oneshot::Sender<Decision>>>,
     router: RwLock<Router<Peer>>,
+    /// Frames that came before any observer of their tag, just after the start (hold.rs).
+    hold: StartupHold,
+    /// Re-sent frames routed once (resend.rs).
+    resend: ResendLedger,
     peers: RwLock<HashMap<u64, Arc<Peer>>>,
     live: Mutex<HashMap<u64, quinn::Connection>>,
     links: RwLock<Vec<Arc<MeshLink>>>,
@@ -242,7 +250,7 @@ impl Core {
                 }
                 conn.close(CLOSE_CODE.into(), reason.as_bytes());
             }
-            Decision::Accept { number, client_type, tags, target, merge, reply } => {
+            Decision::Accept { number, client_id, client_type, tags, target, merge, reply } => {
                 let peer = Arc::new(Peer {
                     number,
                     client_type,
@@ -256,11 +264,19 @@ impl Core {
                     last_drop_report: Mutex::new(None),
                     hearing: Hearing::new(),
                     closed_as: Mutex::new(None),
+                    progress: self.resend.opened(&client_id),
                 });
                 peer.outbox.push(reply);
                 self.peers.write().insert(number, peer.clone());
                 if client_type == STREAM_FUNCTION {
-                    self.router.write().add(number, &tags, &target, peer.clone());
+                    let mut router = self.router.write();
+                    router.add(number, &tags, &target, peer.clone());
+                    // what reached a just-started zipper before it: first, in order
+                    for (tag, size, frame) in self.hold.take_for(&tags, &target) {
+                        let sent = peer.outbox.push(frame).is_some() as u64;
+                        peer.frames_out.fetch_add(sent, Relaxed);
+                        self.stats.record_late(tag, size, sent, 0);
+                    }
                 }
                 let writer_peer = peer.clone();
                 let writer = tokio::spawn(async move {
@@ -272,6 +288,7 @@ impl Core {
                 }
                 self.router.write().remove(number);
                 self.peers.write().remove(&number);
+                self.resend.closed(&peer.progress);
                 peer.outbox.abandon();
                 writer.abort();
                 conn.close(CLOSE_CODE.into(), reason.as_bytes());
@@ -366,26 +383,48 @@ impl Core {
             return Err(RESERVED_TAG_MESSAGE.into());
         }
         let size = view.payload.len() as u64;
-        peer.frames_in.fetch_add(1, Relaxed);
-        let (out, target) = if peer.merge.is_empty() {
-            let target = metadata::target(&frame[view.metadata.clone()])?;
+        let index = peer.frames_in.fetch_add(1, Relaxed);
+        let md = &frame[view.metadata.clone()];
+        let (target, mark) = metadata::target_and(md, RESENT)?;
+        let (out, target) = if peer.merge.is_empty() && mark.is_none() {
             (frame, target)
         } else {
-            let (md, target) = metadata::merge(&frame[view.metadata.clone()], &peer.merge)?;
+            let mut over = peer.merge.clone();
+            if mark.is_some() {
+                over.push((RESENT.to_string(), String::new())); // the mark ends here
+            }
+            let (md, target) = metadata::merge(md, &over)?;
             (y3::encode_data(tag, &md, &frame[view.payload.clone()]), target)
         };
+        // once per destination, in order, under the progress's lock (resend.rs)
+        self.resend.admit(&peer.progress, index, mark.as_deref(), |fresh| self.route_to(peer, tag, size, target, out, dests, waits, fresh));
+        Ok(())
+    }
+
+    /// Route DataFrame `out` (`size`: its payload's) to its observers and links; `fresh`
+    /// says whether a destination (a connection number, or FORWARDING) lacks it yet.
+    #[allow(clippy::too_many_arguments)]
+    fn route_to(&self, peer: &Peer, tag: u32, size: u64, target: Option<String>, out: Bytes, dests: &mut Vec<Arc<Peer>>, waits: &mut Vec<Arc<Peer>>, fresh: &mut dyn FnMut(u64) -> bool) {
         dests.clear();
-        self.router.read().route(tag, target.as_deref(), dests);
         let from_mesh = peer.client_type == UPSTREAM_ZIPPER;
         let tap = self.tap.load(Relaxed);
         let forwarding = !from_mesh && (tap || !self.links.read().is_empty());
+        let router = self.router.read();
+        router.route(tag, target.as_deref(), dests);
         if dests.is_empty() && !forwarding {
-            self.stats.record(tag, size, 0, true, 0);
-            return Ok(());
+            // held under the router's lock: a function registering now gets it (hold.rs)
+            let held = self.hold.hold(tag, target.as_deref(), &out, size);
+            drop(router);
+            self.stats.record(tag, size, 0, !held, 0);
+            return;
         }
+        drop(router);
         let mut sent = 0;
         let mut dropped = 0;
         for dest in dests.drain(..) {
+            if !fresh(dest.number) {
+                continue; // it had this frame (a re-sent copy, resend.rs)
+            }
             if self.drop_policy && dest.outbox.backlog() > self.drop_threshold {
                 dropped += 1;
                 self.count_drop(&dest);
@@ -399,7 +438,7 @@ impl Core {
                 }
             }
         }
-        if !from_mesh {
+        if forwarding && fresh(FORWARDING) {
             for link in self.links.read().iter() {
                 link.offer(&out);
             }
@@ -408,7 +447,6 @@ impl Core {
             }
         }
         self.stats.record(tag, size, sent, false, dropped);
-        Ok(())
     }
 
     fn count_drop(&self, dest: &Peer) {
@@ -504,7 +542,9 @@ impl Zipper {
     #[new]
     /// `reset_key` keys the stateless resets (kept across restarts by Python, so that
     /// clients of a restarted zipper learn at once that their connection is gone).
-    #[pyo3(signature = (host, port, settings, cert_file, key_file, ca_file, verify_peer, wake_fd, drop_policy, drop_threshold, handshake_timeout, dead_after, reset_key))]
+    /// `startup_hold` seconds after the start, frames nobody observes yet are held for
+    /// the functions that register then (at most `startup_hold_bytes`; hold.rs).
+    #[pyo3(signature = (host, port, settings, cert_file, key_file, ca_file, verify_peer, wake_fd, drop_policy, drop_threshold, handshake_timeout, dead_after, reset_key, startup_hold=0.0, startup_hold_bytes=0))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         host: String,
@@ -520,6 +560,8 @@ impl Zipper {
         handshake_timeout: f64,
         dead_after: f64,
         reset_key: &[u8],
+        startup_hold: f64,
+        startup_hold_bytes: usize,
     ) -> PyResult<Self> {
         let waker = Waker::new(wake_fd); // owns the fd from here on, even on error
         let settings = Settings::from_py(settings)?;
@@ -547,6 +589,8 @@ impl Zipper {
             events: Mutex::new(VecDeque::new()),
             pending: Mutex::new(HashMap::new()),
             router: RwLock::new(Router::default()),
+            resend: ResendLedger::default(),
+            hold: StartupHold::new(Duration::from_secs_f64(startup_hold.max(0.0)), startup_hold_bytes),
             peers: RwLock::new(HashMap::new()),
             live: Mutex::new(HashMap::new()),
             links: RwLock::new(Vec::new()),
@@ -575,6 +619,15 @@ impl Zipper {
             let _ = core.local.set(a);
         }
         *core.endpoint.lock() = Some(endpoint.clone());
+        if let Some(window) = core.hold.remaining() {
+            let held = core.clone();
+            runtime().spawn(async move {
+                tokio::time::sleep(window).await;
+                for tag in held.hold.expire() {
+                    held.stats.record_late(tag, 0, 0, 1);
+                }
+            });
+        }
         let accept = core.clone();
         runtime().spawn(async move {
             while let Some(incoming) = endpoint.accept().await {
@@ -646,11 +699,12 @@ impl Zipper {
     }
 
     /// Register handshake `id` as connection `number` and send `reply` (the ack).
-    #[pyo3(signature = (id, number, client_type, tags, wanted_target, merge, reply))]
+    /// `client_id` is the id of the handshake (`<client id>-<n>`, for re-sent frames).
+    #[pyo3(signature = (id, number, client_type, tags, wanted_target, merge, reply, client_id=String::new()))]
     #[allow(clippy::too_many_arguments)]
-    fn accept(&self, id: u64, number: u64, client_type: u8, tags: Vec<u32>, wanted_target: String, merge: Vec<(String, String)>, reply: &[u8]) -> bool {
+    fn accept(&self, id: u64, number: u64, client_type: u8, tags: Vec<u32>, wanted_target: String, merge: Vec<(String, String)>, reply: &[u8], client_id: String) -> bool {
         let Some(tx) = self.core.pending.lock().remove(&id) else { return false };
-        tx.send(Decision::Accept { number, client_type, tags, target: wanted_target, merge, reply: Bytes::copy_from_slice(reply) })
+        tx.send(Decision::Accept { number, client_id, client_type, tags, target: wanted_target, merge, reply: Bytes::copy_from_slice(reply) })
             .is_ok()
     }
 
@@ -704,6 +758,7 @@ impl Zipper {
         out.set_item("unobserved", s.unobserved.load(Relaxed))?;
         out.set_item("tags_overflow", s.tags_overflow.load(Relaxed))?;
         out.set_item("tap_dropped", self.core.tap_dropped.load(Relaxed))?;
+        out.set_item("resent_duplicates", self.core.resend.duplicates.load(Relaxed))?;
         let tags = PyDict::new(py);
         for (t, c) in s.tags() {
             let row = PyTuple::new(py, [c.frames_in, c.bytes_in, c.frames_out, c.bytes_out, c.unobserved, c.dropped])?;

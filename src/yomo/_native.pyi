@@ -70,6 +70,8 @@ class Zipper:
         handshake_timeout: float,
         dead_after: float,
         reset_key: bytes,
+        startup_hold: float = 0.0,
+        startup_hold_bytes: int = 0,
     ) -> None: ...
     @property
     def address(self) -> tuple[str, int]: ...
@@ -86,6 +88,7 @@ class Zipper:
         wanted_target: str,
         merge: list[tuple[str, str]],
         reply: bytes,
+        client_id: str = "",
     ) -> bool: ...
     def reject(self, id: int, reply: bytes | None, reason: str) -> None: ...
     def send_to(self, number: int, frame: bytes) -> bool: ...

@@ -24,6 +24,9 @@ TEST_ZIPPER_DEFAULTS: dict[str, Any] = {
     "port": 0,
     "tls": PLAIN_TLS,
     "stats_interval": 0,
+    # Go's behaviour (no observer: dropped at once) unless a test is about the hold
+    # (yomo.zipper.startup_hold): counts of unobserved frames are then immediate
+    "startup_hold": 0.0,
 }
 #: Seconds a zipper has to stop at teardown.
 STOP_TIMEOUT = 5.0

@@ -27,3 +27,30 @@ def test_bounded_in_bytes_and_counts_what_it_forgot():
     assert len(j) == 10
     assert j.untracked == 20
     assert j.unacked()[0] == b"x" * 10
+
+
+def test_resent_frames_are_marked_with_their_first_connection_and_place() -> None:
+    from yomo.wire import DataFrame, decode_frame, decode_metadata, encode_data_frame
+    from yomo.wire import encode_metadata as enc
+    from yomo.wire.resent import RESENT, parse_resent
+
+    def frame(i: int, md: dict[str, str]) -> bytes:
+        return encode_data_frame(0x10, enc({"yomo-tid": f"t{i}", **md}), b"%d" % i)
+
+    j = Journal(max_bytes=1 << 20, connection_id="cid-3")
+    sent = 0
+    for i in range(5):
+        data = frame(i, {RESENT: "cid-1/7"} if i == 4 else {})
+        sent += len(data)
+        j.add(sent, data)
+    j.trim(2 * len(frame(0, {})), now=0.0)  # the first two acknowledged
+    marks = []
+    for data in j.resend():
+        f = decode_frame(data)
+        assert isinstance(f, DataFrame)
+        md = decode_metadata(f.metadata)
+        marks.append(parse_resent(md[RESENT]))
+        assert md["yomo-tid"] == f"t{int(f.payload)}" and f.tag == 0x10
+    # places 2 and 3 of this connection; the fifth keeps the mark of its first write
+    assert marks == [("cid-3", 2), ("cid-3", 3), ("cid-1", 7)]
+    assert parse_resent("no-slash") is None and parse_resent("a/-1") is None

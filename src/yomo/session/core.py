@@ -279,7 +279,7 @@ class ClientCore:
         self._conn = conn
         self._suspect.clear()
         tracked = isinstance(conn, TrackedConnection)  # the aiopquic path cannot tell
-        self._journal = Journal(DEFAULT_JOURNAL_BYTES) if tracked else None
+        self._journal = Journal(DEFAULT_JOURNAL_BYTES, self.connection_id) if tracked else None
         for data in resend:
             self._put(conn, data)
         self._unsent = []
@@ -421,7 +421,7 @@ class ClientCore:
         if dead:
             heard = loop.time() - old.silent_for()
             maybe += journal.acked_since(heard - ACK_WINDOW)
-        return journal.unacked(), maybe
+        return journal.resend(), maybe
 
     def _report_unsent(self, taken: tuple[list[bytes], int], resent: bool = False) -> None:
         frames, maybe = taken

@@ -6,12 +6,16 @@ anything new), and what it acknowledged only just before it went silent may have
 died with it (acknowledged is not routed): the client counts those and tells its
 error handler. Offsets are stream offsets (``FrameConnection.bytes_sent`` after
 each write). Bounded: past ``max_bytes`` the oldest frames are forgotten and
-counted as untracked (they can no longer be re-sent).
+counted as untracked (they can no longer be re-sent). Re-sent frames are marked with
+the connection they were first written on and their place there
+(``yomo.wire.resent``), so a zipper that routed them already routes them only once.
 """
 
 from __future__ import annotations
 
 from collections import deque
+
+from yomo.wire.resent import mark_resent
 
 __all__ = ["DEFAULT_JOURNAL_BYTES", "Journal"]
 
@@ -22,10 +26,12 @@ DEFAULT_JOURNAL_BYTES = 8 * 1024 * 1024
 class Journal:
     """The frames of one connection that its peer has not acknowledged (yet)."""
 
-    __slots__ = ("_acked", "_frames", "bytes", "max_bytes", "untracked")
+    __slots__ = ("_acked", "_added", "_frames", "bytes", "connection_id", "max_bytes", "untracked")
 
-    def __init__(self, max_bytes: int = DEFAULT_JOURNAL_BYTES) -> None:
+    def __init__(self, max_bytes: int = DEFAULT_JOURNAL_BYTES, connection_id: str = "") -> None:
         self.max_bytes = max_bytes
+        self.connection_id = connection_id
+        self._added = 0  # frames written on the connection so far
         self._frames: deque[tuple[int, bytes]] = deque()
         self._acked: deque[tuple[float, int]] = deque()  # (when, frames acknowledged then)
         self.bytes = 0
@@ -37,6 +43,7 @@ class Journal:
     def add(self, end: int, data: bytes) -> None:
         """Book a frame whose last byte is at stream offset ``end - 1``."""
         self._frames.append((end, data))
+        self._added += 1
         self.bytes += len(data)
         while self.bytes > self.max_bytes and len(self._frames) > 1:
             _, old = self._frames.popleft()
@@ -64,3 +71,10 @@ class Journal:
     def unacked(self) -> list[bytes]:
         """The frames not acknowledged, oldest first."""
         return [data for _, data in self._frames]
+
+    def resend(self) -> list[bytes]:
+        """The frames not acknowledged, oldest first, each marked as a re-send of its
+        write on this connection (``yomo.wire.resent``)."""
+        first = self._added - len(self._frames)
+        cid = self.connection_id
+        return [mark_resent(data, cid, first + i) for i, (_, data) in enumerate(self._frames)]

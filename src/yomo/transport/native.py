@@ -479,9 +479,12 @@ class NativeServer:
         drop_threshold: int = 8 * 1024 * 1024,
         handshake_timeout: float = 5.0,
         dead_after: float = 1.0,
+        startup_hold: tuple[float, int] = (0.0, 0),
     ) -> NativeServer:
         """Listen on ``host:port``. A function that producers wait for and that has been
-        silent for ``dead_after`` seconds is closed (0: never).
+        silent for ``dead_after`` seconds is closed (0: never). ``startup_hold`` is
+        (seconds, bytes): frames nobody observes yet just after the start are held that
+        long for the functions that register then (``yomo.zipper.startup_hold``).
 
         Raises:
             TransportError: the address cannot be bound or the certificates are unusable.
@@ -522,6 +525,7 @@ class NativeServer:
                 handshake_timeout,
                 dead_after,
                 reset_key,
+                *startup_hold,
             )
         except (OSError, ValueError) as exc:
             wakeup.close()
@@ -539,8 +543,10 @@ class NativeServer:
         wanted_target: str,
         merge: dict[str, str],
         reply: bytes,
+        client_id: str = "",
     ) -> bool:
-        """Register a handshake as connection ``number``; False if it went away meanwhile."""
+        """Register a handshake as connection ``number``; False if it went away meanwhile.
+        ``client_id`` is the handshake's id (re-sent frames name it: ``yomo.wire.resent``)."""
         return bool(
             self.native.accept(
                 handshake_id,
@@ -550,6 +556,7 @@ class NativeServer:
                 wanted_target,
                 list(merge.items()),
                 reply,
+                client_id,
             )
         )
 

@@ -22,6 +22,7 @@ from yomo.transport.native import NativeServer
 from yomo.wire import ClientType, Frame, HandshakeFrame
 
 from .hooks import Connector
+from .resend import Progress
 from .stats import ConnectionInfo
 
 __all__ = [
@@ -115,6 +116,8 @@ class RegisteredClient:
         "merge",
         "name",
         "number",
+        "place",
+        "progress",
         "tags",
         "wanted_target",
     )
@@ -137,6 +140,8 @@ class RegisteredClient:
         self.last_drop_log = 0.0
         self.ended: asyncio.Event | None = None  # native path, with connection middleware
         self.closed_by_zipper = False  # close() was called (its reason is the one sent)
+        self.progress: Progress | None = None  # pure-Python path: re-sent frames (resend.py)
+        self.place: tuple[Progress, int] | None = None  # the frame being routed's, there
 
     # what hooks see of it (yomo.zipper.hooks.ClientConnection)
 

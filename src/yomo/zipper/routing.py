@@ -35,10 +35,13 @@ from yomo.wire import (
     encode_metadata,
 )
 from yomo.wire import metadata as md_keys
+from yomo.wire.resent import RESENT
 
 from .hooks import Connector, FrameContext, FrameHandler, FrameMiddleware, MetadataRouter, compose
 from .registered import RegisteredClient, clip, registered
+from .resend import FORWARDING, ResendLedger
 from .router import Router, TagRouter
+from .startup_hold import StartupHold
 from .stats import TagCounters, ZipperStats
 
 __all__ = [
@@ -70,6 +73,8 @@ class Routing:
         router: a replacement router (tag and target, or the whole metadata).
         frame_middleware: wraps the routing of each frame.
         slow_consumer, drop_threshold, dead_after: the slow-consumer policy.
+        startup_hold: seconds after the start that frames nobody observes yet are held
+            (``yomo.zipper.startup_hold``; off with a custom router).
     """
 
     def __init__(
@@ -83,6 +88,7 @@ class Routing:
         slow_consumer: SlowConsumerPolicy,
         drop_threshold: int,
         dead_after: float,
+        startup_hold: float = 0.0,
     ) -> None:
         self._stats = stats
         self._log = log
@@ -101,9 +107,35 @@ class Routing:
         self._dead_after = dead_after
         self.forwarders: list[Forwarder] = []
         """Called for every frame not from a mesh peer (the zipper's ``add_forwarder``)."""
+        # the default tag router only: a custom one decides who observes what
+        self.hold = StartupHold(startup_hold if router is None else 0.0)
+        self.resend = ResendLedger()
+
+    def welcome(self, client: RegisteredClient) -> None:
+        """After its HandshakeAck: a new function gets what was held for it (startup_hold)."""
+        if client.client_type != ClientType.STREAM_FUNCTION:
+            return
+        for tag, size, frame in self.hold.take_for(client.tags, client.wanted_target):
+            client.conn.send_nowait(frame)
+            client.frames_out += 1
+            counters = self._stats.tag(tag)
+            counters.frames_out += 1
+            counters.bytes_out += size
+
+    def expire_hold(self) -> None:
+        """Once the startup hold is over: count what nobody took as unobserved."""
+        for tag in self.hold.expire_due():
+            self._stats.tag(tag).unobserved += 1
+            self._stats.unobserved += 1
+
+    def closed(self, client: RegisteredClient) -> None:
+        """``client`` is gone: keep its re-send record a while (``yomo.zipper.resend``)."""
+        if client.progress is not None:
+            self.resend.closed(client.progress)
 
     def add(self, client: RegisteredClient) -> None:
         """Route to ``client`` the tags it observes (stream functions only)."""
+        client.progress = self.resend.opened(client.client_id)
         if client.client_type != ClientType.STREAM_FUNCTION:
             return
         if self._metadata_router is not None:
@@ -205,6 +237,11 @@ class Routing:
         counters.bytes_in += len(payload)
         raw_md = frame.metadata
         md = decode_metadata(raw_md)
+        mark = md.pop(RESENT, None)
+        if client.progress is not None:  # whose frame, where: each destination once (resend.py)
+            client.place = self.resend.admit(client.progress, client.frames_in - 1, mark)
+        if mark is not None:
+            raw_md = encode_metadata(md)
         if client.merge:
             for key, value in client.merge.items():
                 if value:
@@ -249,6 +286,9 @@ class Routing:
         size = len(payload)
         from_mesh = client.client_type == ClientType.UPSTREAM_ZIPPER
         if not dests and (from_mesh or not self.forwarders):
+            target = decode_metadata(raw_md).get(md_keys.TARGET, "") if raw_md else ""
+            if self.hold.hold(tag, target, encode_data_frame(tag, raw_md, bytes(payload)), size):
+                return None  # just after the start: for a function registering soon
             counters.unobserved += 1
             self._stats.unobserved += 1
             if self._log.isEnabledFor(logging.DEBUG):
@@ -258,7 +298,10 @@ class Routing:
         waits: list[RegisteredClient] | None = None
         drop = self._drop
         closed = 0
+        place, fresh = client.place, self.resend.fresh
         for dest in dests:
+            if place is not None and not fresh(*place, dest.number):
+                continue  # it had this frame: a re-sent copy (resend.py)
             conn = dest.conn
             if conn.closed:  # gone, not unregistered yet
                 closed += 1
@@ -281,7 +324,7 @@ class Routing:
         if closed == len(dests) and (from_mesh or not self.forwarders):
             counters.unobserved += 1  # every observer just went away: nobody got it
             self._stats.unobserved += 1
-        if not from_mesh:
+        if not from_mesh and self.forwarders and (place is None or fresh(*place, FORWARDING)):
             for forward in self.forwarders:
                 forward(tag, raw_md, encoded)
         return waits

@@ -66,6 +66,7 @@ from .mesh import Mesh
 from .registered import RegisteredClient, registered, registered_clients, type_name
 from .router import Router
 from .routing import RESERVED_TAG_MESSAGE, Forwarder, Routing, SlowConsumerPolicy
+from .startup_hold import DEFAULT_STARTUP_HOLD
 from .stats import (
     DEFAULT_MAX_TAG_STATS,
     ConnectionInfo,
@@ -124,6 +125,9 @@ class Zipper:
             (``/healthz``, ``/metrics``, ``/api/*``, a live page; see docs/monitor.md).
         max_tag_stats: distinct tags counted one by one in ``stats()``; later tags are
             added up under ``other_tags``.
+        startup_hold: seconds after the start during which frames nobody observes yet
+            are held for the functions that register then (2 s; 0: drop them at once, as
+            Go does). See ``yomo.zipper.startup_hold``.
     """
 
     def __init__(
@@ -154,6 +158,7 @@ class Zipper:
         bridge_credential: str = "",
         monitor: str | tuple[str, int] | None = None,
         max_tag_stats: int = DEFAULT_MAX_TAG_STATS,
+        startup_hold: float = DEFAULT_STARTUP_HOLD,
     ) -> None:
         if slow_consumer not in ("block", "drop"):
             raise ConfigError(f"slow_consumer: expected 'block' or 'drop', got {slow_consumer!r}")
@@ -225,6 +230,7 @@ class Zipper:
             slow_consumer=slow_consumer,
             drop_threshold=drop_threshold,
             dead_after=dead_after,
+            startup_hold=startup_hold,
         )
         self._forwarders = self._routing.forwarders
 
@@ -303,6 +309,7 @@ class Zipper:
                     drop_threshold=self.drop_threshold,
                     handshake_timeout=self.handshake_timeout,
                     dead_after=self.dead_after if self.slow_consumer == "block" else 0.0,
+                    startup_hold=(self._routing.hold.window, self._routing.hold.max_bytes),
                 )
                 self._listener = self._native
                 if self._forwarders:
@@ -311,6 +318,7 @@ class Zipper:
                 self._listener = await listen(
                     self.host, self.port, self.serve_connection, tls=tls, settings=self.quic
                 )
+                self._routing.hold.start()
         except BaseException:
             await self._stop_monitor()
             self.state = "stopped"
@@ -505,6 +513,10 @@ class Zipper:
             result["llm_functions"] = sorted(f.name for f in self.functions.functions())
         if self._bridge is not None:
             result["bridge"] = self._bridge.stats()
+        if self._native is not None:
+            result["resent"] = {"duplicates": self._native.native.stats()["resent_duplicates"]}
+        else:
+            result["resent"] = {"duplicates": self._routing.resend.duplicates}
         for name, section in self._stats_sections.items():
             result[name] = section()
         return result
@@ -544,6 +556,7 @@ class Zipper:
         watcher = StatsWatcher(self.stats, self.log, summary_interval=self.stats_interval)
         while True:
             await asyncio.sleep(1.0)
+            self._routing.expire_hold()
             try:
                 watcher.tick()
             except Exception:  # a broken stats section must not end the watch
@@ -631,6 +644,7 @@ class Zipper:
         self._routing.add(client)
         try:
             conn.send_nowait(HandshakeAckFrame())
+            self._routing.welcome(client)  # then what was held for it (startup_hold)
         except ConnectionClosedError:
             self._unregister(client)
             return None
@@ -696,6 +710,7 @@ class Zipper:
             client.wanted_target,
             client.merge,
             HandshakeAckFrame().encode(),
+            client.client_id,
         )
         if not accepted:  # gone while Python decided
             self._unregister(client)
@@ -718,6 +733,7 @@ class Zipper:
         if client.ended is not None:
             client.ended.set()
         self._routing.remove(client.number)
+        self._routing.closed(client)
         if self.functions.unregister(client.number) is not None:
             self.log.info("unregistered LLM function of %s", client.describe())
         reason = client.conn.close_reason or "closed"
