@@ -92,7 +92,6 @@ pub fn target_and(md: &[u8], key: &str) -> Result<(Option<String>, Option<String
 }
 
 /// The value of `yomo-target` (the last one wins), checking the whole map on the way.
-#[cfg(test)]
 pub fn target(md: &[u8]) -> Result<Option<String>, String> {
     Ok(entries(md)?.into_iter().rev().find(|(k, _)| *k == TARGET).map(|(_, v)| v.to_string()))
 }
