@@ -25,7 +25,8 @@ use tokio::sync::Notify;
 
 use crate::{
     acked::{Acked, CHUNK},
-    liveness::{nudge, Hearing},
+    credit::{Credit, Held},
+    liveness::Hearing,
     outbox::Outbox,
     runtime::{runtime, Waker},
     settings::{Settings, Side},
@@ -112,10 +113,10 @@ pub struct Shared {
     /// Python asks the writer for a fresh `acked` measurement.
     measure: Notify,
     hearing: Hearing,
-    /// The configured connection windows (send: restored after a measurement;
-    /// receive: what `nudge` raises and sets back).
+    /// The configured connection send window (restored after a measurement).
     send_window: u64,
-    receive_window: u64,
+    /// The receive window: lowered while the inbox is full (`credit.rs`).
+    credit: Credit,
 }
 
 impl Shared {
@@ -137,14 +138,14 @@ impl Shared {
             measure: Notify::new(),
             hearing: Hearing::new(),
             send_window: settings.connection_window(),
-            receive_window: settings.connection_window(),
+            credit: Credit::new(settings.connection_window()),
         }
     }
 
     /// Make the zipper answer (an ack-eliciting frame); nothing once closed.
     pub fn ping(&self) {
         if let Some(conn) = self.conn.get() {
-            nudge(conn, self.receive_window);
+            self.credit.nudge(conn);
         }
     }
 
@@ -238,11 +239,24 @@ fn tls_words(text: &str) -> String {
 /// wait for, `Zipper.dead_after`).
 const PAUSED_PING: Duration = Duration::from_millis(200);
 
+/// The most a read takes from quinn at once.
+const READ_CHUNK: usize = 64 * 1024;
+
 /// Read frames from `recv` into the inbox until the stream ends or breaks.
+///
+/// While the inbox is over `recv_high` the stream is still read, into `held`, with the
+/// connection's credit closed (`credit.rs`): quinn's buffer stays nearly empty (a full
+/// one can end the connection, "too many gaps in stream buffer") and the zipper may
+/// send at most one window beyond what Python took, as before. An end of the stream
+/// read meanwhile is reported once the held bytes are in the inbox.
 async fn run_reader(shared: Arc<Shared>, mut recv: quinn::RecvStream, max_frame: usize) {
+    let Some(conn) = shared.conn.get().cloned() else { return };
     let mut reader = FrameReader::new(max_frame);
     let mut offset: u64 = 0;
+    let mut held = Held::default();
+    let mut ended: Option<Result<(), quinn::ReadError>> = None;
     loop {
+        let mut ping_at = tokio::time::Instant::now() + PAUSED_PING;
         loop {
             let notified = shared.resume.notified();
             tokio::pin!(notified);
@@ -250,17 +264,50 @@ async fn run_reader(shared: Arc<Shared>, mut recv: quinn::RecvStream, max_frame:
             if shared.inbox.lock().bytes <= shared.recv_high || shared.status() == CLOSED {
                 break;
             }
-            if tokio::time::timeout(PAUSED_PING, notified).await.is_err() {
-                shared.ping();
+            tokio::select! {
+                biased;
+                _ = &mut notified => {}
+                r = recv.read_chunk(READ_CHUNK, true), if ended.is_none() => match r {
+                    Ok(Some(chunk)) => {
+                        let n = chunk.bytes.len();
+                        shared.received.fetch_add(n as u64, Relaxed);
+                        held.push(chunk.bytes);
+                        shared.credit.read(&conn, n, held.bytes());
+                    }
+                    Ok(None) => ended = Some(Ok(())),
+                    Err(e) => ended = Some(Err(e)),
+                },
+                _ = tokio::time::sleep_until(ping_at) => {
+                    shared.ping();
+                    ping_at = tokio::time::Instant::now() + PAUSED_PING;
+                }
             }
         }
         if shared.status() == CLOSED {
             return;
         }
-        match recv.read_chunk(64 * 1024, true).await {
-            Ok(Some(chunk)) => {
-                shared.received.fetch_add(chunk.bytes.len() as u64, Relaxed);
-                reader.push(&chunk.bytes);
+        let next = match held.pop() {
+            Some(chunk) => {
+                shared.credit.used(&conn, held.bytes());
+                Ok(Some(chunk))
+            }
+            None => match ended.take() {
+                Some(Ok(())) => Ok(None),
+                Some(Err(e)) => Err(e),
+                None => match recv.read_chunk(READ_CHUNK, true).await {
+                    Ok(Some(chunk)) => {
+                        shared.received.fetch_add(chunk.bytes.len() as u64, Relaxed);
+                        shared.credit.read(&conn, chunk.bytes.len(), 0);
+                        Ok(Some(chunk.bytes))
+                    }
+                    Ok(None) => Ok(None),
+                    Err(e) => Err(e),
+                },
+            },
+        };
+        match next {
+            Ok(Some(bytes)) => {
+                reader.push(&bytes);
                 let mut batch = vec![];
                 loop {
                     match reader.next_frame() {

@@ -10,6 +10,7 @@ use pyo3::prelude::*;
 mod acked;
 mod connection;
 mod hold;
+mod credit;
 mod liveness;
 mod mesh;
 mod metadata;

@@ -31,6 +31,7 @@ use tokio::sync::oneshot;
 use crate::{
     connection::{describe, Connection, CLOSE_CODE},
     hold::StartupHold,
+    credit::{Credit, Held},
     liveness::{nudge, Hearing},
     mesh::MeshLink,
     metadata,
@@ -53,6 +54,9 @@ const TAP_MAX_BYTES: usize = 64 * 1024 * 1024;
 const RESERVED_TAG_MESSAGE: &str = "[0xF000, 0xFFFF] is reserved; please do not write within this range";
 /// How often a producer held for a function checks (and pings) that function.
 const DEAD_CHECK: Duration = Duration::from_millis(250);
+/// The most a read takes from quinn at once (also the most a held producer's credit
+/// limit can pass its one window by, `credit.rs`).
+const READ_CHUNK: usize = 64 * 1024;
 /// Connections being told "the zipper is full" at once; more are refused without a word.
 const MAX_REFUSING: usize = 256;
 
@@ -62,6 +66,12 @@ fn fin_reason(buffered: usize) -> (String, bool) {
         0 => ("stream closed by peer".into(), false),
         n => (format!("the peer ended its stream inside a frame ({n} bytes of it received)"), true),
     }
+}
+
+/// How a held producer's stream ended (reported once what it holds is routed).
+enum Ended {
+    Fin,
+    Lost(String),
 }
 
 /// Python's answer to a handshake.
@@ -100,6 +110,8 @@ struct Peer {
     closed_as: Mutex<Option<String>>,
     /// Its frames routed so far, for re-sent copies (resend.rs).
     progress: Arc<Progress>,
+    /// Its receive window: lowered while it is held (`credit.rs`).
+    credit: Credit,
 }
 
 struct Core {
@@ -183,14 +195,18 @@ impl Core {
         let deadline = tokio::time::Instant::now() + self.handshake_timeout;
         let first = tokio::time::timeout_at(deadline, async {
             let (send, mut recv) = conn.accept_bi().await.map_err(|e| (describe(&e).0, "closed"))?;
+            let mut read = 0;
             loop {
                 match reader.next_frame() {
-                    Ok(Some(frame)) => return Ok((send, recv, frame)),
+                    Ok(Some(frame)) => return Ok((send, recv, frame, read)),
                     Ok(None) => {}
                     Err(e) => return Err((e.0, "protocol")),
                 }
-                match recv.read_chunk(64 * 1024, true).await {
-                    Ok(Some(chunk)) => reader.push(&chunk.bytes),
+                match recv.read_chunk(READ_CHUNK, true).await {
+                    Ok(Some(chunk)) => {
+                        read += chunk.bytes.len();
+                        reader.push(&chunk.bytes)
+                    }
                     Ok(None) => {
                         return Err(match fin_reason(reader.buffered()) {
                             (reason, true) => (reason, "protocol"),
@@ -202,7 +218,7 @@ impl Core {
             }
         })
         .await;
-        let (mut send, recv, frame) = match first {
+        let (mut send, recv, frame, read) = match first {
             Ok(Ok(v)) => v,
             Ok(Err((reason, kind))) => {
                 if kind != "closed" {
@@ -265,7 +281,9 @@ impl Core {
                     hearing: Hearing::new(),
                     closed_as: Mutex::new(None),
                     progress: self.resend.opened(&client_id),
+                    credit: Credit::new(self.settings.connection_window()),
                 });
+                peer.credit.read(&conn, read, 0); // the handshake's read, before the peer existed
                 peer.outbox.push(reply);
                 self.peers.write().insert(number, peer.clone());
                 if client_type == STREAM_FUNCTION {
@@ -299,19 +317,37 @@ impl Core {
 
     /// Route the connection's DataFrames until it ends; returns why, and whether the
     /// peer broke the protocol.
+    ///
+    /// While the producer is held for a function (`wait_for`), its stream is still read,
+    /// into `held`, with its credit closed (`credit.rs`): quinn's buffer stays nearly
+    /// empty (a full one can end the connection, "too many gaps in stream buffer") and
+    /// the producer may send at most one window beyond the bytes routed, as before.
+    /// A stream that ends or a connection that breaks while bytes are held is reported
+    /// once they are routed: they were acknowledged, so they are delivered.
     async fn read_loop(self: Arc<Self>, peer: &Arc<Peer>, mut reader: FrameReader, mut recv: quinn::RecvStream) -> (String, bool) {
         let mut offset: u64 = 0;
         let mut dests: Vec<Arc<Peer>> = Vec::new();
         let mut waits: Vec<Arc<Peer>> = Vec::new();
+        let mut held = Held::default();
+        // how the stream ended, once read while bytes were held
+        let mut ended: Option<Ended> = None;
         let protocol = |s: &Self, reason: String| {
             s.stats.protocol_errors.fetch_add(1, Relaxed);
             (reason, true)
         };
         loop {
-            loop {
+            // route every whole frame, feeding held chunks to the reader as it runs dry
+            while waits.is_empty() {
                 let frame = match reader.next_frame() {
                     Ok(Some(f)) => f,
-                    Ok(None) => break,
+                    Ok(None) => match held.pop() {
+                        Some(chunk) => {
+                            reader.push(&chunk);
+                            peer.credit.used(&peer.conn, held.bytes());
+                            continue;
+                        }
+                        None => break,
+                    },
                     Err(e) => return protocol(&self, e.0),
                 };
                 let len = frame.len() as u64;
@@ -323,13 +359,45 @@ impl Core {
                     return protocol(&self, reason);
                 }
                 offset += len;
-                for dest in waits.drain(..) {
-                    self.wait_for(&dest).await;
-                }
             }
-            peer.recv_backlog.store(reader.buffered(), Relaxed);
-            match recv.read_chunk(256 * 1024, true).await {
-                Ok(Some(chunk)) => reader.push(&chunk.bytes),
+            peer.recv_backlog.store(reader.buffered() + held.bytes(), Relaxed);
+            if !waits.is_empty() {
+                let dest = waits.remove(0);
+                // held: wait for the function, reading the stream meanwhile
+                let wait = self.wait_for(&dest);
+                tokio::pin!(wait);
+                loop {
+                    tokio::select! {
+                        biased;
+                        _ = &mut wait => break,
+                        r = recv.read_chunk(READ_CHUNK, true), if ended.is_none() => match r {
+                            Ok(Some(chunk)) => {
+                                let n = chunk.bytes.len();
+                                held.push(chunk.bytes);
+                                peer.credit.read(&peer.conn, n, held.bytes());
+                                peer.recv_backlog.store(reader.buffered() + held.bytes(), Relaxed);
+                            }
+                            Ok(None) => ended = Some(Ended::Fin),
+                            Err(quinn::ReadError::ConnectionLost(quinn::ConnectionError::LocallyClosed)) => {
+                                return ("closed".into(), false); // the zipper closed it: nothing to route to
+                            }
+                            Err(quinn::ReadError::ConnectionLost(e)) => ended = Some(Ended::Lost(describe(&e).0)),
+                            Err(e) => ended = Some(Ended::Lost(e.to_string())),
+                        },
+                    }
+                }
+                continue;
+            }
+            let r = match ended.take() {
+                Some(Ended::Fin) => Ok(None),
+                Some(Ended::Lost(reason)) => return (reason, false),
+                None => recv.read_chunk(READ_CHUNK, true).await,
+            };
+            match r {
+                Ok(Some(chunk)) => {
+                    peer.credit.read(&peer.conn, chunk.bytes.len(), 0);
+                    reader.push(&chunk.bytes)
+                }
                 Ok(None) => {
                     return match fin_reason(reader.buffered()) {
                         (reason, true) => protocol(&self, reason),
@@ -369,7 +437,7 @@ impl Core {
                 self.event(Event::Dead { number: dest.number, silent: silent.as_secs_f64(), backlog });
                 return;
             }
-            nudge(&dest.conn, self.settings.connection_window());
+            dest.credit.nudge(&dest.conn);
         }
     }
 
@@ -816,8 +884,17 @@ impl Zipper {
     /// and re-send none of them on their next connection.
     fn flush_acks(&self) {
         let window = self.core.settings.connection_window();
+        // a registered connection's window may be lowered (a held producer): its credit
+        // nudges it; the others still have the configured window
+        let mut nudged = std::collections::HashSet::new();
+        for p in self.core.peers.read().values() {
+            p.credit.nudge(&p.conn);
+            nudged.insert(p.conn.stable_id());
+        }
         for conn in self.core.live.lock().values() {
-            nudge(conn, window);
+            if !nudged.contains(&conn.stable_id()) {
+                nudge(conn, window);
+            }
         }
     }
 

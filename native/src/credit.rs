@@ -1,0 +1,145 @@
+//! Receive credit counted where frames are used, not where quinn's stream is read.
+//!
+//! Why: quinn keeps a stream's received-but-unread data as a heap of pieces, one per
+//! STREAM frame as it arrived, and closes the connection with `INTERNAL_ERROR: too many
+//! gaps in stream buffer` when a compaction pass leaves more than 1,024 pieces
+//! (quinn-proto 0.11.19, `Assembler`: `MAX_CHUNKS`, checked once 2,048 pieces are held).
+//! Compaction merges only pieces smaller than the buffered bytes / 1,024 or poorly
+//! filled ones: a well-filled packet's piece at or above that size is kept apart, and so
+//! is each run of small pieces between two of them. A peer whose packets mix full and
+//! small ones (a Go source writing 64 B frames, a zipper routing frames of two sizes)
+//! therefore ends up with more than 1,024 pieces in a window it never reads, although
+//! no byte is missing (quinn-rs/quinn issue 2809; fixed after 0.11.19 by pull request
+//! 2814). Nothing here waits for that release.
+//!
+//! What we do instead: a reader that must stop using frames (the zipper holding a
+//! producer, a client whose inbox is full) keeps reading the stream into its own queue
+//! of quinn's chunks (`Held`), so quinn's buffer stays nearly empty, and gives the peer
+//! no credit for those bytes: the connection's receive window is lowered
+//! (`Connection::set_receive_window`) so that what the peer may send beyond the bytes
+//! used stays at one window. As held bytes are used the window opens again.
+//!
+//! quinn's arithmetic, mirrored exactly (quinn-proto `StreamsState`): the credit limit
+//! `limit` rises when the application reads `n` bytes by `n - debt` (`debt` first
+//! absorbs the read), when the window is raised by the increase; lowering the window
+//! adds the difference to `debt` (granted credit cannot be taken back). With the window
+//! at 0, `limit - read == debt`, so no read can raise the limit. Every change of this
+//! connection's window goes through here, so the mirror stays exact.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+
+/// Stream bytes read from quinn and not yet used: quinn's own chunks, in order.
+#[derive(Default)]
+pub struct Held {
+    chunks: VecDeque<Bytes>,
+    bytes: usize,
+}
+
+impl Held {
+    pub fn push(&mut self, chunk: Bytes) {
+        self.bytes += chunk.len();
+        self.chunks.push_back(chunk);
+    }
+
+    pub fn pop(&mut self) -> Option<Bytes> {
+        let chunk = self.chunks.pop_front()?;
+        self.bytes -= chunk.len();
+        Some(chunk)
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+struct State {
+    /// The configured connection receive window.
+    window: u64,
+    /// The window set in quinn now.
+    set: u64,
+    /// quinn's shrink debt.
+    debt: u64,
+    /// The credit limit quinn has granted (its `local_max_data`).
+    limit: u64,
+    /// Stream bytes read from quinn.
+    read: u64,
+    /// Reopen the window in steps of at least this many bytes.
+    step: u64,
+}
+
+/// One connection's receive credit (see the module docs).
+pub struct Credit {
+    state: Mutex<State>,
+}
+
+impl Credit {
+    /// `window`: the connection receive window the transport was configured with.
+    pub fn new(window: u64) -> Self {
+        let step = (window / 32).max(1);
+        Credit { state: Mutex::new(State { window, set: window, debt: 0, limit: window, read: 0, step }) }
+    }
+
+    /// quinn handed over `n` stream bytes; `held` of the bytes read are not used yet.
+    pub fn read(&self, conn: &quinn::Connection, n: usize, held: usize) {
+        let mut s = self.state.lock();
+        let n = n as u64;
+        s.read += n;
+        if n > s.debt {
+            s.limit += n - s.debt;
+            s.debt = 0;
+        } else {
+            s.debt -= n;
+        }
+        s.fit(conn, held as u64);
+    }
+
+    /// `held` bytes read are not used yet (fewer than before: some were used).
+    pub fn used(&self, conn: &quinn::Connection, held: usize) {
+        self.state.lock().fit(conn, held as u64);
+    }
+
+    /// Make the peer answer: an ack-eliciting MAX_DATA frame (the window raised by one
+    /// byte and set back; see `liveness.rs`), without changing the credit by more than
+    /// that byte.
+    pub fn nudge(&self, conn: &quinn::Connection) {
+        let mut s = self.state.lock();
+        let w = s.set;
+        s.set_window(conn, w + 1);
+        s.set_window(conn, w);
+    }
+}
+
+impl State {
+    fn set_window(&mut self, conn: &quinn::Connection, w: u64) {
+        let Ok(v) = quinn::VarInt::from_u64(w) else { return };
+        if w > self.set {
+            self.limit += w - self.set;
+        } else {
+            self.debt += self.set - w;
+        }
+        self.set = w;
+        conn.set_receive_window(v);
+    }
+
+    /// Keep the credit limit at most one window past the bytes used (`read - held`):
+    /// while bytes are held and the limit is past that, close the window (no read can
+    /// raise the limit then); once the limit is a step or more short of it, raise the
+    /// window to reach it. A reader that holds nothing never calls quinn here.
+    fn fit(&mut self, conn: &quinn::Connection, held: u64) {
+        let target = self.read.saturating_sub(held) + self.window;
+        if held > 0 && self.limit > target {
+            if self.set > 0 {
+                self.set_window(conn, 0);
+            }
+        } else if self.limit < target {
+            let short = target - self.limit;
+            if short >= self.step || (held == 0 && self.debt == 0) {
+                let w = self.set + short;
+                self.set_window(conn, w);
+            }
+        }
+    }
+}
