@@ -1,0 +1,145 @@
+"""A producer held by a slow function under ``block``, on the native path, with the
+default windows: nothing lost, nothing twice, order kept, no connection closed.
+
+quinn-proto 0.11.19 keeps a stream's unread bytes as one piece per STREAM frame and
+closes the connection ("too many gaps in stream buffer") once compaction leaves more
+than 1,024 pieces; full packets are kept apart from the runs of small ones between
+them (docs/guarantees.md, native/src/credit.rs). The producer here writes that mix on
+purpose: one ~1 KiB frame in a packet of its own, then two tiny frames in a packet
+each, and writes only while nothing is queued (flow control open), so the pattern
+reaches the zipper as sent. Before the fix, the zipper (reading nothing while it held
+the producer) closed the producer's connection, or the function's own connection
+closed the same way while its inbox was full; the frames in those buffers were lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from support.zippers import PLAIN_TLS
+from yomo._version import SPEC_VERSION
+from yomo.transport import QuicSettings, dial
+from yomo.transport import _compat as compat
+from yomo.wire import ClientType, HandshakeFrame
+
+from .helpers import Inbox, eventually, frame_bytes, seq_payload
+
+TAG = 0x61
+BIG = 1050  # with its header and the packet's, one frame fills a 1,200-byte packet
+#: (small frame's payload, small frames per big one): the first mix ended the producer's
+#: connection first, the second often the function's (measured before the fix)
+PATTERNS = [(20, 2), (0, 3)]
+#: the function's own inbox is kept small so the hold comes sooner; its QUIC windows
+#: (and the zipper's) are the defaults: 2 MiB
+FUNCTION_QUIC = QuicSettings(recv_high_water=256 * 1024)
+#: the producer is flow-controlled (nothing leaves its queue) this long: the zipper holds it
+BLOCKED_FOR = 0.5
+
+
+class PatternProducer:
+    """A source on the pure-Python QUIC stack (qh3) that sends one packet per frame."""
+
+    def __init__(self, conn, small: int, smalls: int) -> None:
+        self.conn = conn
+        self.small = small
+        self.smalls = smalls
+        self.quic = conn._quic
+        self.protocol = conn._protocol
+        self.stream = conn._stream_id
+        self.sent = 0
+
+    def _send(self, size: int) -> None:
+        self.quic.send_stream_data(self.stream, frame_bytes(TAG, seq_payload(self.sent, size)))
+        self.sent += 1
+        self.protocol.transmit()
+
+    def _send_group(self) -> None:
+        self._send(BIG)
+        for _ in range(self.smalls):
+            self._send(self.small)
+
+    async def run_until_blocked(self, limit: float) -> bool:
+        """Write big/small/small until flow control holds the producer for BLOCKED_FOR
+        (True), or the connection closes or ``limit`` seconds pass (False)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        blocked_since: float | None = None
+        while not self.conn.closed and loop.time() < deadline:
+            if compat.unsent_stream_bytes(self.quic, self.stream) > 0:
+                now = loop.time()
+                blocked_since = blocked_since or now
+                if now - blocked_since >= BLOCKED_FOR:
+                    return True
+                await asyncio.sleep(0.002)
+                continue
+            blocked_since = None
+            self._send_group()
+            await asyncio.sleep(0)
+        return False
+
+    async def run_for(self, seconds: float) -> None:
+        """Write the same pattern for ``seconds`` (the zipper reading: flow control open)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while not self.conn.closed and loop.time() < deadline:
+            if compat.unsent_stream_bytes(self.quic, self.stream) > 0:
+                await asyncio.sleep(0.002)
+                continue
+            self._send_group()
+            await asyncio.sleep(0)
+
+
+async def _producer(z, small: int, smalls: int) -> PatternProducer:
+    host, port = z.address
+    conn = await dial(host, port, tls=PLAIN_TLS, settings=QuicSettings(backend="qh3"))
+    conn.send_nowait(
+        HandshakeFrame(
+            name="producer", id="producer-0", client_type=ClientType.SOURCE, version=SPEC_VERSION
+        )
+    )
+    await asyncio.wait_for(conn.read_frame(), 5.0)
+    return PatternProducer(conn, small, smalls)
+
+
+@pytest.mark.parametrize(("small", "smalls"), PATTERNS)
+async def test_held_producer_loses_nothing_with_default_windows(
+    zipper, clients, caplog, small, smalls
+):
+    caplog.set_level(logging.INFO, logger="yomo")
+    z = await zipper()  # default windows, slow_consumer="block"
+    if not z.backend.startswith("native"):
+        pytest.skip(f"the native data path is not in use ({z.backend})")
+    gate = asyncio.Event()
+    inbox = Inbox(gate=gate)
+    await clients.sfn(z, "slow", [TAG], inbox=inbox, quic=FUNCTION_QUIC)
+    producer = await _producer(z, small, smalls)
+    try:
+        # the function stops in its first handler: its inbox, its window, the zipper's
+        # queue to it and then the producer's window fill up; the producer is held
+        held = await producer.run_until_blocked(limit=20.0)
+        closes = [r.getMessage() for r in caplog.records if "too many gaps" in r.getMessage()]
+        assert not closes, f"connections closed: {closes}"
+        assert not producer.conn.closed, f"producer closed: {producer.conn.close_reason}"
+        assert held, f"the zipper never held the producer ({producer.sent} frames written)"
+        assert inbox.count() == 1
+        gate.set()
+        # released: it flows again, with the windows reopened
+        await producer.run_for(1.0)
+        assert not producer.conn.closed, f"producer closed: {producer.conn.close_reason}"
+        written = producer.sent
+        await inbox.wait_count(written, timeout=20.0)
+        await eventually(lambda: inbox.count() >= written, "every frame", 1.0)
+    finally:
+        gate.set()
+        await producer.conn.aclose("test done")
+    seqs = inbox.seqs(TAG)
+    missing = sorted(set(range(written)) - set(seqs))
+    assert not missing, f"{len(missing)} frames lost, first {missing[:5]}"
+    assert len(seqs) == len(set(seqs)), f"{len(seqs) - len(set(seqs))} frames delivered twice"
+    assert seqs == list(range(written)), "frames out of order"
+    assert "too many gaps" not in caplog.text
+    assert z.stats()["unobserved"] == 0  # the function was never away
+    assert z.stats()["tags"][TAG]["frames_out"] == written
