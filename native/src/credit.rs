@@ -78,27 +78,24 @@ pub struct Credit {
 impl Credit {
     /// `window`: the connection receive window the transport was configured with.
     pub fn new(window: u64) -> Self {
-        let step = (window / 32).max(1);
-        Credit { state: Mutex::new(State { window, set: window, debt: 0, limit: window, read: 0, step }) }
+        Credit { state: Mutex::new(State::new(window)) }
     }
 
     /// quinn handed over `n` stream bytes; `held` of the bytes read are not used yet.
     pub fn read(&self, conn: &quinn::Connection, n: usize, held: usize) {
         let mut s = self.state.lock();
-        let n = n as u64;
-        s.read += n;
-        if n > s.debt {
-            s.limit += n - s.debt;
-            s.debt = 0;
-        } else {
-            s.debt -= n;
+        s.on_read(n as u64);
+        if let Some(w) = s.fit(held as u64) {
+            apply(conn, w);
         }
-        s.fit(conn, held as u64);
     }
 
     /// `held` bytes read are not used yet (fewer than before: some were used).
     pub fn used(&self, conn: &quinn::Connection, held: usize) {
-        self.state.lock().fit(conn, held as u64);
+        let mut s = self.state.lock();
+        if let Some(w) = s.fit(held as u64) {
+            apply(conn, w);
+        }
     }
 
     /// Make the peer answer: an ack-eliciting MAX_DATA frame (the window raised by one
@@ -107,39 +104,129 @@ impl Credit {
     pub fn nudge(&self, conn: &quinn::Connection) {
         let mut s = self.state.lock();
         let w = s.set;
-        s.set_window(conn, w + 1);
-        s.set_window(conn, w);
+        s.set_window(w + 1);
+        apply(conn, w + 1);
+        s.set_window(w);
+        apply(conn, w);
+    }
+}
+
+fn apply(conn: &quinn::Connection, w: u64) {
+    if let Ok(v) = quinn::VarInt::from_u64(w) {
+        conn.set_receive_window(v);
     }
 }
 
 impl State {
-    fn set_window(&mut self, conn: &quinn::Connection, w: u64) {
-        let Ok(v) = quinn::VarInt::from_u64(w) else { return };
+    fn new(window: u64) -> Self {
+        State { window, set: window, debt: 0, limit: window, read: 0, step: (window / 32).max(1) }
+    }
+
+    /// quinn-proto `add_read_credits`.
+    fn on_read(&mut self, n: u64) {
+        self.read += n;
+        if n > self.debt {
+            self.limit += n - self.debt;
+            self.debt = 0;
+        } else {
+            self.debt -= n;
+        }
+    }
+
+    /// quinn-proto `set_receive_window`.
+    fn set_window(&mut self, w: u64) {
         if w > self.set {
             self.limit += w - self.set;
         } else {
             self.debt += self.set - w;
         }
         self.set = w;
-        conn.set_receive_window(v);
     }
 
     /// Keep the credit limit at most one window past the bytes used (`read - held`):
     /// while bytes are held and the limit is past that, close the window (no read can
     /// raise the limit then); once the limit is a step or more short of it, raise the
-    /// window to reach it. A reader that holds nothing never calls quinn here.
-    fn fit(&mut self, conn: &quinn::Connection, held: u64) {
+    /// window to reach it. Returns the window to set in quinn, if it changes; a reader
+    /// that holds nothing never changes it.
+    fn fit(&mut self, held: u64) -> Option<u64> {
         let target = self.read.saturating_sub(held) + self.window;
         if held > 0 && self.limit > target {
             if self.set > 0 {
-                self.set_window(conn, 0);
+                self.set_window(0);
+                return Some(0);
             }
         } else if self.limit < target {
             let short = target - self.limit;
             if short >= self.step || (held == 0 && self.debt == 0) {
                 let w = self.set + short;
-                self.set_window(conn, w);
+                self.set_window(w);
+                return Some(w);
             }
         }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::State;
+
+    const W: u64 = 2 << 20;
+    const READ: u64 = 64 << 10;
+
+    /// A peer that always has data sends up to the credit limit; the reader holds
+    /// everything for a while, then uses it in pieces, several times over.
+    #[test]
+    fn held_bytes_never_take_the_credit_past_one_window() {
+        let mut s = State::new(W);
+        let (mut sent, mut used, mut calls) = (0u64, 0u64, 0);
+        let mut packet = 0u64;
+        for cycle in 0..5 {
+            // not held: the reader uses all it reads; quinn's window is never touched
+            for _ in 0..3000 {
+                let n = (1 + packet % 3 * 600).min(s.limit - sent);
+                packet += 1;
+                sent += n;
+                s.on_read(n);
+                used += n;
+                if s.fit(0).is_some() {
+                    calls += 1;
+                }
+                assert!(s.limit - used <= W + READ, "cycle {cycle}");
+            }
+            if cycle == 0 {
+                assert_eq!(calls, 0, "no window change while nothing is held");
+            }
+            // held: everything read stays held until the peer is out of credit
+            while s.limit > sent {
+                let n = (s.limit - sent).min(1200);
+                sent += n;
+                s.on_read(n);
+                s.fit(s.read - used);
+                assert!(s.limit - used <= W + READ);
+            }
+            assert!(s.read - used <= W + READ, "held at most a window and a read");
+            // released: used in 10 KiB pieces while the peer sends into what opens
+            while s.read > used {
+                if s.limit > sent {
+                    let n = (s.limit - sent).min(1200);
+                    sent += n;
+                    s.on_read(n);
+                    s.fit(s.read - used);
+                }
+                used += (s.read - used).min(10 << 10);
+                s.fit(s.read - used);
+                assert!(s.limit - used <= W + READ);
+            }
+        }
+        // back to normal: the full window again, and no debt left once it is paid
+        for _ in 0..4000 {
+            let n = 1200u64.min(s.limit - sent);
+            sent += n;
+            s.on_read(n);
+            used += n;
+            s.fit(0);
+        }
+        assert_eq!((s.set, s.debt, s.limit - used), (W, 0, W));
     }
 }
