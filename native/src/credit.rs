@@ -12,12 +12,13 @@
 //! no byte is missing (quinn-rs/quinn issue 2809; fixed after 0.11.19 by pull request
 //! 2814). Nothing here waits for that release.
 //!
-//! What we do instead: a reader that must stop using frames (the zipper holding a
-//! producer, a client whose inbox is full) keeps reading the stream into its own queue
-//! of quinn's chunks (`Held`), so quinn's buffer stays nearly empty, and gives the peer
-//! no credit for those bytes: the connection's receive window is lowered
-//! (`Connection::set_receive_window`) so that what the peer may send beyond the bytes
-//! used stays at one window. As held bytes are used the window opens again.
+//! What we do instead: the reader takes what quinn has ready into its own queue of
+//! quinn's chunks (`Held`) before it uses them, and keeps reading while it cannot use
+//! frames (the zipper holding a producer, a client whose inbox is full), so quinn's
+//! buffer stays nearly empty; and it gives the peer credit for bytes used, not bytes
+//! read: once more than a step (1/32 window) is held, the connection's receive window is
+//! lowered (`Connection::set_receive_window`) so that what the peer may send beyond
+//! the bytes used stays at one window. As held bytes are used the window opens again.
 //!
 //! quinn's arithmetic, mirrored exactly (quinn-proto `StreamsState`): the credit limit
 //! `limit` rises when the application reads `n` bytes by `n - debt` (`debt` first
@@ -144,13 +145,13 @@ impl State {
     }
 
     /// Keep the credit limit at most one window past the bytes used (`read - held`):
-    /// while bytes are held and the limit is past that, close the window (no read can
-    /// raise the limit then); once the limit is a step or more short of it, raise the
-    /// window to reach it. Returns the window to set in quinn, if it changes; a reader
-    /// that holds nothing never changes it.
+    /// once the limit is more than a step past that (more than a step held), close the
+    /// window (no read can raise the limit then); once the limit is a step or more short
+    /// of it, raise the window to reach it. Returns the window to set in quinn, if it
+    /// changes; a reader that holds at most a step never changes it.
     fn fit(&mut self, held: u64) -> Option<u64> {
         let target = self.read.saturating_sub(held) + self.window;
-        if held > 0 && self.limit > target {
+        if self.limit > target + self.step {
             if self.set > 0 {
                 self.set_window(0);
                 return Some(0);
@@ -192,7 +193,7 @@ mod tests {
                 if s.fit(0).is_some() {
                     calls += 1;
                 }
-                assert!(s.limit - used <= W + READ, "cycle {cycle}");
+                assert!(s.limit - used <= W + 2 * READ, "cycle {cycle}");
             }
             if cycle == 0 {
                 assert_eq!(calls, 0, "no window change while nothing is held");
@@ -203,9 +204,9 @@ mod tests {
                 sent += n;
                 s.on_read(n);
                 s.fit(s.read - used);
-                assert!(s.limit - used <= W + READ);
+                assert!(s.limit - used <= W + 2 * READ);
             }
-            assert!(s.read - used <= W + READ, "held at most a window and a read");
+            assert!(s.read - used <= W + 2 * READ, "held at most a window and a read");
             // released: used in 10 KiB pieces while the peer sends into what opens
             while s.read > used {
                 if s.limit > sent {
@@ -216,7 +217,7 @@ mod tests {
                 }
                 used += (s.read - used).min(10 << 10);
                 s.fit(s.read - used);
-                assert!(s.limit - used <= W + READ);
+                assert!(s.limit - used <= W + 2 * READ);
             }
         }
         // back to normal: the full window again, and no debt left once it is paid

@@ -68,10 +68,43 @@ fn fin_reason(buffered: usize) -> (String, bool) {
     }
 }
 
-/// How a held producer's stream ended (reported once what it holds is routed).
+/// How a producer's stream ended (reported once what it holds is routed).
 enum Ended {
     Fin,
     Lost(String),
+}
+
+/// One read's result into `held` (its credit counted) or `ended`; false when the zipper
+/// itself closed the connection.
+fn take(peer: &Peer, r: Result<Option<quinn::Chunk>, quinn::ReadError>, held: &mut Held, ended: &mut Option<Ended>) -> bool {
+    match r {
+        Ok(Some(chunk)) => {
+            let n = chunk.bytes.len();
+            held.push(chunk.bytes);
+            peer.credit.read(&peer.conn, n, held.bytes());
+        }
+        Ok(None) => *ended = Some(Ended::Fin),
+        Err(quinn::ReadError::ConnectionLost(quinn::ConnectionError::LocallyClosed)) => return false,
+        Err(quinn::ReadError::ConnectionLost(e)) => *ended = Some(Ended::Lost(describe(&e).0)),
+        Err(e) => *ended = Some(Ended::Lost(e.to_string())),
+    }
+    true
+}
+
+/// Move what quinn has ready for the stream into `held`, without waiting; false when
+/// the zipper itself closed the connection.
+async fn take_ready(peer: &Peer, recv: &mut quinn::RecvStream, held: &mut Held, ended: &mut Option<Ended>) -> bool {
+    while ended.is_none() {
+        let r = tokio::select! {
+            biased;
+            r = recv.read_chunk(READ_CHUNK, true) => r,
+            _ = std::future::ready(()) => return true,
+        };
+        if !take(peer, r, held, ended) {
+            return false;
+        }
+    }
+    true
 }
 
 /// Python's answer to a handshake.
@@ -318,12 +351,15 @@ impl Core {
     /// Route the connection's DataFrames until it ends; returns why, and whether the
     /// peer broke the protocol.
     ///
-    /// While the producer is held for a function (`wait_for`), its stream is still read,
-    /// into `held`, with its credit closed (`credit.rs`): quinn's buffer stays nearly
-    /// empty (a full one can end the connection, "too many gaps in stream buffer") and
-    /// the producer may send at most one window beyond the bytes routed, as before.
-    /// A stream that ends or a connection that breaks while bytes are held is reported
-    /// once they are routed: they were acknowledged, so they are delivered.
+    /// The stream is read eagerly into `held` (quinn's chunks, in order): whatever quinn
+    /// has ready is taken before each chunk is routed, and while the producer is held
+    /// for a function (`wait_for`) the stream is read as it arrives. The connection's
+    /// credit counts bytes routed, not bytes read (`credit.rs`), so the producer may
+    /// send at most about one window beyond what was routed, as before; quinn's own
+    /// buffer stays nearly empty (a full one can end the connection, "too many gaps in
+    /// stream buffer"). A stream that ends or a connection that breaks while bytes are
+    /// held is reported once they are routed: they were acknowledged, so they are
+    /// delivered.
     async fn read_loop(self: Arc<Self>, peer: &Arc<Peer>, mut reader: FrameReader, mut recv: quinn::RecvStream) -> (String, bool) {
         let mut offset: u64 = 0;
         let mut dests: Vec<Arc<Peer>> = Vec::new();
@@ -335,19 +371,25 @@ impl Core {
             s.stats.protocol_errors.fetch_add(1, Relaxed);
             (reason, true)
         };
+        let closed_here = || ("closed".to_string(), false); // the zipper closed it: nothing to route to
         loop {
             // route every whole frame, feeding held chunks to the reader as it runs dry
             while waits.is_empty() {
                 let frame = match reader.next_frame() {
                     Ok(Some(f)) => f,
-                    Ok(None) => match held.pop() {
-                        Some(chunk) => {
-                            reader.push(&chunk);
-                            peer.credit.used(&peer.conn, held.bytes());
-                            continue;
+                    Ok(None) => {
+                        if !take_ready(peer, &mut recv, &mut held, &mut ended).await {
+                            return closed_here();
                         }
-                        None => break,
-                    },
+                        match held.pop() {
+                            Some(chunk) => {
+                                reader.push(&chunk);
+                                peer.credit.used(&peer.conn, held.bytes());
+                                continue;
+                            }
+                            None => break,
+                        }
+                    }
                     Err(e) => return protocol(&self, e.0),
                 };
                 let len = frame.len() as u64;
@@ -362,50 +404,38 @@ impl Core {
             }
             peer.recv_backlog.store(reader.buffered() + held.bytes(), Relaxed);
             if !waits.is_empty() {
-                let dest = waits.remove(0);
                 // held: wait for the function, reading the stream meanwhile
+                let dest = waits.remove(0);
                 let wait = self.wait_for(&dest);
                 tokio::pin!(wait);
                 loop {
                     tokio::select! {
                         biased;
                         _ = &mut wait => break,
-                        r = recv.read_chunk(READ_CHUNK, true), if ended.is_none() => match r {
-                            Ok(Some(chunk)) => {
-                                let n = chunk.bytes.len();
-                                held.push(chunk.bytes);
-                                peer.credit.read(&peer.conn, n, held.bytes());
-                                peer.recv_backlog.store(reader.buffered() + held.bytes(), Relaxed);
+                        r = recv.read_chunk(READ_CHUNK, true), if ended.is_none() => {
+                            if !take(peer, r, &mut held, &mut ended) {
+                                return closed_here();
                             }
-                            Ok(None) => ended = Some(Ended::Fin),
-                            Err(quinn::ReadError::ConnectionLost(quinn::ConnectionError::LocallyClosed)) => {
-                                return ("closed".into(), false); // the zipper closed it: nothing to route to
-                            }
-                            Err(quinn::ReadError::ConnectionLost(e)) => ended = Some(Ended::Lost(describe(&e).0)),
-                            Err(e) => ended = Some(Ended::Lost(e.to_string())),
-                        },
+                            peer.recv_backlog.store(reader.buffered() + held.bytes(), Relaxed);
+                        }
                     }
                 }
                 continue;
             }
-            let r = match ended.take() {
-                Some(Ended::Fin) => Ok(None),
-                Some(Ended::Lost(reason)) => return (reason, false),
-                None => recv.read_chunk(READ_CHUNK, true).await,
-            };
-            match r {
-                Ok(Some(chunk)) => {
-                    peer.credit.read(&peer.conn, chunk.bytes.len(), 0);
-                    reader.push(&chunk.bytes)
-                }
-                Ok(None) => {
+            // nothing held and nothing ready: wait for the stream
+            match ended.take() {
+                Some(Ended::Fin) => {
                     return match fin_reason(reader.buffered()) {
                         (reason, true) => protocol(&self, reason),
                         other => other,
                     }
                 }
-                Err(quinn::ReadError::ConnectionLost(e)) => return (describe(&e).0, false),
-                Err(e) => return (e.to_string(), false),
+                Some(Ended::Lost(reason)) => return (reason, false),
+                None => {}
+            }
+            let r = recv.read_chunk(READ_CHUNK, true).await;
+            if !take(peer, r, &mut held, &mut ended) {
+                return closed_here();
             }
         }
     }
