@@ -106,7 +106,7 @@ pub struct Shared {
     want_writable: Mutex<Option<usize>>,
     /// 0 not asked, 1 finishing, 2 acknowledged, 3 failed.
     finish: Mutex<u8>,
-    /// Stream bytes received from the zipper.
+    /// Stream bytes received from the zipper and taken into the inbox's reader.
     received: AtomicU64,
     /// Stream bytes quinn took, and the prefix the zipper's transport acknowledged.
     pub acked: Acked,
@@ -270,7 +270,6 @@ async fn run_reader(shared: Arc<Shared>, mut recv: quinn::RecvStream, max_frame:
                 r = recv.read_chunk(READ_CHUNK, true), if ended.is_none() => match r {
                     Ok(Some(chunk)) => {
                         let n = chunk.bytes.len();
-                        shared.received.fetch_add(n as u64, Relaxed);
                         held.push(chunk.bytes);
                         shared.credit.read(&conn, n, held.bytes());
                     }
@@ -296,7 +295,6 @@ async fn run_reader(shared: Arc<Shared>, mut recv: quinn::RecvStream, max_frame:
                 Some(Err(e)) => Err(e),
                 None => match recv.read_chunk(READ_CHUNK, true).await {
                     Ok(Some(chunk)) => {
-                        shared.received.fetch_add(chunk.bytes.len() as u64, Relaxed);
                         shared.credit.read(&conn, chunk.bytes.len(), 0);
                         Ok(Some(chunk.bytes))
                     }
@@ -307,6 +305,9 @@ async fn run_reader(shared: Arc<Shared>, mut recv: quinn::RecvStream, max_frame:
         };
         match next {
             Ok(Some(bytes)) => {
+                // counted as received once used: held bytes are not yet (a paused
+                // reader's count holds still, as when it read nothing)
+                shared.received.fetch_add(bytes.len() as u64, Relaxed);
                 reader.push(&bytes);
                 let mut batch = vec![];
                 loop {

@@ -9,8 +9,8 @@ use pyo3::prelude::*;
 
 mod acked;
 mod connection;
-mod hold;
 mod credit;
+mod hold;
 mod liveness;
 mod mesh;
 mod metadata;

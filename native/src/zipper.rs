@@ -143,7 +143,7 @@ struct Peer {
     closed_as: Mutex<Option<String>>,
     /// Its frames routed so far, for re-sent copies (resend.rs).
     progress: Arc<Progress>,
-    /// Its receive window: lowered while it is held (`credit.rs`).
+    /// Its receive credit: counted for bytes routed, not read (`credit.rs`).
     credit: Credit,
 }
 
