@@ -27,6 +27,7 @@ from yomo.wire import (
 )
 from yomo.wire import metadata as md_keys
 from yomo.zipper.auth import TokenAuth
+from yomo.zipper.hooks import FrameContext, FrameHandler
 from yomo.zipper.memory import DEFAULT_HIGH_WATER, MemoryConnection, MemoryListener
 from yomo.zipper.server import RESERVED_TAG_MESSAGE, Zipper
 
@@ -221,6 +222,70 @@ async def test_a_reserved_tag_closes_the_writer_with_gos_text(harness: Make) -> 
     await asyncio.wait_for(src.wait_closed(), WAIT)
     assert src.closed_by_peer
     assert src.close_reason == RESERVED_TAG_MESSAGE
+
+
+# The zipper forwards a frame's metadata as the bytes it came in unless routing changed
+# it. These bytes decode to {"k": "v"} but are not what encode_metadata writes (str8
+# headers where it writes fixstr): a re-encoded frame would not carry them.
+_ODD_METADATA = b"\x81\xd9\x01k\xd9\x01v"
+
+
+def _odd(extra: dict[str, str]) -> bytes:
+    """``_ODD_METADATA`` with ``extra`` added, all in str8 form."""
+    items = {"k": "v", **extra}
+    out = bytearray([0x80 | len(items)])
+    for key, value in items.items():
+        for text in (key, value):
+            raw = text.encode()
+            out += bytes([0xD9, len(raw)]) + raw
+    return bytes(out)
+
+
+def test_odd_metadata_is_not_what_the_encoder_writes() -> None:
+    assert _odd({}) == _ODD_METADATA
+    assert decode_metadata(_ODD_METADATA) == {"k": "v"}
+    assert encode_metadata({"k": "v"}) != _ODD_METADATA
+
+
+async def test_a_frames_metadata_bytes_are_forwarded_as_received(harness: Make) -> None:
+    h = await harness()
+    fn = await h.connect("fn", ClientType.STREAM_FUNCTION, (IN,))
+    src = await h.connect("src", ClientType.SOURCE)
+    src.send_nowait(encode_data_frame(IN, _ODD_METADATA, b"a"))
+    assert (await _read(fn)).metadata == _ODD_METADATA
+
+
+async def test_a_merge_that_changes_nothing_keeps_the_received_bytes(harness: Make) -> None:
+    h = await harness()
+    sink = await h.connect("sink", ClientType.STREAM_FUNCTION, (OUT,))
+    # a function with a wanted target merges yomo-wanted-target into what it writes
+    fn = await h.connect("fn", ClientType.STREAM_FUNCTION, (IN,), wanted_target="alice")
+    same = _odd({md_keys.WANTED_TARGET: "alice"})
+    fn.send_nowait(encode_data_frame(OUT, same, b"same"))
+    assert (await _read(sink)).metadata == same
+    fn.send_nowait(encode_data_frame(OUT, _ODD_METADATA, b"merged"))
+    merged = (await _read(sink)).metadata
+    assert decode_metadata(merged) == {"k": "v", md_keys.WANTED_TARGET: "alice"}
+
+
+async def test_frame_middleware_that_changes_nothing_keeps_the_received_bytes(
+    harness: Make,
+) -> None:
+    def tag_b(next_handler: FrameHandler) -> FrameHandler:
+        def handle(ctx: FrameContext) -> None:
+            if ctx.payload == b"b":
+                ctx.metadata["seen"] = "yes"
+            next_handler(ctx)
+
+        return handle
+
+    h = await harness(frame_middleware=[tag_b])
+    fn = await h.connect("fn", ClientType.STREAM_FUNCTION, (IN,))
+    src = await h.connect("src", ClientType.SOURCE)
+    src.send_nowait(encode_data_frame(IN, _ODD_METADATA, b"a"))
+    src.send_nowait(encode_data_frame(IN, _ODD_METADATA, b"b"))
+    assert (await _read(fn)).metadata == _ODD_METADATA
+    assert decode_metadata((await _read(fn)).metadata) == {"k": "v", "seen": "yes"}
 
 
 # -- backpressure ------------------------------------------------------------

@@ -122,7 +122,7 @@ class FrameContext:
     metadata with the connection's merged in, as Go's ``FrameMetadata``.
     """
 
-    __slots__ = ("_keys", "_waits", "connection", "metadata", "payload", "tag")
+    __slots__ = ("_keys", "_received", "_waits", "connection", "metadata", "payload", "tag")
 
     def __init__(
         self, connection: ClientConnection, tag: int, metadata: dict[str, str], payload: bytes
@@ -133,6 +133,9 @@ class FrameContext:
         self.payload = payload
         self._keys: dict[str, Any] | None = None
         self._waits: Any = None  # what the producer waits for after routing (the zipper's)
+        # the metadata as received (its bytes, and a copy of the map): the zipper forwards
+        # those bytes unless a middleware changed the map
+        self._received: tuple[bytes, dict[str, str]] | None = None
 
     @property
     def keys(self) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
 
 from yomo.errors import ConnectionClosedError, ProtocolError, TimeoutError
@@ -236,21 +236,17 @@ class Routing:
         counters.frames_in += 1
         counters.bytes_in += len(payload)
         raw_md = frame.metadata
-        md = decode_metadata(raw_md)
+        md = decode_metadata(raw_md)  # checked on every frame, as Go and the native path do
         mark = md.pop(RESENT, None)
         if client.progress is not None:  # whose frame, where: each destination once (resend.py)
             client.place = self.resend.admit(client.progress, client.frames_in - 1, mark)
         if mark is not None:
             raw_md = encode_metadata(md)
-        if client.merge:
-            for key, value in client.merge.items():
-                if value:
-                    md[key] = value
-                else:
-                    md.pop(key, None)
+        if client.merge and _merge(md, client.merge):
             raw_md = encode_metadata(md)
         if self._frame_middleware or self._metadata_router is not None:
             ctx = FrameContext(client, tag, md, bytes(payload))
+            ctx._received = (raw_md, dict(md))
             self._frame_handler(ctx)
             waits: list[RegisteredClient] | None = ctx._waits
             return waits
@@ -270,7 +266,9 @@ class Routing:
                     dests.append(dest)
         else:
             dests = self._router.route(tag, md.get(md_keys.TARGET))
-        raw_md = encode_metadata(md)
+        received = ctx._received
+        # the received bytes go on unless a middleware changed the metadata
+        raw_md = received[0] if received is not None and md == received[1] else encode_metadata(md)
         ctx._waits = self._deliver(client, tag, raw_md, ctx.payload, dests, self._stats.tag(tag))
 
     def _deliver(
@@ -343,3 +341,18 @@ class Routing:
                 dest.dropped,
                 dest.conn.send_backlog,
             )
+
+
+def _merge(md: dict[str, str], merge: Mapping[str, str]) -> bool:
+    """Merge a connection's metadata into a frame's (an empty value deletes; Go:
+    core/metadata.go Set); returns True when that changed ``md``."""
+    changed = False
+    for key, value in merge.items():
+        if value:
+            if md.get(key) != value:
+                md[key] = value
+                changed = True
+        elif key in md:
+            del md[key]
+            changed = True
+    return changed
