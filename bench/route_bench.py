@@ -34,7 +34,8 @@ from yomo.wire import (
     encode_metadata,
 )
 from yomo.zipper.hooks import ConnectionRegistry, FrameHandler
-from yomo.zipper.registered import RegisteredClient
+from yomo.zipper.options import ZipperOptions
+from yomo.zipper.registered import RegisteredClient, ZipperParts
 from yomo.zipper.routing import Routing
 from yomo.zipper.stats import ZipperStats
 
@@ -68,14 +69,8 @@ def _case(
     stats = ZipperStats()
     registry = ConnectionRegistry()
     routing = Routing(
-        stats=stats,
-        log=logging.getLogger("bench"),
-        connector=registry,
-        router=None,
-        frame_middleware=[_pass_on] if middleware else [],
-        slow_consumer="block",
-        drop_threshold=8 << 20,
-        dead_after=1.0,
+        ZipperOptions(frame_middleware=[_pass_on] if middleware else []),
+        ZipperParts(stats, logging.getLogger("bench"), registry),
     )
     fn = RegisteredClient(
         1,

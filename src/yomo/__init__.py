@@ -31,13 +31,15 @@ from .errors import (
     TimeoutError,
     YomoError,
 )
-from .session import ClientState, ReconnectPolicy
+from .session import ClientOptions, ClientState, ReconnectPolicy
 from .transport import QuicSettings, TlsConfig
+from .zipper.options import MeshOptions, ZipperOptions
 
 __all__ = [
     "SPEC_VERSION",
     "AsyncContext",
     "AuthenticationError",
+    "ClientOptions",
     "ClientState",
     "ConfigError",
     "ConnectError",
@@ -51,6 +53,7 @@ __all__ = [
     "HandlerError",
     "HandshakeError",
     "LLMArgumentsError",
+    "MeshOptions",
     "NoLLMResultError",
     "ProtocolError",
     "QuicSettings",
@@ -65,6 +68,7 @@ __all__ = [
     "TlsConfig",
     "YomoError",
     "Zipper",
+    "ZipperOptions",
     "__version__",
 ]
 

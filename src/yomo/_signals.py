@@ -21,7 +21,14 @@ import threading
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
-__all__ = ["STOP_SIGNALS", "stop_signals", "wait_on_signals", "wait_or_close"]
+__all__ = [
+    "STOP_SIGNALS",
+    "add_loop_signals",
+    "remove_loop_signals",
+    "stop_signals",
+    "wait_on_signals",
+    "wait_or_close",
+]
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -46,6 +53,27 @@ def _dispatch(signum: int, frame: object) -> None:
     name = signal.Signals(signum).name
     for callback in list(_callbacks):
         callback(name)
+
+
+def add_loop_signals(
+    loop: asyncio.AbstractEventLoop, callback: SignalCallback
+) -> list[signal.Signals]:
+    """Call ``callback(signal name)`` on SIGINT and SIGTERM, as the loop's own handlers
+    (the CLI's commands); returns those installed, for ``remove_loop_signals``."""
+    installed = []
+    for sig in STOP_SIGNALS:
+        try:
+            loop.add_signal_handler(sig, callback, sig.name)
+        except (NotImplementedError, RuntimeError):  # Windows, or not the main thread
+            continue
+        installed.append(sig)
+    return installed
+
+
+def remove_loop_signals(loop: asyncio.AbstractEventLoop, installed: list[signal.Signals]) -> None:
+    """Undo ``add_loop_signals``."""
+    for sig in installed:
+        loop.remove_signal_handler(sig)
 
 
 @contextlib.contextmanager

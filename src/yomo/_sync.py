@@ -4,6 +4,11 @@ Every sync call hands a coroutine to a single daemon event loop and waits for
 its result, so no logic is written twice (httpx-style ``Client`` over the
 core, but with one async implementation). Waits wake up regularly so Ctrl-C
 works in the calling thread.
+
+Why this module is a little over ~400 lines: it is the whole synchronous front door,
+one thin class per asyncio class (``Source``, ``StreamFunction``, ``Zipper``) over one
+``LoopThread``; each member is a one-line hand-over, and what Source and StreamFunction
+share is written once (``_SyncClient``).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import concurrent.futures
 import inspect
 import threading
 from collections.abc import Callable, Coroutine
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from yomo._signals import stop_signals, wait_or_close
 from yomo.ai.function_call import FunctionDefinition
@@ -21,8 +26,13 @@ from yomo.client.context import Payload, json_payload
 from yomo.client.sfn import AsyncStreamFunction
 from yomo.client.source import AsyncSource
 from yomo.errors import StateError, TimeoutError
-from yomo.session import ClientState, ErrorHandler
+from yomo.session import ClientOptions, ClientState, ErrorHandler
+from yomo.zipper.config import ZipperConfig
+from yomo.zipper.options import ZipperKeywords, ZipperOptions
 from yomo.zipper.server import Zipper as AsyncZipper
+
+if TYPE_CHECKING:
+    from typing_extensions import Self, Unpack
 
 __all__ = ["LoopThread", "Source", "StreamFunction", "Zipper"]
 
@@ -122,7 +132,60 @@ def _wait_or_close_on_interrupt(loop: LoopThread, client: Any, who: str) -> None
         loop.run(client.close())
 
 
-class Source:
+A = TypeVar("A", AsyncSource, AsyncStreamFunction)
+
+
+class _SyncClient(Generic[A]):
+    """What the synchronous Source and StreamFunction share, read from the asyncio
+    client each drives on the loop thread."""
+
+    _aio: A
+    _loop: LoopThread
+
+    @property
+    def name(self) -> str:
+        """The client's name, shown in the zipper's logs."""
+        return self._aio.name
+
+    @property
+    def client_id(self) -> str:
+        """The client id: a source writes it as ``yomo-source-id``; connection ids are
+        ``<client_id>-<n>``."""
+        return self._aio.client_id
+
+    @property
+    def options(self) -> ClientOptions:
+        """What the client was configured with (``yomo.ClientOptions``)."""
+        return self._aio.options
+
+    @property
+    def state(self) -> ClientState:
+        """Where the client is in its life."""
+        return self._aio.state
+
+    def set_error_handler(self, fn: ErrorHandler) -> None:
+        """Call ``fn(error)`` on connection failures and rejections (and, for a stream
+        function, when a handler raises); the default logs them."""
+        self._aio.set_error_handler(fn)
+
+    def connect(self) -> None:
+        """Connect and handshake (a stream function runs ``init`` first, once); raises
+        ``RejectedError`` or ``ConnectError``."""
+        self._loop.run(self._aio.connect())
+
+    def close(self) -> None:
+        """Send what was written and close (idempotent)."""
+        self._loop.run(self._aio.close())
+
+    def __enter__(self) -> Self:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Source(_SyncClient[AsyncSource]):
     """A YoMo source (synchronous). Same arguments as ``yomo.aio.Source``.
 
     ::
@@ -135,29 +198,6 @@ class Source:
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._loop = LoopThread.get()
         self._aio = AsyncSource(*args, **kwargs)
-
-    @property
-    def name(self) -> str:
-        """The source's name."""
-        return self._aio.name
-
-    @property
-    def client_id(self) -> str:
-        """The id written as ``yomo-source-id``."""
-        return self._aio.client_id
-
-    @property
-    def state(self) -> ClientState:
-        """Where the source is in its life."""
-        return self._aio.state
-
-    def set_error_handler(self, fn: ErrorHandler) -> None:
-        """Call ``fn(error)`` when the connection fails or the zipper rejects the source."""
-        self._aio.set_error_handler(fn)
-
-    def connect(self) -> None:
-        """Connect and handshake (raises ``RejectedError`` or ``ConnectError``)."""
-        self._loop.run(self._aio.connect())
 
     def write(self, tag: int, data: Payload | None) -> None:
         """Write ``data`` under ``tag``; waits (bounded) while the zipper is not reading."""
@@ -179,24 +219,13 @@ class Source:
         if frame is not None:
             self._aio._core.send_from_thread(frame, self._loop.loop)
 
-    def close(self) -> None:
-        """Send what was written and close (idempotent)."""
-        self._loop.run(self._aio.close())
-
     def wait(self) -> None:
         """Block until the source is closed; SIGINT (Ctrl-C) or SIGTERM closes it and returns,
         without a traceback, as Go's ``Wait`` (see ``yomo._signals``)."""
         _wait_or_close_on_interrupt(self._loop, self._aio, f"source {self.name!r}")
 
-    def __enter__(self) -> Source:
-        self.connect()
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class StreamFunction:
+class StreamFunction(_SyncClient[AsyncStreamFunction]):
     """A YoMo stream function (synchronous). Same arguments as ``yomo.aio.StreamFunction``.
 
     Plain handlers run on worker threads and get a ``Context`` whose ``write``
@@ -217,16 +246,6 @@ class StreamFunction:
         self._aio = AsyncStreamFunction(*args, **kwargs)
 
     @property
-    def name(self) -> str:
-        """The function's name."""
-        return self._aio.name
-
-    @property
-    def client_id(self) -> str:
-        """The client id (connection ids are ``<client_id>-<n>``)."""
-        return self._aio.client_id
-
-    @property
     def connection_id(self) -> str:
         """The id of the current connection."""
         return self._aio.connection_id
@@ -235,11 +254,6 @@ class StreamFunction:
     def function_definition(self) -> FunctionDefinition | None:
         """The LLM function definition announced to the zipper, or None (not a tool)."""
         return self._aio.function_definition
-
-    @property
-    def state(self) -> ClientState:
-        """Where the function is in its life."""
-        return self._aio.state
 
     @property
     def final_error(self) -> BaseException | None:
@@ -274,14 +288,6 @@ class StreamFunction:
         self._aio.set_cron_handler(spec, fn)
         return fn
 
-    def set_error_handler(self, fn: ErrorHandler) -> None:
-        """Call ``fn(error)`` on connection failures, rejections and handler errors."""
-        self._aio.set_error_handler(fn)
-
-    def connect(self) -> None:
-        """Run ``init`` (first time only), connect and start handling frames."""
-        self._loop.run(self._aio.connect())
-
     def write(self, tag: int, data: Payload | None) -> None:
         """Write outside a handler (fresh tid, this function as the source)."""
         self._loop.run(self._aio.write(tag, data))
@@ -302,13 +308,6 @@ class StreamFunction:
         """
         _wait_or_close_on_interrupt(self._loop, self._aio, f"stream function {self.name!r}")
 
-    def __enter__(self) -> StreamFunction:
-        self.connect()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
 
 class Zipper:
     """A zipper (synchronous): ``start()`` in the background or ``serve()`` blocking.
@@ -323,11 +322,11 @@ class Zipper:
         self._aio = self._loop.run(_construct(AsyncZipper, *args, **kwargs))
 
     @classmethod
-    def from_config(cls, config: Any, **options: Any) -> Zipper:
-        """A zipper from a parsed ``zipper.yaml``."""
+    def from_config(cls, config: ZipperConfig, **keywords: Unpack[ZipperKeywords]) -> Zipper:
+        """A zipper from a parsed ``zipper.yaml`` (as ``yomo.aio.Zipper.from_config``)."""
         self = cls.__new__(cls)
         self._loop = LoopThread.get()
-        self._aio = self._loop.run(_construct(AsyncZipper.from_config, config, **options))
+        self._aio = self._loop.run(_construct(AsyncZipper.from_config, config, **keywords))
         return self
 
     @property
@@ -349,6 +348,11 @@ class Zipper:
     def monitor_address(self) -> tuple[str, int] | None:
         """Where the monitor endpoint listens (the bound address after ``start``), if any."""
         return self._aio.monitor_address
+
+    @property
+    def options(self) -> ZipperOptions:
+        """What the zipper was configured with (``yomo.ZipperOptions``)."""
+        return self._aio.options
 
     @property
     def state(self) -> str:

@@ -12,20 +12,24 @@ from yomo.client.context import AsyncContext, Context, CronContext
 from yomo.client.sfn import AsyncStreamFunction as StreamFunction
 from yomo.client.source import AsyncSource as Source
 from yomo.errors import HandlerError
-from yomo.session import ClientState, ReconnectPolicy
+from yomo.session import ClientOptions, ClientState, ReconnectPolicy
 from yomo.transport import QuicSettings, TlsConfig
+from yomo.zipper.options import MeshOptions, ZipperOptions
 from yomo.zipper.server import Zipper
 
 __all__ = [
     "AsyncContext",
+    "ClientOptions",
     "ClientState",
     "Context",
     "CronContext",
     "HandlerError",
+    "MeshOptions",
     "QuicSettings",
     "ReconnectPolicy",
     "Source",
     "StreamFunction",
     "TlsConfig",
     "Zipper",
+    "ZipperOptions",
 ]

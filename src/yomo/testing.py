@@ -25,7 +25,7 @@ import inspect
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import pytest
 
@@ -38,6 +38,9 @@ from ._testing_llm import (
     run_llm_handler,
 )
 from .errors import StateError, TimeoutError
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = [
     "MARKER_TAG",
@@ -59,6 +62,8 @@ Written = list[tuple[int, bytes]]
 MARKER_TAG = 0xFFFF_FFF0
 #: The tag the function answers the marker under (not observed, so it does not loop).
 _ANSWER_TAG = 0xFFFF_FFF1
+#: Seconds ``run_handler`` waits for the function to handle everything.
+DEFAULT_RUN_TIMEOUT = 10.0
 
 
 def _inputs(data: bytes | Iterable[bytes]) -> list[bytes]:
@@ -179,7 +184,7 @@ async def arun_handler(
     observe: Sequence[int] | None = None,
     zipper: Any = None,
     name: str = "function-under-test",
-    timeout: float = 10.0,
+    timeout: float = DEFAULT_RUN_TIMEOUT,
 ) -> Written:
     """Run ``handler`` as a real stream function, write ``data`` to it, return what it wrote.
 
@@ -273,15 +278,20 @@ async def arun_handler(
     return out
 
 
+class _RunHandlerOptions(TypedDict, total=False):
+    """The keyword arguments of :func:`arun_handler`, for :func:`run_handler`."""
+
+    observe: Sequence[int] | None
+    zipper: Any
+    name: str
+    timeout: float
+
+
 def run_handler(
     handler: Callable[..., Any],
     tag: int,
     data: bytes | Iterable[bytes],
-    *,
-    observe: Sequence[int] | None = None,
-    zipper: Any = None,
-    name: str = "function-under-test",
-    timeout: float = 10.0,
+    **options: Unpack[_RunHandlerOptions],
 ) -> Written:
     """Synchronous :func:`arun_handler`: a real zipper, source and stream function.
 
@@ -290,10 +300,8 @@ def run_handler(
     """
     from yomo._sync import LoopThread
 
-    coro = arun_handler(
-        handler, tag, data, observe=observe, zipper=zipper, name=name, timeout=timeout
-    )
-    return LoopThread.get().run(coro, timeout + 15.0)
+    timeout = options.get("timeout", DEFAULT_RUN_TIMEOUT)
+    return LoopThread.get().run(arun_handler(handler, tag, data, **options), timeout + 15.0)
 
 
 @pytest.fixture

@@ -199,7 +199,7 @@ def test_data_frame_fast_path_agrees_with_the_general_decoder(
 ) -> None:
     # the straight-line DataFrame reader must give the same frame or error as the general
     # loop, and never read past the frame into the bytes that follow it
-    from yomo.wire.frames import _decode_data, _decode_data_any
+    from yomo.wire.parse import _decode_data, _decode_data_any
 
     def length(n: int) -> bytes:
         return bytes((0x80 | n >> 7, n & 0x7F)) if two_byte else encode_length(n)

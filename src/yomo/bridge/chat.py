@@ -12,6 +12,10 @@ tool-call turns, and stream the caller's tool calls as they come.
 Bodies are the chat-completions JSON as dicts: the provider's ``ChatCompletion`` /
 ``ChatCompletionChunk`` objects are turned into dicts once, so fields this bridge
 does not know (``reasoning_content``, ``extra_content``) pass through unchanged.
+
+Why this module is a little over ~400 lines: it is one algorithm, the multi-turn
+loop of Go's chat.go in its plain and streamed form (``ChatEngine``, ``_Turn``), whose
+two forms share the turn's state; split, each half would need the other's internals.
 """
 
 from __future__ import annotations

@@ -12,12 +12,12 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 from collections.abc import Callable
 from typing import Any
 
 import click
 
+from yomo._signals import add_loop_signals, remove_loop_signals
 from yomo.errors import (
     ConnectError,
     ConnectionClosedError,
@@ -99,13 +99,7 @@ async def run_function(
             os._exit(130)
         stop.set()
 
-    installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, on_signal, sig.name)
-        except (NotImplementedError, RuntimeError):  # Windows, or not the main thread
-            continue
-        installed.append(sig)
+    installed = add_loop_signals(loop, on_signal)
     try:
         tags = ", ".join(f"0x{t:x}" for t in function.tags)
         if sfn.function_definition is not None:
@@ -153,8 +147,7 @@ async def run_function(
         if final is not None:
             raise final
     finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
+        remove_loop_signals(loop, installed)
 
 
 @click.command()

@@ -6,12 +6,12 @@ import asyncio
 import dataclasses
 import importlib
 import logging
-import signal
 from collections.abc import Callable
 from typing import Protocol
 
 import click
 
+from yomo._signals import add_loop_signals, remove_loop_signals
 from yomo.errors import YomoError
 from yomo.zipper.config import DEFAULT_CONFIG, ZipperConfig, load_config
 
@@ -68,13 +68,7 @@ async def serve_zipper(config: ZipperConfig, *, stats_interval: float = 30.0) ->
         task = loop.create_task(zipper.stop(f"received {name}"))
         stopping.add(task)
 
-    installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, on_signal, sig.name)
-        except (NotImplementedError, RuntimeError):  # Windows, or not the main thread
-            continue
-        installed.append(sig)
+    installed = add_loop_signals(loop, on_signal)
     try:
         await serving
     except asyncio.CancelledError:
@@ -88,8 +82,7 @@ async def serve_zipper(config: ZipperConfig, *, stats_interval: float = 30.0) ->
                     task.cancel()
                 await asyncio.gather(*stopping, return_exceptions=True)
         finally:
-            for sig in installed:
-                loop.remove_signal_handler(sig)
+            remove_loop_signals(loop, installed)
 
 
 @click.command()

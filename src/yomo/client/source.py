@@ -8,34 +8,35 @@ without limit.
 
 from __future__ import annotations
 
-import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from yomo._signals import wait_on_signals
-from yomo.session import ClientCore, ClientState, ErrorHandler, ReconnectPolicy, new_id
-from yomo.transport import QuicSettings, TlsConfig
+from yomo.session import ClientCore, new_id
+from yomo.session.options import ClientKeywords, ClientOptions
 from yomo.wire import SOURCE_ID, TARGET, TID, ClientType
 from yomo.wire.metadata import source_metadata_encoder
 
+from .base import ClientBase
 from .context import Payload, build_frame, json_payload
 from .tracing import Tracing
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["AsyncSource"]
 
 
-class AsyncSource:
+class AsyncSource(ClientBase):
     """A YoMo source on asyncio (``yomo.aio.Source``).
 
     Args:
         name: the source's name, shown in the zipper's logs.
         zipper_addr: ``host:port`` of the zipper.
-        credential: ``"token:<secret>"`` when the zipper has auth.
-        tls: certificates; defaults to the ``YOMO_TLS_*`` variables.
-        quic: QUIC settings; defaults to Go's client values.
-        reconnect: backoff policy for broken connections.
-        write_timeout: seconds a write may wait for the zipper before raising.
-        logger: defaults to ``logging.getLogger("yomo")``.
-        tracer_provider: an OpenTelemetry tracer provider to trace writes.
+        options: a whole ``yomo.ClientOptions``; keyword arguments change fields of it.
+        credential, tls, quic, reconnect, write_timeout, logger, tracer_provider: the
+            fields of ``yomo.ClientOptions`` (see there): the credential, certificates,
+            QUIC settings, redial backoff, how long a write may wait for the zipper,
+            the logger and an OpenTelemetry tracer provider to trace writes.
     """
 
     def __init__(
@@ -43,47 +44,14 @@ class AsyncSource:
         name: str,
         zipper_addr: str = "localhost:9000",
         *,
-        credential: str | None = None,
-        tls: TlsConfig | None = None,
-        quic: QuicSettings | None = None,
-        reconnect: ReconnectPolicy | None = None,
-        write_timeout: float = 30.0,
-        logger: logging.Logger | None = None,
-        tracer_provider: Any | None = None,
+        options: ClientOptions | None = None,
+        **keywords: Unpack[ClientKeywords],
     ) -> None:
-        self._core = ClientCore(
-            name,
-            zipper_addr,
-            ClientType.SOURCE,
-            credential=credential,
-            tls=tls,
-            quic=quic,
-            reconnect=reconnect,
-            write_timeout=write_timeout,
-            logger=logger,
-        )
+        options = ClientOptions.build(options, keywords)
+        self._core = ClientCore(name, zipper_addr, ClientType.SOURCE, options=options)
         self.log = self._core.log
-        self._tracing = Tracing(tracer_provider, name, scope="Source")
+        self._tracing = Tracing(options.tracer_provider, name, scope="Source")
         self._metadata = source_metadata_encoder(self._core.client_id)
-
-    @property
-    def name(self) -> str:
-        """The source's name."""
-        return self._core.name
-
-    @property
-    def client_id(self) -> str:
-        """The id written as ``yomo-source-id`` into every frame."""
-        return self._core.client_id
-
-    @property
-    def state(self) -> ClientState:
-        """Where the source is in its life."""
-        return self._core.state
-
-    def set_error_handler(self, fn: ErrorHandler) -> None:
-        """Call ``fn(error)`` when the connection fails or the zipper rejects the source."""
-        self._core.add_error_handler(fn)
 
     async def connect(self) -> None:
         """Connect and handshake.

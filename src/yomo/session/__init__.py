@@ -12,11 +12,15 @@ from .address import join_address, parse_address
 from .core import THREAD_PENDING_BYTES, ClientCore, ClientState, ErrorHandler, FrameHandler
 from .dial import Dialer
 from .errorlog import RepeatedErrorLog
+from .options import DEFAULT_WRITE_TIMEOUT, ClientKeywords, ClientOptions
 from .policy import ReconnectPolicy, new_id
 
 __all__ = [
+    "DEFAULT_WRITE_TIMEOUT",
     "THREAD_PENDING_BYTES",
     "ClientCore",
+    "ClientKeywords",
+    "ClientOptions",
     "ClientState",
     "Dialer",
     "ErrorHandler",

@@ -33,7 +33,7 @@ import logging
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from yomo.errors import (
     ConnectError,
@@ -46,7 +46,7 @@ from yomo.errors import (
     TimeoutError,
     YomoError,
 )
-from yomo.transport import DEFAULT_CLIENT_SETTINGS, QuicSettings, TlsConfig, dial
+from yomo.transport import dial
 from yomo.transport.connection import Connection, TrackedConnection
 from yomo.wire import DataFrame, GoawayFrame, RejectedFrame
 
@@ -55,7 +55,11 @@ from .dial import Dialer, handshake
 from .errorlog import RepeatedErrorLog
 from .handshake import DEFAULT_HANDSHAKE_TIMEOUT, hello_frame, rejection
 from .journal import DEFAULT_JOURNAL_BYTES, Journal
-from .policy import ReconnectPolicy, new_id
+from .options import ClientKeywords, ClientOptions
+from .policy import new_id
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = [
     "THREAD_PENDING_BYTES",
@@ -98,31 +102,29 @@ class ClientCore:
         zipper_addr: str,
         client_type: int,
         *,
-        credential: str | None = None,
         observe_data_tags: Sequence[int] = (),
         wanted_target: str = "",
-        tls: TlsConfig | None = None,
-        quic: QuicSettings | None = None,
-        reconnect: ReconnectPolicy | None = None,
-        write_timeout: float = 30.0,
-        logger: logging.Logger | None = None,
         on_frame: FrameHandler | None = None,
         dialer: Dialer | None = None,
+        options: ClientOptions | None = None,
+        **keywords: Unpack[ClientKeywords],
     ) -> None:
+        self.options = ClientOptions.build(options, keywords)
+        """What the client was configured with (``yomo.session.options``)."""
         self.name = name
         self.host, self.port = parse_address(zipper_addr)
         self.zipper_addr = join_address(self.host, self.port)
         self.client_type = client_type
-        self.credential = credential or ""
+        self.credential = self.options.credential
         self.observe_data_tags: tuple[int, ...] = tuple(observe_data_tags)
         self.wanted_target = wanted_target
         #: JSON of the LLM function definition sent in the handshake (field 0x09).
         self.function_definition = b""
-        self.tls = tls
-        self.quic = quic or DEFAULT_CLIENT_SETTINGS
-        self.reconnect = reconnect or ReconnectPolicy()
-        self.write_timeout = write_timeout
-        self.log = logger or logging.getLogger("yomo")
+        self.tls = self.options.tls
+        self.quic = self.options.quic
+        self.reconnect = self.options.reconnect
+        self.write_timeout = self.options.write_timeout
+        self.log = self.options.logger or logging.getLogger("yomo")
         self.on_frame = on_frame
         self.dialer: Dialer = dialer or dial
         """Opens connections: ``yomo.transport.dial``; tests pass an in-memory one."""

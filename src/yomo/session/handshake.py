@@ -20,6 +20,7 @@ from yomo.errors import (
     RejectedError,
     RemoteProtocolError,
 )
+from yomo.transport.settings import DEFAULT_HANDSHAKE_TIMEOUT
 from yomo.wire import (
     ConnectToFrame,
     Frame,
@@ -39,12 +40,6 @@ __all__ = [
     "rejection",
     "split_credential",
 ]
-
-
-#: Seconds one side waits for the other's handshake frame: the zipper for a new
-#: connection's HandshakeFrame, a client for the zipper's answer (after its QUIC
-#: handshake, which ``QuicSettings.handshake_timeout`` bounds).
-DEFAULT_HANDSHAKE_TIMEOUT = 5.0
 
 
 class HandshakeState(enum.Enum):

@@ -30,6 +30,7 @@ from . import _compat as compat
 from ._buffer import FrameBuffer, SendGate
 from ._common import describe_code, in_background, retrieve
 from ._errors import ignore_quic_errors, map_quic_errors, raise_mapped
+from ._state import ConnectionState
 from .settings import CLOSE_CODE, QuicSettings
 
 __all__ = ["FrameConnection"]
@@ -37,7 +38,7 @@ __all__ = ["FrameConnection"]
 log = logging.getLogger("yomo.transport")
 
 
-class FrameConnection:
+class FrameConnection(ConnectionState):
     """A QUIC connection carrying YoMo frames on its one bidirectional stream.
 
     Read with ``read_frame``; write with ``write_frame`` (waits for room) or
@@ -45,6 +46,7 @@ class FrameConnection:
     """
 
     def __init__(self, protocol: Any, settings: QuicSettings, *, is_client: bool) -> None:
+        super().__init__()
         self._protocol = protocol
         self._quic = compat.quic_of(protocol)
         self._loop = asyncio.get_running_loop()
@@ -55,13 +57,6 @@ class FrameConnection:
             max_frame_size=settings.max_frame_size, high_water=settings.recv_high_water
         )
         self._gate = SendGate(settings.send_high_water)
-        self._readable = asyncio.Event()
-        self._drained = asyncio.Event()
-        self._drained.set()
-        self._closed = asyncio.Event()
-        self.close_reason: str | None = None
-        self.closed_by_peer = False
-        self._error: BaseException | None = None
         self.bytes_received = 0
         self.bytes_sent = 0
         """Bytes queued on the stream so far: the stream offset after the last write."""
@@ -85,16 +80,6 @@ class FrameConnection:
         return (host, int(addr[1]))
 
     @property
-    def closed(self) -> bool:
-        """True once the connection is closed, by either side."""
-        return self._closed.is_set()
-
-    @property
-    def has_room(self) -> bool:
-        """False while more than ``send_high_water`` bytes wait to be sent."""
-        return self._drained.is_set()
-
-    @property
     def send_backlog(self) -> int:
         """Bytes queued on the stream that are not on the wire yet."""
         if self._stream_id is None:
@@ -105,12 +90,6 @@ class FrameConnection:
     def recv_backlog(self) -> int:
         """Bytes of received frames waiting for ``read_frame``."""
         return self._buffer.size
-
-    def _closed_error(self) -> ConnectionClosedError:
-        """What using a closed connection raises: the close reason, and who closed it."""
-        return ConnectionClosedError(
-            self.close_reason or "connection closed", remote=self.closed_by_peer
-        )
 
     # -- reading -----------------------------------------------------------
 
@@ -157,12 +136,7 @@ class FrameConnection:
         buffer = self._buffer
         frame = buffer.pop()
         while frame is None:
-            if self._closed.is_set():
-                if self._error is not None:
-                    raise self._error
-                raise self._closed_error()
-            self._readable.clear()
-            await self._readable.wait()
+            await self._wait_readable()
             frame = buffer.pop()
         if buffer.size <= buffer.low_water:  # buffer.may_resume, inline: once per frame
             self._protocol.resume_reading()
@@ -348,10 +322,6 @@ class FrameConnection:
         self._drained.set()
         if self.keepalive is not None:
             self.keepalive.cancel()
-
-    async def wait_closed(self) -> None:
-        """Wait until the connection is closed."""
-        await self._closed.wait()
 
     async def aclose(self, reason: str = "") -> None:
         """Close and release the socket of a dialled connection."""

@@ -13,6 +13,12 @@ writes again what was never acknowledged.
 ``NativeServer`` is the zipper's data path: it listens, hands every connection's first
 frame to the zipper's Python policy, and routes DataFrames itself (see
 ``yomo.zipper.server``).
+
+Why this module is over ~400 lines: the client and the zipper halves are thin
+wrappers of one Rust module that share its wake-up machinery (``_Wakeup``: a socket the
+loop watches) and its batch hand-over; each half is short, and keeping them together
+keeps every call into ``yomo._native`` in one file (as ``_compat.py`` does for the
+QUIC libraries).
 """
 
 from __future__ import annotations
@@ -26,12 +32,21 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from yomo.errors import ConnectError, ConnectionClosedError, RemoteProtocolError, TimeoutError
+from yomo.errors import ConnectError, RemoteProtocolError, TimeoutError
 from yomo.wire import Frame, decode_frame, make_data_frame
 
+from ._state import ConnectionState
 from .qlog import warn_unsupported
 from .reset_key import stateless_reset_key
-from .settings import CLOSE_CODE, DEFAULT_CLIENT_SETTINGS, DEFAULT_ZIPPER_SETTINGS, QuicSettings
+from .settings import (
+    CLOSE_CODE,
+    DEFAULT_CLIENT_SETTINGS,
+    DEFAULT_DEAD_AFTER,
+    DEFAULT_DROP_THRESHOLD,
+    DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_ZIPPER_SETTINGS,
+    QuicSettings,
+)
 from .tls import TlsConfig, generate_self_signed
 
 try:
@@ -106,7 +121,7 @@ def _frame(item: Any) -> Frame:
     return decode_frame(item)
 
 
-class NativeConnection:
+class NativeConnection(ConnectionState):
     """A client's connection to a zipper on the native data path (see the module docs).
 
     Same interface as the pure-Python ``FrameConnection``: ``read_frame``,
@@ -114,20 +129,14 @@ class NativeConnection:
     """
 
     def __init__(self, native: Any, wakeup: _Wakeup, settings: QuicSettings) -> None:
+        super().__init__()
         self.native = native
         self._wakeup = wakeup
         self._settings = settings
         self._frames: deque[Frame] = deque()
         self._frames_bytes = 0
-        self._readable = asyncio.Event()
-        self._drained = asyncio.Event()
-        self._drained.set()
-        self._closed = asyncio.Event()
         self._opened = asyncio.Event()
         self._changed = asyncio.Event()
-        self.close_reason: str | None = None
-        self.closed_by_peer = False
-        self._error: RemoteProtocolError | None = None
         self._connect_error: str | None = None
         self._pending: list[bytes | bytearray | memoryview] = []
         self._pending_bytes = 0
@@ -195,16 +204,6 @@ class NativeConnection:
         return (host, port)
 
     @property
-    def closed(self) -> bool:
-        """True once the connection is closed, by either side."""
-        return self._closed.is_set()
-
-    @property
-    def has_room(self) -> bool:
-        """False while more than ``send_high_water`` bytes wait to be sent."""
-        return self._drained.is_set()
-
-    @property
     def send_backlog(self) -> int:
         """Bytes queued on the stream that the zipper has not taken yet."""
         return int(self.native.send_backlog) + self._pending_bytes
@@ -242,11 +241,6 @@ class NativeConnection:
         with contextlib.suppress(Exception):
             self.native.ping()
 
-    def _closed_error(self) -> ConnectionClosedError:
-        return ConnectionClosedError(
-            self.close_reason or "connection closed", remote=self.closed_by_peer
-        )
-
     # -- reading -----------------------------------------------------------
 
     async def read_frame(self) -> Frame:
@@ -261,12 +255,7 @@ class NativeConnection:
             self._take()
             if frames:
                 break
-            if self._closed.is_set():
-                if self._error is not None:
-                    raise self._error
-                raise self._closed_error()
-            self._readable.clear()
-            await self._readable.wait()
+            await self._wait_readable()
         frame = frames.popleft()
         self._frames_bytes -= 64 + len(getattr(frame, "payload", b""))
         return frame
@@ -375,10 +364,6 @@ class NativeConnection:
         self.native.close(reason, code)
         self._poll()
 
-    async def wait_closed(self) -> None:
-        """Wait until the connection is closed."""
-        await self._closed.wait()
-
     async def aclose(self, reason: str = "") -> None:
         """Close and stop watching the native side."""
         self.close(reason)
@@ -476,9 +461,9 @@ class NativeServer:
         tls: TlsConfig | None = None,
         settings: QuicSettings = DEFAULT_ZIPPER_SETTINGS,
         drop: bool = False,
-        drop_threshold: int = 8 * 1024 * 1024,
-        handshake_timeout: float = 5.0,
-        dead_after: float = 1.0,
+        drop_threshold: int = DEFAULT_DROP_THRESHOLD,
+        handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+        dead_after: float = DEFAULT_DEAD_AFTER,
         startup_hold: tuple[float, int] = (0.0, 0),
     ) -> NativeServer:
         """Listen on ``host:port``. A function that producers wait for and that has been

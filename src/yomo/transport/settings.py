@@ -24,6 +24,9 @@ __all__ = [
     "BACKEND_ENV",
     "CLOSE_CODE",
     "DEFAULT_CLIENT_SETTINGS",
+    "DEFAULT_DEAD_AFTER",
+    "DEFAULT_DROP_THRESHOLD",
+    "DEFAULT_HANDSHAKE_TIMEOUT",
     "DEFAULT_ZIPPER_SETTINGS",
     "QuicSettings",
     "choose_backend",
@@ -34,6 +37,17 @@ ALPN = "yomo"
 CLOSE_CODE = 0x13
 BACKEND_ENV = "YOMO_QUIC_BACKEND"
 BACKENDS = ("native", "qh3", "aioquic", "aiopquic")
+#: Seconds one side waits for the other's YoMo handshake frame: the zipper for a new
+#: connection's HandshakeFrame, a client for the zipper's answer (after the QUIC
+#: handshake, which ``QuicSettings.handshake_timeout`` bounds). The one definition:
+#: the zipper's options, both data paths and the session layer use it.
+DEFAULT_HANDSHAKE_TIMEOUT = 5.0
+#: A function that producers wait for and that has been silent this long is closed
+#: (the zipper's ``dead_after``; both data paths enforce it).
+DEFAULT_DEAD_AFTER = 1.0
+#: With the ``"drop"`` policy, unsent bytes for a function past which its frames drop
+#: (the zipper's ``drop_threshold``; both data paths enforce it).
+DEFAULT_DROP_THRESHOLD = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -22,10 +22,8 @@ from yomo.wire.frames import (
     HandshakeFrame,
     RejectedFrame,
     check_tag,
-    decode_frame,
     encode_data_frame,
     encode_frame,
-    make_data_frame,
 )
 from yomo.wire.metadata import (
     SOURCE_ID,
@@ -39,6 +37,7 @@ from yomo.wire.metadata import (
     encode_metadata,
     merge_metadata,
 )
+from yomo.wire.parse import decode_frame, make_data_frame
 from yomo.wire.y3 import (
     Packet,
     decode_length,

@@ -9,13 +9,8 @@ Go: y3.ReadPacket, which has no size bound.
 from __future__ import annotations
 
 from yomo.errors import ConfigError, ProtocolError, RemoteProtocolError
-from yomo.wire.frames import (
-    _BODY_DECODERS,
-    DEFAULT_MAX_FRAME_SIZE,
-    Frame,
-    _bad_first_byte,
-    _too_large,
-)
+from yomo.wire.frames import DEFAULT_MAX_FRAME_SIZE, Frame
+from yomo.wire.parse import _BODY_DECODERS, _bad_first_byte, _too_large
 from yomo.wire.y3 import MAX_LENGTH_BYTES, _read_length
 
 __all__ = ["MAX_HEADER_SIZE", "FrameDecoder"]

@@ -14,8 +14,9 @@ source id and tid (docs/protocol.md section 6), so one tid may name many frames.
 
 from __future__ import annotations
 
-from .frames import DataFrame, decode_frame, encode_data_frame
+from .frames import DataFrame, encode_data_frame
 from .metadata import decode_metadata, encode_metadata
+from .parse import decode_frame
 
 __all__ = ["RESENT", "mark_resent", "parse_resent"]
 

@@ -16,9 +16,8 @@ import asyncio
 import contextlib
 import dataclasses
 import itertools
-import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from yomo.ai import FUNCTION_CALL_TAG, FunctionCallError, FunctionDefinition
@@ -42,20 +41,21 @@ from yomo.wire import (
 )
 from yomo.wire import metadata as md_keys
 
-from .auth import AuthBrake, Authenticator, AuthFailed, authenticate
+from .auth import AuthBrake, AuthFailed, authenticate
 from .functions import DuplicateFunctionError, FunctionRegistry
-from .hooks import Connector, VersionNegotiator, check_version
+from .hooks import check_version, default_version_negotiator
+from .options import ZipperOptions
 from .registered import (
     CLIENT_TYPE_NAMES,
     LOG_TEXT_LIMIT,
     AnyConnection,
     NativeClient,
     RegisteredClient,
+    ZipperParts,
     clip,
     tags_for_log,
     type_name,
 )
-from .stats import ZipperStats
 
 __all__ = ["Admission", "Refusal", "refusal_frame"]
 
@@ -68,39 +68,25 @@ class Admission:
     """The zipper's handshake policy: a registration for each admitted client, or why not.
 
     Args:
-        stats: where refusals, handshakes and protocol errors are counted.
-        log: the zipper's logger.
-        connector: the registry admitted clients are stored in (it may refuse them).
-        negotiate: the version negotiator (it may reject or redirect).
-        authenticators: credential checkers; none lets everyone in.
-        auth_brake: failed credential checks allowed per source address.
+        options: the zipper's options (authenticators and their brake, the version
+            negotiator, the handshake timeout, the largest frame).
+        parts: the zipper's counters (refusals, handshakes, protocol errors), logger and
+            registry (admitted clients are stored in it; it may refuse them).
         functions: the LLM functions registered by handshake.
-        handshake_timeout: seconds a new connection has to send its HandshakeFrame.
-        max_frame_size: the largest first frame the native path hands over.
     """
 
     def __init__(
-        self,
-        *,
-        stats: ZipperStats,
-        log: logging.Logger,
-        connector: Connector,
-        negotiate: VersionNegotiator,
-        authenticators: Sequence[Authenticator],
-        auth_brake: AuthBrake,
-        functions: FunctionRegistry,
-        handshake_timeout: float,
-        max_frame_size: int,
+        self, options: ZipperOptions, parts: ZipperParts, functions: FunctionRegistry
     ) -> None:
-        self._stats = stats
-        self._log = log
-        self._connector = connector
-        self._negotiate = negotiate
-        self._authenticators = tuple(authenticators)
-        self._auth_brake = auth_brake
+        self._stats = parts.stats
+        self._log = parts.log
+        self._connector = parts.connector
         self._functions = functions
-        self._handshake_timeout = handshake_timeout
-        self._max_frame_size = max_frame_size
+        self._negotiate = options.version_negotiator or default_version_negotiator
+        self._authenticators = tuple(options.authenticators)
+        self._auth_brake = AuthBrake(options.auth_failures_per_second)
+        self._handshake_timeout = options.handshake_timeout
+        self._max_frame_size = options.quic.max_frame_size
         self._numbers = itertools.count(1)
         self._last_throttle_log = 0.0
         self._throttled_since_log = 0

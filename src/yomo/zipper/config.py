@@ -45,7 +45,18 @@ import yaml
 
 from yomo.errors import ConfigError
 
-from ._config_checks import ConfigPath, dotted, fail, warn_unknown
+from ._config_checks import (
+    ConfigPath,
+    check_host,
+    check_monitor,
+    check_name,
+    check_port,
+    check_str,
+    dotted,
+    fail,
+    load_yaml,
+    warn_unknown,
+)
 
 if TYPE_CHECKING:
     from .bridge_config import BridgeConfig
@@ -120,10 +131,10 @@ class MeshPeer:
     empty when the peer does not authenticate. Kept out of ``repr``."""
 
     def __post_init__(self) -> None:
-        _check_name(self.name, source="MeshPeer", path=("name",))
-        _check_host(self.host, source="MeshPeer", path=("host",))
-        _check_port(self.port, source="MeshPeer", path=("port",), allow_zero=False)
-        _check_str(self.credential, source="MeshPeer", path=("credential",), secret=True)
+        check_name(self.name, source="MeshPeer", path=("name",))
+        check_host(self.host, source="MeshPeer", path=("host",))
+        check_port(self.port, source="MeshPeer", path=("port",), allow_zero=False)
+        check_str(self.credential, source="MeshPeer", path=("credential",), secret=True)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -154,10 +165,10 @@ class ZipperConfig:
     def __post_init__(self) -> None:
         source = "ZipperConfig"
         if self.monitor is not None:
-            _check_monitor(self.monitor, source=source)
-        _check_name(self.name, source=source, path=("name",))
-        _check_host(self.host, source=source, path=("host",))
-        _check_port(self.port, source=source, path=("port",), allow_zero=True)
+            check_monitor(self.monitor, source=source)
+        check_name(self.name, source=source, path=("name",))
+        check_host(self.host, source=source, path=("host",))
+        check_port(self.port, source=source, path=("port",), allow_zero=True)
         if self.auth is not None and not isinstance(self.auth, AuthConfig):
             fail(source, ("auth",), "an AuthConfig or None", self.auth)
         if not isinstance(self.mesh, tuple):
@@ -196,7 +207,7 @@ def load_config(path: str | os.PathLike[str]) -> ZipperConfig:
     except OSError as exc:
         reason = exc.strerror or exc.__class__.__name__
         raise ConfigError(f"{source}: cannot read the file: {reason}") from exc
-    data, marks = _load_yaml(raw, source)
+    data, marks = load_yaml(raw, source)
     if data is None:  # an empty file, like Go, is a config without fields
         data = {}
     if not isinstance(data, Mapping):
@@ -240,9 +251,9 @@ def _parse(
             expected = "an integer 0..65535" if key == "port" else "a non-empty string"
             raise ConfigError(f"{source}: {key}: missing; expected {expected}")
         values[key] = data[key]
-    name = _check_name(values["name"], source=source, path=("name",), marks=marks)
-    host = _check_host(values["host"], source=source, path=("host",), marks=marks)
-    port = _check_port(values["port"], source=source, path=("port",), allow_zero=True, marks=marks)
+    name = check_name(values["name"], source=source, path=("name",), marks=marks)
+    host = check_host(values["host"], source=source, path=("host",), marks=marks)
+    port = check_port(values["port"], source=source, path=("port",), allow_zero=True, marks=marks)
     auth = _parse_auth(data.get("auth"), source, marks)
     mesh = _parse_mesh(data.get("mesh"), source, marks)
     from .bridge_config import parse_bridge
@@ -250,7 +261,7 @@ def _parse(
     bridge = parse_bridge(data.get("bridge"), source, marks)
     monitor = data.get("monitor")
     if monitor is not None:
-        _check_monitor(monitor, source=source, marks=marks)
+        check_monitor(monitor, source=source, marks=marks)
         assert isinstance(monitor, str)  # checked above
     config = ZipperConfig(
         name=name, host=host, port=port, auth=auth, mesh=mesh, bridge=bridge, monitor=monitor
@@ -305,11 +316,11 @@ def _parse_mesh(
                 raise ConfigError(
                     f"{source}: {dotted((*key_path, required))}: missing; expected {expected}"
                 )
-        host = _check_host(entry["host"], source=source, path=(*key_path, "host"), marks=marks)
-        port = _check_port(
+        host = check_host(entry["host"], source=source, path=(*key_path, "host"), marks=marks)
+        port = check_port(
             entry["port"], source=source, path=(*key_path, "port"), allow_zero=False, marks=marks
         )
-        credential = _check_str(
+        credential = check_str(
             entry.get("credential", ""),
             source=source,
             path=(*key_path, "credential"),
@@ -320,73 +331,7 @@ def _parse_mesh(
     return tuple(peers)
 
 
-# -- checks shared by the file loader and the dataclasses ---------------------------------
-
-
-def _check_str(
-    value: object,
-    *,
-    source: str,
-    path: ConfigPath,
-    secret: bool = False,
-    marks: Mapping[ConfigPath, yaml.Mark] | None = None,
-) -> str:
-    if not isinstance(value, str):
-        mark = marks.get(path) if marks else None
-        fail(source, path, "a string", value, mark, secret=secret)
-    return value
-
-
-def _check_name(
-    value: object,
-    *,
-    source: str,
-    path: ConfigPath,
-    marks: Mapping[ConfigPath, yaml.Mark] | None = None,
-) -> str:
-    if not isinstance(value, str) or not value:
-        mark = marks.get(path) if marks else None
-        fail(source, path, "a non-empty string", value, mark)
-    return value
-
-
-_check_host = _check_name
-
-
-def _check_monitor(
-    value: object, *, source: str, marks: Mapping[ConfigPath, yaml.Mark] | None = None
-) -> None:
-    from yomo._asgi import parse_http_address
-
-    path: ConfigPath = ("monitor",)
-    if not isinstance(value, str):
-        fail(
-            source,
-            path,
-            "HOST:PORT, e.g. 127.0.0.1:8222",
-            value,
-            marks.get(path) if marks else None,
-        )
-    try:
-        parse_http_address(value, what="monitor")
-    except ConfigError as exc:
-        raise ConfigError(f"{source}: {exc.message}") from None
-
-
-def _check_port(
-    value: object,
-    *,
-    source: str,
-    path: ConfigPath,
-    allow_zero: bool,
-    marks: Mapping[ConfigPath, yaml.Mark] | None = None,
-) -> int:
-    low = 0 if allow_zero else 1
-    # bool is an int in Python but not a port; YAML's `port: yes` is a mistake.
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= 65535:
-        mark = marks.get(path) if marks else None
-        fail(source, path, f"an integer {low}..65535", value, mark)
-    return value
+# -- the auth check, shared by the file loader and the dataclasses ------------------------
 
 
 def _check_auth(
@@ -402,7 +347,7 @@ def _check_auth(
     if not isinstance(auth_type, str) or auth_type not in AUTH_TYPES:
         mark = marks.get(type_path) if marks else None
         fail(source, type_path, f"one of {_auth_types()}", auth_type, mark)
-    token = _check_str(token, source=source, path=token_path, secret=True, marks=marks)
+    token = check_str(token, source=source, path=token_path, secret=True, marks=marks)
     if auth_type == "token" and not token:
         mark = marks.get(token_path) if marks else None
         fail(
@@ -417,60 +362,6 @@ def _check_auth(
 
 def _auth_types() -> str:
     return ", ".join(repr(t) for t in AUTH_TYPES)
-
-
-# -- YAML with positions ------------------------------------------------------------------
-
-
-def _load_yaml(raw: bytes, source: str) -> tuple[object, dict[ConfigPath, yaml.Mark]]:
-    """Parse one YAML document safely; also return where each mapping value starts."""
-    loader: yaml.SafeLoader | None = None
-    try:
-        loader = yaml.SafeLoader(raw)  # the reader checks the encoding right here
-        node = loader.get_single_node()
-        if node is None:
-            return None, {}
-        marks: dict[ConfigPath, yaml.Mark] = {}
-        _index_marks(node, (), marks, source)
-        data: object = loader.construct_document(node)
-    except yaml.MarkedYAMLError as exc:
-        problem = exc.problem or exc.context or "cannot parse"
-        mark = exc.problem_mark or exc.context_mark
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise ConfigError(f"{source}: invalid YAML: {problem}{where}") from exc
-    except yaml.reader.ReaderError as exc:  # bytes that are not UTF-8/16 text
-        raise ConfigError(
-            f"{source}: invalid YAML: not UTF-8 or UTF-16 text ({exc.reason} at byte {exc.position})"
-        ) from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: invalid YAML: {' '.join(str(exc).split())}") from exc
-    finally:
-        if loader is not None:
-            loader.dispose()
-    return data, marks
-
-
-def _index_marks(
-    node: yaml.Node, path: ConfigPath, marks: dict[ConfigPath, yaml.Mark], source: str
-) -> None:
-    marks[path] = node.start_mark
-    if not isinstance(node, yaml.MappingNode):
-        return
-    seen: dict[str, yaml.Mark] = {}
-    for key_node, value_node in node.value:
-        if not isinstance(key_node, yaml.ScalarNode) or key_node.value == "<<":
-            continue
-        key = key_node.value
-        if key in seen:  # yaml.v3, which Go uses, rejects duplicate keys too
-            first = seen[key]
-            where = dotted((*path, key))
-            mark = key_node.start_mark
-            raise ConfigError(
-                f"{source}: {where}: defined twice, at line {first.line + 1} and line "
-                f"{mark.line + 1}"
-            )
-        seen[key] = key_node.start_mark
-        _index_marks(value_node, (*path, key), marks, source)
 
 
 #: The config ``yomo serve`` uses without ``-c``: "zipper" on 127.0.0.1:9000, no auth.

@@ -20,6 +20,10 @@ sender task that moves frames onto the QUIC connection:
 
 Drops are counted per link and reason and logged as a rate-limited warning.
 ``stats()`` returns, per peer, the link's state and counters (see docs/mesh.md).
+
+Why this module is over ~400 lines: ``Link`` (one peer: its reconnecting client, its
+bounded queue, its sender, its counters) is most of it, and ``Mesh`` only starts, stops
+and asks its links; they are one mechanism (docs/mesh.md), and each is one job.
 """
 
 from __future__ import annotations
@@ -34,32 +38,22 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, Literal, Protocol
 
-from yomo.errors import ConfigError, ConnectionClosedError, TimeoutError, YomoError
-from yomo.session import ClientCore, ClientState, ReconnectPolicy
+from yomo.errors import ConnectionClosedError, TimeoutError, YomoError
+from yomo.session import ClientCore, ClientOptions, ClientState
 from yomo.transport import QuicSettings, TlsConfig
 from yomo.transport.connection import TrackedConnection
 from yomo.wire import ClientType
 
 from .config import MeshPeer
+from .options import MeshOptions
 
 __all__ = [
-    "DEFAULT_MAX_QUEUE_BYTES",
-    "DEFAULT_MESH_RECONNECT",
-    "DEFAULT_SEND_TIMEOUT",
     "Link",
     "LinkState",
     "Mesh",
     "MeshZipper",
 ]
 
-#: Bytes of frames a link may hold for a peer that is not taking them (per peer).
-DEFAULT_MAX_QUEUE_BYTES = 4 * 1024 * 1024
-#: Seconds a frame may wait for room on the connection before it is dropped (Go: 1 s).
-DEFAULT_SEND_TIMEOUT = 1.0
-#: Redial policy of mesh links: 1 s first, then 2 s, never gives up (Go: every 1 s). A
-#: peer is one connection, so redialling a dead one often costs little, and a healed
-#: link is back within about 2 s.
-DEFAULT_MESH_RECONNECT = ReconnectPolicy(initial_delay=1.0, max_delay=2.0)
 #: Seconds between two drop warnings of one link.
 DROP_LOG_INTERVAL = 5.0
 #: Sent frames a link remembers until they are acknowledged (past it the oldest is
@@ -103,17 +97,14 @@ class Link:
         self,
         mesh: Mesh,
         peer: MeshPeer,
-        *,
-        max_queue_bytes: int,
-        send_timeout: float,
-        reconnect: ReconnectPolicy,
+        options: MeshOptions,
     ) -> None:
         self.mesh = mesh
         self.peer = peer
         self.address = _address(peer.host, peer.port)
-        self.max_queue_bytes = max_queue_bytes
-        self.send_timeout = send_timeout
-        self.reconnect = reconnect
+        self.max_queue_bytes = options.max_queue_bytes
+        self.send_timeout = options.send_timeout
+        self.reconnect = options.reconnect
         self.log = mesh.log
         self.state: LinkState = "connecting"
         self.core: ClientCore | None = None
@@ -296,12 +287,16 @@ class Link:
             zipper.name,
             self.address,
             ClientType.UPSTREAM_ZIPPER,
-            credential=self.peer.credential,
-            tls=zipper.tls or TlsConfig.from_env(),
-            quic=zipper.quic,
-            reconnect=dataclasses.replace(self.reconnect, connect_timeout=math.inf, enabled=True),
-            write_timeout=self.send_timeout,
-            logger=self.log.getChild("client"),
+            options=ClientOptions(
+                credential=self.peer.credential,
+                tls=zipper.tls or TlsConfig.from_env(),
+                quic=zipper.quic,
+                reconnect=dataclasses.replace(
+                    self.reconnect, connect_timeout=math.inf, enabled=True
+                ),
+                write_timeout=self.send_timeout,
+                logger=self.log.getChild("client"),
+            ),
         )
         core.add_error_handler(self._on_error)
         core.add_reconnected_handler(self._set_up)
@@ -410,24 +405,15 @@ class Mesh:
     Args:
         zipper: the zipper whose frames are forwarded (its name, TLS and QUIC settings are used).
         peers: the configured peers; the one named like the zipper is skipped.
-        max_queue_bytes: per peer, the bytes of frames waiting to be sent before new ones drop.
-        send_timeout: seconds a frame may wait for room on the connection before it drops.
-        reconnect: the redial backoff (retries never end, whatever ``connect_timeout`` says).
+        options: how the links queue, send and redial (``yomo.zipper.options.MeshOptions``).
     """
 
     def __init__(
         self,
         zipper: MeshZipper,
         peers: Iterable[MeshPeer],
-        *,
-        max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES,
-        send_timeout: float = DEFAULT_SEND_TIMEOUT,
-        reconnect: ReconnectPolicy = DEFAULT_MESH_RECONNECT,
+        options: MeshOptions = MeshOptions(),
     ) -> None:
-        if max_queue_bytes <= 0:
-            raise ConfigError(f"yomo: mesh max_queue_bytes must be positive, got {max_queue_bytes}")
-        if send_timeout <= 0:
-            raise ConfigError(f"yomo: mesh send_timeout must be positive, got {send_timeout}")
         self.zipper = zipper
         self.name = zipper.name
         self.log = zipper.log.getChild("mesh")
@@ -435,13 +421,7 @@ class Mesh:
         for peer in peers:
             if peer.name == zipper.name or peer.name in self.links:
                 continue
-            self.links[peer.name] = Link(
-                self,
-                peer,
-                max_queue_bytes=max_queue_bytes,
-                send_timeout=send_timeout,
-                reconnect=reconnect,
-            )
+            self.links[peer.name] = Link(self, peer, options)
         self._remove_forwarder: Callable[[], None] | None = None
         #: On the native data path the zipper forwards to the links' connections itself
         #: (``Zipper.set_mesh_link``); Python only keeps them up and sends announcements.

@@ -12,8 +12,10 @@ keep client-chosen strings short in every line the zipper writes about one.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
@@ -23,7 +25,7 @@ from yomo.wire import ClientType, Frame, HandshakeFrame
 
 from .hooks import Connector
 from .resend import Progress
-from .stats import ConnectionInfo
+from .stats import ConnectionInfo, ZipperStats
 
 __all__ = [
     "CLIENT_TYPE_NAMES",
@@ -32,6 +34,7 @@ __all__ = [
     "AnyConnection",
     "NativeClient",
     "RegisteredClient",
+    "ZipperParts",
     "clip",
     "registered",
     "registered_clients",
@@ -92,6 +95,16 @@ class NativeClient:
         # before that is lost, so repeat it until the "closed" event has come (2 s at most).
         if _tries and self.close_reason is None:
             asyncio.get_running_loop().call_later(0.05, self.close, reason, _tries - 1)
+
+
+@dataclass(frozen=True, slots=True)
+class ZipperParts:
+    """What a zipper's admission and routing share: its counters, its logger and the
+    registry of its clients."""
+
+    stats: ZipperStats
+    log: logging.Logger
+    connector: Connector
 
 
 AnyConnection = Any

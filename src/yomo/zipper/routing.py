@@ -21,8 +21,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import Literal
+from collections.abc import Callable, Mapping
+from typing import cast
 
 from yomo.errors import ConnectionClosedError, ProtocolError, TimeoutError
 from yomo.wire import (
@@ -37,19 +37,24 @@ from yomo.wire import (
 from yomo.wire import metadata as md_keys
 from yomo.wire.resent import RESENT
 
-from .hooks import Connector, FrameContext, FrameHandler, FrameMiddleware, MetadataRouter, compose
-from .registered import RegisteredClient, clip, registered
+from .hooks import (
+    FrameContext,
+    FrameHandler,
+    MetadataRouter,
+    compose,
+)
+from .options import ZipperOptions
+from .registered import RegisteredClient, ZipperParts, clip, registered
 from .resend import FORWARDING, ResendLedger
 from .router import Router, TagRouter
 from .startup_hold import StartupHold
-from .stats import TagCounters, ZipperStats
+from .stats import TagCounters
 
 __all__ = [
     "DEAD_CHECK_INTERVAL",
     "RESERVED_TAG_MESSAGE",
     "Forwarder",
     "Routing",
-    "SlowConsumerPolicy",
 ]
 
 #: Go v1.22.3 closes a connection that writes a reserved tag with this text
@@ -58,7 +63,6 @@ RESERVED_TAG_MESSAGE = "[0xF000, 0xFFFF] is reserved; please do not write within
 #: Seconds between checks of a connection a producer waits for.
 DEAD_CHECK_INTERVAL = 0.25
 
-SlowConsumerPolicy = Literal["block", "drop"]
 Forwarder = Callable[[int, bytes, bytes], None]
 """Called with (tag, metadata bytes, encoded frame) for every frame that is not from a mesh peer."""
 
@@ -67,48 +71,36 @@ class Routing:
     """Routes, frame by frame, what registered clients write (the pure-Python data path).
 
     Args:
-        stats: the counters frames are counted in.
-        log: the zipper's logger.
-        connector: the registry a metadata router's answers are looked up in.
-        router: a replacement router (tag and target, or the whole metadata).
-        frame_middleware: wraps the routing of each frame.
-        slow_consumer, drop_threshold, dead_after: the slow-consumer policy.
-        startup_hold: seconds after the start that frames nobody observes yet are held
-            (``yomo.zipper.startup_hold``; off with a custom router).
+        options: the zipper's options (its router, frame middleware, slow-consumer
+            policy: ``slow_consumer``, ``drop_threshold``, ``dead_after``, and
+            ``startup_hold``: seconds after the start that frames nobody observes yet are
+            held, ``yomo.zipper.startup_hold``; off with a custom router).
+        parts: the zipper's counters (frames are counted in them), logger and registry
+            (a metadata router's answers are looked up in it).
     """
 
-    def __init__(
-        self,
-        *,
-        stats: ZipperStats,
-        log: logging.Logger,
-        connector: Connector,
-        router: Router[RegisteredClient] | MetadataRouter | None,
-        frame_middleware: Sequence[FrameMiddleware],
-        slow_consumer: SlowConsumerPolicy,
-        drop_threshold: int,
-        dead_after: float,
-        startup_hold: float = 0.0,
-    ) -> None:
-        self._stats = stats
-        self._log = log
-        self._connector = connector
+    def __init__(self, options: ZipperOptions, parts: ZipperParts) -> None:
+        self._stats = parts.stats
+        self._log = parts.log
+        self._connector = parts.connector
+        router = options.router
         self._metadata_router: MetadataRouter | None = None
         self._router: Router[RegisteredClient] = TagRouter()
         if isinstance(router, MetadataRouter):
             self._metadata_router = router
         elif router is not None:
-            self._router = router
-        self._frame_middleware = tuple(frame_middleware)
+            # the zipper adds its RegisteredClient objects, so the router returns those
+            self._router = cast("Router[RegisteredClient]", router)
+        self._frame_middleware = tuple(options.frame_middleware)
         route: FrameHandler = self._route_context
         self._frame_handler = compose(route, self._frame_middleware)
-        self._drop = slow_consumer == "drop"
-        self._drop_threshold = drop_threshold
-        self._dead_after = dead_after
+        self._drop = options.slow_consumer == "drop"
+        self._drop_threshold = options.drop_threshold
+        self._dead_after = options.dead_after
         self.forwarders: list[Forwarder] = []
         """Called for every frame not from a mesh peer (the zipper's ``add_forwarder``)."""
         # the default tag router only: a custom one decides who observes what
-        self.hold = StartupHold(startup_hold if router is None else 0.0)
+        self.hold = StartupHold(options.startup_hold if router is None else 0.0)
         self.resend = ResendLedger()
 
     def welcome(self, client: RegisteredClient) -> None:

@@ -18,18 +18,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
 
 from yomo.errors import ConfigError, ConnectionClosedError, StateError, TimeoutError
-from yomo.session.handshake import DEFAULT_HANDSHAKE_TIMEOUT
-from yomo.transport import (
-    DEFAULT_ZIPPER_SETTINGS,
-    Listener,
-    QuicSettings,
-    TlsConfig,
-    listen,
-)
+from yomo.transport import DEFAULT_HANDSHAKE_TIMEOUT, Listener, TlsConfig, listen
 from yomo.transport.connection import Connection
 from yomo.transport.native import NativeServer
 from yomo.transport.settings import wants_native
@@ -37,13 +30,8 @@ from yomo.wire import GoawayFrame, HandshakeAckFrame, encode_data_frame, encode_
 from yomo.wire import metadata as md_keys
 
 from .admission import Admission
-from .auth import (
-    DEFAULT_AUTH_FAILURES_PER_SECOND,
-    AuthBrake,
-    Authenticator,
-    authenticator_for,
-)
-from .config import MeshPeer, ZipperConfig
+from .auth import Authenticator, authenticator_for
+from .config import ZipperConfig
 from .functions import (
     MESH_ANNOUNCE_INTERVAL,
     MESH_FUNCTIONS_TAG,
@@ -52,27 +40,25 @@ from .functions import (
 )
 from .hooks import (
     ConnectionHandler,
-    ConnectionMiddleware,
     ConnectionRegistry,
     Connector,
-    FrameMiddleware,
-    MetadataRouter,
-    VersionNegotiator,
     compose,
-    default_version_negotiator,
 )
 from .memory import FrameListener
 from .mesh import Mesh
-from .registered import RegisteredClient, registered, registered_clients, type_name
-from .router import Router
-from .routing import RESERVED_TAG_MESSAGE, Forwarder, Routing, SlowConsumerPolicy
-from .startup_hold import DEFAULT_STARTUP_HOLD
-from .stats import (
-    DEFAULT_MAX_TAG_STATS,
-    ConnectionInfo,
-    StatsWatcher,
-    ZipperStats,
+from .options import SlowConsumerPolicy, ZipperKeywords, ZipperOptions
+from .registered import (
+    RegisteredClient,
+    ZipperParts,
+    registered,
+    registered_clients,
+    type_name,
 )
+from .routing import RESERVED_TAG_MESSAGE, Forwarder, Routing
+from .stats import ConnectionInfo, StatsWatcher, ZipperStats
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = [
     "DEFAULT_HANDSHAKE_TIMEOUT",
@@ -83,9 +69,6 @@ __all__ = [
     "ZipperState",
 ]
 
-#: A connection that frames wait for and that has been silent this long is closed.
-DEFAULT_DEAD_AFTER = 1.0
-DEFAULT_DROP_THRESHOLD = 8 * 1024 * 1024
 ZipperState = Literal["new", "starting", "serving", "stopping", "stopped"]
 StatsSection = Callable[[], dict[str, Any]]
 
@@ -96,38 +79,17 @@ class Zipper:
     Args:
         name: the zipper's name (used in logs and as its mesh identity).
         host, port: where to listen; port 0 picks a free port (see ``address``).
-        authenticators: credential checkers; none lets everyone in.
-        tls: certificates; defaults to the ``YOMO_TLS_*`` variables.
-        quic: QUIC settings; defaults to Go's zipper values.
-        slow_consumer: ``"block"`` (lossless, default) or ``"drop"``.
-        drop_threshold: with ``"drop"``, the unsent bytes after which frames are dropped.
-        handshake_timeout: seconds a new connection has to send its HandshakeFrame.
-        auth_failures_per_second: per source address, failed credential checks allowed a
-            second (10); past it handshakes from that address are refused unchecked. 0: off.
-        dead_after: a function that producers wait for (``"block"``) and that has not
-            answered for this long (1 s) is closed, so a dead process holds nobody.
-        mesh: peers to forward to (see ``yomo.zipper.mesh``).
-        mesh_options: keyword arguments for ``yomo.zipper.mesh.Mesh`` (queue bound, backoff).
-        router: a replacement router: a ``yomo.zipper.router.Router`` (tag and target) or a
-            ``yomo.zipper.hooks.MetadataRouter`` (the whole metadata: Go's ``Route(tag, md)``).
-        connection_middleware, frame_middleware, version_negotiator, connector, listeners:
-            the extension points of ``yomo.zipper.hooks`` (Go's ``WithConnMiddleware``,
-            ``WithFrameMiddleware``, ``WithVersionNegotiateFunc``, ``WithConnector``,
-            ``WithFrameListener``). A custom router, frame middleware or a listener puts the
-            zipper on the pure-Python data path (Python sees every frame).
-        bridge: a ``yomo.zipper.bridge_config.BridgeConfig``: serve the AI bridge and/or
-            the MCP server; they connect to this zipper as clients.
-        bridge_credential: what those clients present, e.g. ``"token:<token>"``.
-        logger: defaults to ``logging.getLogger("yomo.zipper")``.
-        stats_interval: seconds between two INFO summary lines (connections, frames/s,
-            drops); 0 turns them off. Unobserved-tag warnings are logged either way.
-        monitor: ``"HOST:PORT"`` or ``(host, port)`` of the HTTP monitor endpoint
-            (``/healthz``, ``/metrics``, ``/api/*``, a live page; see docs/monitor.md).
-        max_tag_stats: distinct tags counted one by one in ``stats()``; later tags are
-            added up under ``other_tags``.
-        startup_hold: seconds after the start during which frames nobody observes yet
-            are held for the functions that register then (2 s; 0: drop them at once, as
-            Go does). See ``yomo.zipper.startup_hold``.
+        options: a whole ``yomo.ZipperOptions``; keyword arguments change fields of it.
+        **keywords: the fields of ``yomo.ZipperOptions``, each documented there:
+            ``authenticators``, ``tls``, ``quic``, ``slow_consumer``, ``drop_threshold``,
+            ``handshake_timeout``, ``auth_failures_per_second``, ``dead_after``, ``mesh``,
+            ``mesh_options``, ``router``, ``connection_middleware``, ``frame_middleware``,
+            ``version_negotiator``, ``connector``, ``listeners`` (the extension points of
+            ``yomo.zipper.hooks``), ``logger``, ``stats_interval``, ``bridge``,
+            ``bridge_credential``, ``monitor``, ``max_tag_stats`` and ``startup_hold``.
+
+    Raises:
+        ConfigError: an option out of its range (named in the message).
     """
 
     def __init__(
@@ -136,66 +98,44 @@ class Zipper:
         host: str = "127.0.0.1",
         port: int = 9000,
         *,
-        authenticators: Sequence[Authenticator] = (),
-        tls: TlsConfig | None = None,
-        quic: QuicSettings | None = None,
-        slow_consumer: SlowConsumerPolicy = "block",
-        drop_threshold: int = DEFAULT_DROP_THRESHOLD,
-        handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
-        auth_failures_per_second: float = DEFAULT_AUTH_FAILURES_PER_SECOND,
-        dead_after: float = DEFAULT_DEAD_AFTER,
-        mesh: Iterable[MeshPeer] = (),
-        mesh_options: Mapping[str, Any] | None = None,
-        router: Router[RegisteredClient] | MetadataRouter | None = None,
-        connection_middleware: Sequence[ConnectionMiddleware] = (),
-        frame_middleware: Sequence[FrameMiddleware] = (),
-        version_negotiator: VersionNegotiator | None = None,
-        connector: Connector | None = None,
-        listeners: Sequence[FrameListener] = (),
-        logger: logging.Logger | None = None,
-        stats_interval: float = 30.0,
-        bridge: Any = None,
-        bridge_credential: str = "",
-        monitor: str | tuple[str, int] | None = None,
-        max_tag_stats: int = DEFAULT_MAX_TAG_STATS,
-        startup_hold: float = DEFAULT_STARTUP_HOLD,
+        options: ZipperOptions | None = None,
+        **keywords: Unpack[ZipperKeywords],
     ) -> None:
-        if slow_consumer not in ("block", "drop"):
-            raise ConfigError(f"slow_consumer: expected 'block' or 'drop', got {slow_consumer!r}")
         if not 0 <= port <= 65535:
             raise ConfigError(f"port: expected 0..65535, got {port}")
-        if max_tag_stats < 0:
-            raise ConfigError(f"max_tag_stats: expected 0 or more, got {max_tag_stats}")
-        if isinstance(monitor, str):
-            from yomo._asgi import parse_http_address
-
-            monitor = parse_http_address(monitor, what="monitor")
+        options = ZipperOptions.build(options, keywords)
+        self.options = options
+        """What the zipper was configured with (``yomo.zipper.options``)."""
         self.name = name
         self.host = host
         self.port = port
-        self.authenticators = tuple(authenticators)
-        self.tls = tls
-        self.quic = quic or DEFAULT_ZIPPER_SETTINGS
-        self.slow_consumer: SlowConsumerPolicy = slow_consumer
-        self.drop_threshold = drop_threshold
-        self.handshake_timeout = handshake_timeout
-        self.dead_after = dead_after
-        self.mesh_peers = tuple(mesh)
-        self.mesh_options = dict(mesh_options or {})
-        self.log = logger or logging.getLogger("yomo.zipper")
-        self.stats_interval = stats_interval
-        self.monitor_address: tuple[str, int] | None = monitor
+        self.authenticators = tuple(options.authenticators)
+        self.tls = options.tls
+        self.quic = options.quic
+        self.slow_consumer: SlowConsumerPolicy = options.slow_consumer
+        self.drop_threshold = options.drop_threshold
+        self.handshake_timeout = options.handshake_timeout
+        self.dead_after = options.dead_after
+        self.mesh_peers = tuple(options.mesh)
+        self.mesh_options = options.mesh_options
+        self.log = options.logger or logging.getLogger("yomo.zipper")
+        self.stats_interval = options.stats_interval
+        self.monitor_address = options.monitor_address
         """Where the monitor listens: as asked before ``start``, the bound address after."""
         self.state: ZipperState = "new"
-        self._connector: Connector = connector if connector is not None else ConnectionRegistry()
-        self._connection_middleware = tuple(connection_middleware)
-        self._listeners = tuple(listeners)
-        self.python_frames = router is not None or bool(frame_middleware or listeners)
+        self._connector: Connector = (
+            options.connector if options.connector is not None else ConnectionRegistry()
+        )
+        self._connection_middleware = tuple(options.connection_middleware)
+        self._listeners = tuple(options.listeners)
+        self.python_frames = options.router is not None or bool(
+            options.frame_middleware or options.listeners
+        )
         """True when hooks need Python to see every frame (a custom router, frame
         middleware, extra listeners): the zipper then serves on the pure-Python path."""
         self._listener: Listener | NativeServer | None = None
         self._stopped = asyncio.Event()
-        self._stats = ZipperStats(max_tags=max_tag_stats)
+        self._stats = ZipperStats(max_tags=options.max_tag_stats)
         self._stats_sections: dict[str, StatsSection] = {}
         self._monitor: Any = None
         self._background: list[asyncio.Task[None]] = []
@@ -204,55 +144,33 @@ class Zipper:
         self._tasks: set[asyncio.Task[None]] = set()
         self.functions = FunctionRegistry()
         """The LLM functions (tools) registered by handshake; the AI bridge reads it."""
-        self.bridge_config: Any = bridge
-        self.bridge_credential = bridge_credential
+        self.bridge_config: Any = options.bridge
+        self.bridge_credential = options.bridge_credential
         self.functions_announce_interval = MESH_ANNOUNCE_INTERVAL
         """Seconds between announcements of this zipper's LLM functions to mesh peers."""
         self._bridge: Any = None
         self._native: NativeServer | None = None
-        self._admission = Admission(
-            stats=self._stats,
-            log=self.log,
-            connector=self._connector,
-            negotiate=version_negotiator or default_version_negotiator,
-            authenticators=self.authenticators,
-            auth_brake=AuthBrake(auth_failures_per_second),
-            functions=self.functions,
-            handshake_timeout=handshake_timeout,
-            max_frame_size=self.quic.max_frame_size,
-        )
-        self._routing = Routing(
-            stats=self._stats,
-            log=self.log,
-            connector=self._connector,
-            router=router,
-            frame_middleware=frame_middleware,
-            slow_consumer=slow_consumer,
-            drop_threshold=drop_threshold,
-            dead_after=dead_after,
-            startup_hold=startup_hold,
-        )
+        parts = ZipperParts(self._stats, self.log, self._connector)
+        self._admission = Admission(options, parts, self.functions)
+        self._routing = Routing(options, parts)
         self._forwarders = self._routing.forwarders
 
     @classmethod
-    def from_config(cls, config: ZipperConfig, **options: Any) -> Zipper:
-        """A zipper from a parsed ``zipper.yaml`` (see ``yomo.zipper.config``)."""
-        auths: list[Authenticator] = list(options.pop("authenticators", ()))
+    def from_config(cls, config: ZipperConfig, **keywords: Unpack[ZipperKeywords]) -> Zipper:
+        """A zipper from a parsed ``zipper.yaml`` (see ``yomo.zipper.config``); keywords
+        set what the file does not (its ``bridge`` and ``monitor`` unless given here)."""
+        auths: list[Authenticator] = list(keywords.pop("authenticators", ()))
         if config.auth is not None and config.auth.type == "token":
-            options.setdefault("bridge_credential", f"token:{config.auth.token}")
+            keywords.setdefault("bridge_credential", f"token:{config.auth.token}")
         if config.auth is not None:
             auth = authenticator_for(config.auth.type, config.auth.token)
             if auth is not None:
                 auths.append(auth)
-        return cls(
-            config.name,
-            config.host,
-            config.port,
-            authenticators=auths,
-            mesh=config.mesh,
-            bridge=options.pop("bridge", config.bridge),
-            **{"monitor": config.monitor, **options},
-        )
+        keywords.setdefault("bridge", config.bridge)
+        keywords.setdefault("monitor", config.monitor)
+        keywords["authenticators"] = auths
+        keywords["mesh"] = config.mesh
+        return cls(config.name, config.host, config.port, **keywords)
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -335,7 +253,7 @@ class Zipper:
         for listener in self._listeners:
             self._background.append(loop.create_task(self._accept(listener)))
         if self.mesh_peers:
-            self._mesh = Mesh(self, self.mesh_peers, **self.mesh_options)
+            self._mesh = Mesh(self, self.mesh_peers, self.mesh_options)
             await self._mesh.start()
             self._background.append(loop.create_task(self._announce_functions()))
         if self.bridge_config is not None:
