@@ -57,6 +57,10 @@ MAX_FRAME = 1 << 12
 _OFFSET = re.compile(r" \(at offset \d+\)$")
 
 
+#: What the inputs reached (printed at the end, to show the run went past the header).
+REACHED = {"framed": 0, "rejected": 0, "data_frames": 0, "metadata_read": 0}
+
+
 class Divergence(AssertionError):
     """The two decoders disagree on an input."""
 
@@ -95,6 +99,7 @@ def _native_path(data: bytes, chunk: int) -> tuple[list[Any], str | None, bool]:
 def check_input(data: bytes) -> None:
     """Raise :class:`Divergence` when the native and Python decoders disagree on ``data``."""
     want, want_error = _python_frames(data)
+    REACHED["rejected" if want_error else "framed"] += 1
     chunk = (data[0] % 7 + 1) if data else 1
     for step in (0, chunk):
         got, error, from_body = _native_path(data, step)
@@ -110,6 +115,7 @@ def check_input(data: bytes) -> None:
             raise Divergence(f"reasons differ (chunk {step}): {error!r} vs {want_error!r}")
     for frame in want:
         metadata = getattr(frame, "metadata", None)
+        REACHED["data_frames"] += metadata is not None
         if metadata:
             check_metadata(metadata)
     check_metadata(data)
@@ -128,6 +134,7 @@ def check_metadata(md: bytes, over: tuple[tuple[str, str], ...] = (("yomo-target
         return
     if error is not None:
         raise Divergence(f"metadata: python reads {want}, native rejects: {error}")
+    REACHED["metadata_read"] += 1
     if dict(entries) != want or target != want.get("yomo-target"):
         raise Divergence(f"metadata: {entries} / {target!r} vs {want}")
     merged, merged_target, error = _native().read_metadata(md, list(over))
@@ -244,7 +251,8 @@ def main(argv: list[str]) -> int:
             return 1
         done += 1
     took = time.monotonic() - started
-    print(f"fuzz_native: {done} inputs in {took:.0f} s, no divergence")
+    reached = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in REACHED.items())
+    print(f"fuzz_native: {done} inputs in {took:.0f} s, no divergence ({reached})")
     return 0
 
 

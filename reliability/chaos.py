@@ -1,4 +1,4 @@
-"""Chaos: kill or pause the zipper, kill a function, kill a mesh peer, impair a WAN mesh.
+"""Chaos: kill or pause the zipper, kill a function, kill a mesh peer (the WAN mesh: wan.py).
 
 Each scenario runs the pair at a known rate, injects its fault at a known time and
 measures from the pair's ledgers: frames lost/duplicated/reordered, when the
@@ -12,13 +12,12 @@ import signal
 import time
 from typing import Any
 
-from .common import Ctx, check, log_errors, row, stats_opt, zipper_stats
-from .harness import Proc, Traffic, account, first_after, free_port, rss_kib
+from .common import Ctx, check, log_errors, row
+from .harness import Traffic, account, first_after, free_port, rss_kib
 
 __all__ = [
     "function_sigkill",
     "mesh_peer_sigkill",
-    "wan_mesh",
     "zipper_sigkill",
     "zipper_sigstop",
 ]
@@ -246,90 +245,4 @@ def mesh_peer_sigkill(ctx: Ctx) -> list[dict[str, Any]]:
                 f" (lost {remote_counts['lost']}); a's log: {errs}"
             ),
         )
-    ]
-
-
-# -- WAN mesh ---------------------------------------------------------------------
-
-
-def wan_mesh(ctx: Ctx) -> list[dict[str, Any]]:
-    procs = ctx.procs
-    names = ("a", "b", "c")
-    ports = {n: free_port() for n in names}
-    relays: dict[tuple[str, str], Proc] = {}
-    for src in names:
-        for dst in names:
-            if src != dst:
-                relays[(src, dst)] = procs.relay(f"relay-{src}{dst}", ports[dst])
-    impair = {"delay_ms": 47.5, "jitter_ms": 5.0, "loss": 0.01}  # ~100 ms RTT, 1% loss each way
-    for relay in relays.values():
-        relay.send(impair)
-    zippers = {}
-    for n in names:
-        mesh = {n: ("127.0.0.1", ports[n])}
-        for m in names:
-            if m != n:
-                mesh[m] = ("127.0.0.1", int(relays[(n, m)].addr.rsplit(":", 1)[1]))
-        zippers[n] = procs.zipper(n, port=ports[n], mesh=mesh, options=stats_opt(procs, n))
-    steady, cut = (5.0, 10.0) if ctx.short else (10.0, 10.0)
-    rate = 200
-    t = Traffic(procs, zippers["a"].addr, rate=rate, size=256, duration=steady + cut + 10.0)
-    sb = t.start_sink(name="sink-b", addr=zippers["b"].addr)
-    sc = t.start_sink(name="sink-c", addr=zippers["c"].addr)
-    time.sleep(3.0)  # the links come up through the relays
-    t.start()
-    time.sleep(steady)
-    cut_t = time.time()
-    for key in (("a", "c"), ("c", "a")):
-        relays[key].send({"cut": True})
-    time.sleep(cut)
-    heal_t = time.time()
-    for key in (("a", "c"), ("c", "a")):
-        relays[key].send({"cut": False})
-    assert t.source is not None
-    t.source.wait(60.0)
-    time.sleep(3.0)
-    sb.stop()
-    sc.stop()
-    src = t.source.report()
-    cb, cc = account(src, [sb.report()]), account(src, [sc.report()])
-    back = first_after(cc["times"], heal_t)
-    stats_a = zipper_stats(zippers["a"])
-    link_c = stats_a.get("mesh", {}).get("c", {})
-    return [
-        row(
-            "WAN mesh a->b (impaired)",
-            f"{rate} frames/s, 256 B, source on a",
-            "100 ms RTT, 5 ms jitter, 1% loss on every link",
-            counts=cb,
-            times={"longest delivery gap": round(cb["max_gap"], 3)},
-            checks=[
-                check("nothing lost over 1% loss", cb["lost"] == 0, gate=False),
-                check("no duplicates", cb["duplicated"] == 0),
-                check("order kept", cb["reordered"] == 0),
-            ],
-        ),
-        row(
-            "WAN mesh a->c (impaired, 10 s partition)",
-            f"{rate} frames/s, 256 B, source on a",
-            f"as a->b, plus a<->c cut for {cut:g} s, then healed",
-            counts=cc,
-            times={"back after heal": round(back - heal_t, 3) if back else None},
-            checks=[
-                check("traffic back after heal", back is not None),
-                check("no duplicates", cc["duplicated"] == 0),
-                check("order kept", cc["reordered"] == 0),
-                check(
-                    "every lost frame counted by the link (goal)",
-                    link_c.get("dropped", 0) >= cc["lost"],
-                    gate=False,
-                ),
-            ],
-            notes=(
-                f"partition from t={cut_t:.0f} for {cut:g} s; a's link to c: "
-                f"dropped {link_c.get('dropped')} ({link_c.get('dropped_link_down')} link down, "
-                f"{link_c.get('dropped_send_timeout')} send timeout, "
-                f"{link_c.get('dropped_unacknowledged')} unacknowledged), downs {link_c.get('downs')}"
-            ),
-        ),
     ]

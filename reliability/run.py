@@ -4,8 +4,9 @@ Runs every scenario of ``scenarios.py`` against our zipper in its own process,
 with the normal source -> function pair beside each probe; 3 repeats in the
 full run, 1 in ``--short`` (the version ``scripts/test.sh`` runs). Writes
 ``reliability/out/<stamp>.json``; the full run (or ``--publish``) also writes
-``reliability/results/latest.json`` and the generated part of
-``docs/reliability.md``. Exits 1 when a gating check fails. See README.md.
+``reliability/results/latest.json`` and the generated part of ``docs/reliability.md``;
+a partial run (``--only``, one ``--path``) published replaces only its own rows there.
+Exits 1 when a gating check fails. See README.md.
 """
 
 from __future__ import annotations
@@ -123,6 +124,33 @@ def _fmt_time(spread: dict[str, Any]) -> str:
     return text + (f" ({spread['missing']} never)" if spread["missing"] else "")
 
 
+def _run_label(row: dict[str, Any], run: dict[str, Any]) -> str:
+    """Where a row merged in from another run (``--publish --only ...``) came from."""
+    origin = row.get("run")
+    return f" [{origin}]" if origin and origin != f"{run['stamp']}, {run['commit']}" else ""
+
+
+def merge_published(run: dict[str, Any], previous: dict[str, Any] | None) -> dict[str, Any]:
+    """A partial run's rows in place of the same rows of the last published results.
+
+    Rows are matched by path and scenario name; every merged row keeps where it came
+    from (``run``: stamp and commit), shown in the table next to its name.
+    """
+    if previous is None:
+        return run
+    label = f"{run['stamp']}, {run['commit']}"
+    merged = {**previous, "paths": {p: dict(i) for p, i in previous["paths"].items()}}
+    for path, info in run["paths"].items():
+        if info.get("skipped"):
+            continue
+        new = {r["scenario"]: {**r, "run": label} for r in info["rows"]}
+        old = merged["paths"].get(path, {}).get("rows", [])
+        rows = [new.pop(r["scenario"]) if r["scenario"] in new else r for r in old]
+        merged["paths"][path] = {"rows": rows + list(new.values())}
+    merged["command"] = f"{previous.get('command', '')}; merged: {run['command']} ({label})"
+    return merged
+
+
 def render(run: dict[str, Any]) -> str:
     """The generated part of docs/reliability.md."""
     lines = [
@@ -162,7 +190,7 @@ def render(run: dict[str, Any]) -> str:
             )
             rss = f"{row['rss_kib'] / 1024:.0f}" if row["rss_kib"] else "-"
             lines.append(
-                f"| {row['scenario']} ({row['repeats']}x) | {row['load']} | {row['faults']} | "
+                f"| {row['scenario']} ({row['repeats']}x){_run_label(row, run)} | {row['load']} | {row['faults']} | "
                 + " | ".join(nums)
                 + f" | {times} | {rss} | {checks} |"
             )
@@ -287,8 +315,11 @@ def main(argv: list[str] | None = None) -> int:
                 p: {k: v for k, v in i.items() if k != "raw"} for p, i in run["paths"].items()
             },
         }
+        if args.only or args.path != "all":  # a partial run replaces only its own rows
+            previous = json.loads(RESULTS.read_text()) if RESULTS.is_file() else None
+            slim = merge_published(slim, previous)
         RESULTS.write_text(json.dumps(slim, indent=1, default=str))
-        write_doc(run)
+        write_doc(slim)
     failed = [
         f"{p}: {row['scenario']}: {name}"
         for p, info in run["paths"].items()

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import badwire
-from .chaos import function_sigkill, mesh_peer_sigkill, wan_mesh, zipper_sigkill, zipper_sigstop
+from .chaos import function_sigkill, mesh_peer_sigkill, zipper_sigkill, zipper_sigstop
 from .common import TOKEN, WRONG, Ctx, check, row, stats_opt, zipper_stats
 from .endurance import aioquic_clients, fuzz, soak
 from .harness import Proc, Processes, Traffic, cpu_seconds, max_gap_within, rss_kib
+from .wan import wan_mesh
 
 __all__ = ["SCENARIOS", "Scenario"]
 
