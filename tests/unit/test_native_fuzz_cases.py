@@ -35,12 +35,15 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("hexdata", [CASES["repeated key, bad first value"]])
+@pytest.mark.parametrize("hexdata", list(CASES.values()), ids=list(CASES))
 def test_found_cases_agree(hexdata: str) -> None:
+    from yomo.wire import encode_data_frame
+
     fuzz = _fuzzer()
     data = bytes.fromhex(hexdata)
     fuzz.check_metadata(data)
     fuzz.check_input(data)
+    fuzz.check_input(encode_data_frame(0x33, data, b"payload"))  # as a frame's metadata
 
 
 def test_merge_orders_may_differ_but_maps_agree() -> None:
