@@ -1,7 +1,7 @@
 """Many idle connections from one process: ``python crowd_proc.py JSON``.
 
-Opens ``count`` connections (``parallel`` handshakes in flight), each a raw
-Source handshake, and prints ``OPEN accepted refused failed``. Then, on a
+Opens ``count`` connections (``parallel`` handshakes in flight; a dial that fails
+is tried up to ``attempts`` times), each a raw Source handshake, and prints ``OPEN accepted refused failed``. Then, on a
 ``close`` line on stdin, closes every accepted connection at once (each sends
 its CONNECTION_CLOSE in the same loop turn) and prints ``CLOSED``; on SIGTERM
 it exits. Used for the connection flood (to the cap) and the mass close.
@@ -38,12 +38,17 @@ async def _run(opts: dict[str, Any]) -> None:
     async def one(i: int) -> None:
         nonlocal refused, failed
         async with gate:
-            try:
-                conn = await dial(host, port, tls=TlsConfig(), settings=settings)
-            except Exception as exc:
+            for attempt in range(int(opts.get("attempts", 1))):
+                try:
+                    conn = await dial(host, port, tls=TlsConfig(), settings=settings)
+                    break
+                except Exception as exc:  # redial, as a client would (a busy zipper)
+                    key = str(exc)[:80] + (
+                        " (redialled)" if attempt + 1 < opts.get("attempts", 1) else ""
+                    )
+                    reasons[key] = reasons.get(key, 0) + 1
+            else:
                 failed += 1
-                key = str(exc)[:80]
-                reasons[key] = reasons.get(key, 0) + 1
                 return
             hello = HandshakeFrame(
                 name=f"crowd-{i}",

@@ -180,7 +180,7 @@ CROWD_PER_PROCESS = 2500
 def _crowds(procs: Processes, addr: str, n: int) -> tuple[list[Proc], list[str]]:
     """``n`` idle connections from ceil(n / CROWD_PER_PROCESS) processes, all opened."""
     k = max(1, -(-n // CROWD_PER_PROCESS))
-    crowds = [procs.crowd(addr, n // k + (i < n % k), parallel=32) for i in range(k)]
+    crowds = [procs.crowd(addr, n // k + (i < n % k), parallel=32, attempts=3) for i in range(k)]
     return crowds, [_wait_line(c, 900.0) for c in crowds]
 
 
