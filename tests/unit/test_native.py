@@ -118,3 +118,15 @@ async def test_the_zipper_socket_gets_its_receive_buffer_or_says_why(caplog):
             assert warned and "net.core.rmem_max" in warned[0].getMessage()
     finally:
         await server.aclose("test done")
+
+
+async def test_a_dial_the_native_side_never_answers_is_a_connect_error(monkeypatch):
+    """The asyncio backstop over the native handshake timeout raised a bare TimeoutError
+    (a starved loop under load), which killed the session's supervisor for good."""
+    from yomo.errors import ConnectError
+    from yomo.transport import native
+
+    monkeypatch.setattr(native.NativeConnection, "_poll", lambda self: None)  # never hears
+    settings = QuicSettings(handshake_timeout=0.2)
+    with pytest.raises(ConnectError, match=r"no QUIC handshake within 1\.2 s"):
+        await native.dial("127.0.0.1", 9, settings=settings)

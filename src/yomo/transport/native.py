@@ -405,11 +405,18 @@ async def dial(
     conn = NativeConnection(native, wakeup, settings)
     holder.append(conn)
     conn._poll()
+    backstop = settings.handshake_timeout + 1.0
     try:
-        await asyncio.wait_for(conn._opened.wait(), settings.handshake_timeout + 1.0)
-    except BaseException:
+        await asyncio.wait_for(conn._opened.wait(), backstop)
+    except BaseException as exc:
         native.close("client closed")
         wakeup.close()
+        if isinstance(exc, asyncio.TimeoutError):  # the native side never told us, even
+            # of its own handshake timeout (a starved loop): a failed dial all the same,
+            # so the session redials instead of its supervisor dying on a bare TimeoutError
+            raise ConnectError(
+                f"cannot connect to zipper {host}:{port}: no QUIC handshake within {backstop:g} s"
+            ) from None
         raise
     if conn._connect_error is not None:  # no QUIC/TLS handshake (else: closed right after)
         wakeup.close()
