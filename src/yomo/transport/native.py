@@ -430,10 +430,9 @@ def _check_recv_buffer(sizes: tuple[int, int]) -> None:
     got, wanted = sizes
     if got < wanted:  # Linux reports twice what was set; the ask is the floor
         logging.getLogger("yomo.transport").warning(
-            "yomo: the zipper's UDP receive buffer is %d KiB (wanted %d KiB): a burst such "
-            "as thousands of clients closing at once may be dropped and their connections "
-            "left to the idle timeout; raise net.core.rmem_max (sysctl -w "
-            "net.core.rmem_max=%d) or run with CAP_NET_ADMIN",
+            "yomo: the zipper's UDP receive buffer is %d KiB (wanted %d KiB): bursts of "
+            "datagrams may be dropped; raise net.core.rmem_max (sysctl -w "
+            "net.core.rmem_max=%d)",
             got // 1024,
             wanted // 1024,
             wanted,
