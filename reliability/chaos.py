@@ -12,7 +12,7 @@ import signal
 import time
 from typing import Any
 
-from .common import Ctx, check, log_errors, row
+from .common import Ctx, check, log_errors, row, stats_opt, zipper_stats
 from .harness import Traffic, account, first_after, free_port, rss_kib
 
 __all__ = [
