@@ -54,3 +54,25 @@ def test_resent_frames_are_marked_with_their_first_connection_and_place() -> Non
     # places 2 and 3 of this connection; the fifth keeps the mark of its first write
     assert marks == [("cid-3", 2), ("cid-3", 3), ("cid-1", 7)]
     assert parse_resent("no-slash") is None and parse_resent("a/-1") is None
+
+
+def test_a_re_send_replaces_another_clients_mark() -> None:
+    """A mark naming another client (a handled frame's, copied into a function's write)
+    is not this write's: the re-send carries this connection's own mark instead."""
+    from yomo.wire import DataFrame, decode_frame, decode_metadata, encode_data_frame
+    from yomo.wire import encode_metadata as enc
+    from yomo.wire.resent import RESENT, client_key, mark_resent
+
+    foreign = encode_data_frame(0x10, enc({"yomo-tid": "t", RESENT: "src-0/5"}), b"x")
+    own = encode_data_frame(0x10, enc({"yomo-tid": "t", RESENT: "fn-0/2"}), b"x")
+    broken = encode_data_frame(0x10, enc({RESENT: "garbage"}), b"x")
+
+    def mark(data: bytes) -> str:
+        f = decode_frame(data)
+        assert isinstance(f, DataFrame)
+        return decode_metadata(f.metadata)[RESENT]
+
+    assert mark(mark_resent(foreign, "fn-1", 9)) == "fn-1/9"
+    assert mark(mark_resent(own, "fn-1", 9)) == "fn-0/2"  # its first write's place
+    assert mark(mark_resent(broken, "fn-1", 9)) == "fn-1/9"
+    assert client_key("a-b-7") == "a-b" and client_key("plain") == "plain"

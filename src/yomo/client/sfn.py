@@ -46,6 +46,7 @@ from yomo.errors import ConfigError, HandlerError, YomoError
 from yomo.session import ClientCore, ClientState, new_id
 from yomo.session.options import ClientKeywords, ClientOptions
 from yomo.wire import SOURCE_ID, TARGET, TID, ClientType, DataFrame, check_tag, decode_metadata
+from yomo.wire.resent import RESENT
 
 from .base import ClientBase
 from .context import AsyncContext, Context, CronContext, Payload, _BaseContext, build_frame
@@ -348,6 +349,9 @@ class AsyncStreamFunction(ClientBase):
             self._report(frame.tag, exc)
             return
         md.pop(TARGET, None)  # Go clears the target before handling
+        # a re-send mark is the producer's, never this function's writes' (our zipper
+        # strips it; Go's passes it on): ctx.write copies the handled frame's metadata
+        md.pop(RESENT, None)
         if self._slots is None:
             if self._handler_is_async:
                 await self._handle(frame.tag, bytes(frame.payload), md)

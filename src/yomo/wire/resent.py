@@ -18,7 +18,7 @@ from .frames import DataFrame, encode_data_frame
 from .metadata import decode_metadata, encode_metadata
 from .parse import decode_frame
 
-__all__ = ["RESENT", "mark_resent", "parse_resent"]
+__all__ = ["RESENT", "client_key", "mark_resent", "parse_resent"]
 
 #: Metadata key of a re-sent frame: ``"<connection id>/<n>"``.
 RESENT = "yomo-resent"
@@ -27,17 +27,28 @@ RESENT = "yomo-resent"
 def mark_resent(frame: bytes, connection_id: str, index: int) -> bytes:
     """``frame`` (an encoded DataFrame) marked as the ``index``-th write of ``connection_id``.
 
-    A frame already marked (re-sent before, on a connection that died too) keeps its
-    first mark: it names where the frame was first written.
+    A frame already marked by this client (re-sent before, on a connection that died
+    too) keeps its first mark: it names where the frame was first written. A mark of
+    another client (a handled frame's metadata copied by hand into a write, or passed
+    on by Go's zipper, which does not strip it) is replaced: it is not this write's.
     """
     decoded = decode_frame(frame)
     if not isinstance(decoded, DataFrame):
         return frame
     md = decode_metadata(decoded.metadata)
-    if RESENT in md:
-        return frame
+    mark = md.get(RESENT)
+    if mark is not None:
+        parsed = parse_resent(mark)
+        if parsed is not None and client_key(parsed[0]) == client_key(connection_id):
+            return frame
     md[RESENT] = f"{connection_id}/{index}"
     return encode_data_frame(decoded.tag, encode_metadata(md), decoded.payload)
+
+
+def client_key(connection_id: str) -> str:
+    """The client id of ``<client id>-<n>`` (the whole id when it has no ``-``)."""
+    head, sep, _ = connection_id.rpartition("-")
+    return head if sep else connection_id
 
 
 def parse_resent(value: str) -> tuple[str, int] | None:

@@ -30,7 +30,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from yomo.wire.resent import parse_resent
+from yomo.wire.resent import client_key, parse_resent
 
 __all__ = ["FORWARDING", "MAX_CLOSED", "MAX_DESTS", "RETAIN", "Progress", "ResendLedger"]
 
@@ -42,12 +42,6 @@ MAX_CLOSED = 65536
 MAX_DESTS = 256
 #: The destination key of the mesh links and forwarders (no connection number).
 FORWARDING = -1
-
-
-def client_key(connection_id: str) -> str:
-    """The client id of ``<client id>-<n>`` (the whole id when it has no ``-``)."""
-    head, sep, _ = connection_id.rpartition("-")
-    return head if sep else connection_id
 
 
 @dataclass
