@@ -122,6 +122,31 @@ async def test_transmit_soon(pair: Pair) -> None:
     await eventually(lambda: b"soon" in pair.received)
 
 
+async def test_datagrams_to_send(pair: Pair) -> None:
+    quic = compat.quic_of(pair.client)
+    quic.send_stream_data(quic.get_next_available_stream_id(), b"due")
+    loop = asyncio.get_running_loop()
+    datagrams = compat.datagrams_to_send(quic, loop.time())
+    assert datagrams and all(isinstance(d, bytes) for d, _ in datagrams)
+    for data, addr in datagrams:
+        pair.client._transport.sendto(data, addr)
+    await eventually(lambda: b"due" in pair.received)
+    assert compat.datagrams_to_send(quic, loop.time()) == []  # nothing more due
+    if pair.library == "qh3":  # the names the qh3 2.x path reads
+        assert callable(quic._core.poll_transmit) and quic._handshake_complete
+        assert callable(quic._call_core) and callable(quic._log_datagram)
+
+
+async def test_transmit_qh3(pair: Pair) -> None:
+    if pair.library != "qh3":
+        pytest.skip("transmit_qh3 replaces qh3's transmit only")
+    quic = compat.quic_of(pair.client)
+    quic.send_stream_data(quic.get_next_available_stream_id(), b"sent")
+    compat.transmit_qh3(pair.client)
+    await eventually(lambda: b"sent" in pair.received)
+    assert pair.client._timer_at == quic.get_timer()  # the timer re-armed
+
+
 async def test_mark_closed(pair: Pair) -> None:
     compat.mark_closed(pair.client)
     await asyncio.wait_for(pair.client.wait_closed(), 1.0)

@@ -31,6 +31,7 @@ __all__ = [
     "bytes_in_flight",
     "close_event",
     "connected_waiter",
+    "datagrams_to_send",
     "install_cid_table",
     "loop_of",
     "mark_closed",
@@ -46,6 +47,7 @@ __all__ = [
     "server_protocols",
     "server_transport",
     "transmit_batched",
+    "transmit_qh3",
     "transmit_soon",
     "unacked_stream_bytes",
     "unsent_stream_bytes",
@@ -110,6 +112,44 @@ def retrieve_ping_waiters(protocol: Any, retrieve: Callable[[Any], None]) -> Non
         waiter.add_done_callback(retrieve)
 
 
+#: qh3 2.x's reason when the next packet does not fit what it may send now.
+QH3_NO_ROOM = "packet builder capacity exhausted"
+
+
+def datagrams_to_send(quic: Any, now: float) -> list[tuple[bytes, Any]]:
+    """The datagrams due now: the library's ``datagrams_to_send``, but for qh3 2.x a
+    packet that does not fit the anti-amplification allowance ends the burst.
+
+    Before a client's address is validated a server may send only three times what it
+    received (RFC 9000 section 8.1). qh3 2.1's core sizes the next packet to what is
+    left of that allowance and, when its first queued frame (a CRYPTO frame cut for a
+    1,280-byte datagram) does not fit the remainder, raises "packet builder capacity
+    exhausted" instead of waiting: aioquic clients, whose 1,200-byte Initial leaves a
+    remainder qh3 clients' 1,280-byte one does not, met it on every connection (the
+    already built datagrams of the call were dropped with the exception and the timer
+    was not re-armed, so the handshake waited for the client's retransmission: ERROR
+    tracebacks in the zipper log, connects of 0.7-1.9 s). The build is transactional
+    (nothing is consumed), so during the handshake this means "nothing more until the
+    peer sends again"; after it the error is unexpected and raised as before.
+    """
+    core = getattr(quic, "_core", None)
+    if core is None or not hasattr(core, "poll_transmit"):
+        return list(quic.datagrams_to_send(now=now))
+    out: list[tuple[bytes, Any]] = []
+    while True:
+        try:
+            transmit = quic._call_core(core.poll_transmit, now)  # qh3's errors, as qh3 raises
+        except Exception as exc:
+            if getattr(exc, "reason_phrase", None) == QH3_NO_ROOM and not quic._handshake_complete:
+                return out
+            raise
+        if transmit is None:
+            return out
+        quic._log_datagram("datagrams_sent", transmit[0])
+        quic._log_packets("packet_sent", transmit[0])
+        out.append((transmit[0], transmit[1]))
+
+
 def transmit_batched(protocol: Any) -> bool:
     """aioquic's ``transmit`` through a batched ``sendto_many`` transport; False if none.
 
@@ -125,7 +165,7 @@ def transmit_batched(protocol: Any) -> bool:
     quic = protocol._quic
     batch: list[bytes] = []
     batch_addr: Any = None
-    for data, addr in quic.datagrams_to_send(now=loop.time()):
+    for data, addr in datagrams_to_send(quic, loop.time()):
         if batch and addr != batch_addr:
             send_many(batch, batch_addr)
             batch = []
@@ -133,6 +173,33 @@ def transmit_batched(protocol: Any) -> bool:
         batch_addr = addr
     if batch:
         send_many(batch, batch_addr)
+    _arm_timer(protocol, quic, loop)
+    return True
+
+
+def transmit_qh3(protocol: Any) -> None:
+    """qh3's ``transmit`` (send what is due, batched when the transport can, then
+    re-arm the timer) through ``datagrams_to_send`` above."""
+    protocol._transmit_task = None
+    loop = protocol._loop
+    quic = protocol._quic
+    datagrams = datagrams_to_send(quic, loop.time())
+    send_many = protocol._sendto_many
+    if send_many is None:
+        sendto = protocol._transport.sendto
+        for data, addr in datagrams:
+            sendto(data, addr)
+    else:
+        start = 0
+        for i in range(1, len(datagrams) + 1):
+            if i == len(datagrams) or datagrams[i][1] != datagrams[start][1]:
+                send_many([d for d, _ in datagrams[start:i]], datagrams[start][1])
+                start = i
+    _arm_timer(protocol, quic, loop)
+
+
+def _arm_timer(protocol: Any, quic: Any, loop: Any) -> None:
+    """Re-arm the protocol's timer for the connection's next deadline (as ``transmit`` does)."""
     timer_at = quic.get_timer()
     timer: Any = getattr(protocol, "_timer", None)
     if timer is not None and getattr(protocol, "_timer_at", None) != timer_at:
@@ -142,7 +209,6 @@ def transmit_batched(protocol: Any) -> bool:
         timer = loop.call_at(timer_at, protocol._handle_timer)
     protocol._timer = timer
     protocol._timer_at = timer_at
-    return True
 
 
 # --- the sans-IO connection (QuicConnection, qh3 and aioquic) --------------------

@@ -29,6 +29,7 @@ _PAUSED_PING = 0.2
 def make_protocol_class(name: str, base_protocol: type[Any], events: Any) -> type[Any]:
     """A ``QuicConnectionProtocol`` subclass of library ``name`` that feeds a ``FrameConnection``."""
     batched_transmit = name == "aioquic"
+    own_transmit = name == "qh3"
 
     class _YomoProtocol(base_protocol):  # type: ignore[valid-type,misc]
         async def wait_connected(self) -> None:
@@ -159,7 +160,9 @@ def make_protocol_class(name: str, base_protocol: type[Any], events: Any) -> typ
                 conn.check_drained()
 
         def transmit(self) -> None:
-            if not (batched_transmit and compat.transmit_batched(self)):
+            if own_transmit:  # qh3: see compat.datagrams_to_send
+                compat.transmit_qh3(self)
+            elif not (batched_transmit and compat.transmit_batched(self)):
                 super().transmit()
             conn = self.conn
             if conn is not None and not conn.has_room:
