@@ -25,6 +25,7 @@ import pytest
 
 import yomo
 import yomo.aio
+from support.writers import PacedWriter
 from yomo.session.dial import handshake
 from yomo.session.handshake import hello_frame
 from yomo.transport import DEFAULT_CLIENT_SETTINGS, TlsConfig, dial
@@ -144,14 +145,8 @@ async def test_a_restarted_zipper_delivers_what_the_source_re_sent_before_the_fu
     errors: list[BaseException] = []
     src = yomo.aio.Source("src", addr, tls=TlsConfig(), write_timeout=30.0)
     src.set_error_handler(errors.append)
-    n = 0
-
-    async def write(count: int) -> None:
-        nonlocal n
-        for _ in range(count):
-            await src.write(TAG, b"%d" % n)
-            n += 1
-            await asyncio.sleep(0.002)
+    writer = PacedWriter(src, TAG)
+    write = writer.write
 
     try:
         fn.wait_line("ready", timeout=30.0)
@@ -161,7 +156,7 @@ async def test_a_restarted_zipper_delivers_what_the_source_re_sent_before_the_fu
         fn.signal(signal.SIGSTOP)  # the function comes back only after the source
         zipper.signal(signal.SIGKILL)
         zipper.proc.wait(10)
-        await write(200)  # into a dead zipper: never acknowledged, re-sent later
+        await write(200, pause=0)  # into a dead zipper: never acknowledged, re-sent later
         await wait_until_async(
             lambda: any("not answering" in str(e) for e in errors), "the source to notice", 15.0
         )
@@ -172,7 +167,7 @@ async def test_a_restarted_zipper_delivers_what_the_source_re_sent_before_the_fu
         await write(50)  # the source is registered; its function is not
         fn.signal(signal.SIGCONT)
         await wait_until_async(
-            lambda: set(range(n)) <= {s for _, s in _received(fn)}, "every frame", 30.0
+            lambda: set(range(writer.n)) <= {s for _, s in _received(fn)}, "every frame", 30.0
         )
     except BaseException:
         print("ZIPPER", zipper.output[-3000:], "\nFUNCTION", fn.output[-3000:])

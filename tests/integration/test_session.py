@@ -19,6 +19,7 @@ import pytest
 
 import yomo
 import yomo.aio
+from support.writers import PacedWriter
 from yomo.transport import DEFAULT_ZIPPER_SETTINGS, QuicSettings, TlsConfig
 from yomo.transport.native import available as native_available
 
@@ -65,21 +66,13 @@ async def test_killed_zipper_is_detected_and_unacknowledged_frames_are_written_a
     try:
         await fn.connect()
         await src.connect()
-        n = 0
-
-        async def write(count: int) -> None:
-            nonlocal n
-            for _ in range(count):
-                await src.write(TAG, b"%d" % n)
-                n += 1
-                await asyncio.sleep(0.002)
-
+        write = PacedWriter(src, TAG).write
         await write(100)
         await wait_until_async(lambda: len(got) == 100, "the first 100 frames")
         fn_first = fn.connection_id
         zipper.signal(signal.SIGKILL)
         zipper.proc.wait(10)
-        await write(200)  # into a dead zipper: never acknowledged
+        await write(200, pause=0)  # into a dead zipper: never acknowledged
         await wait_until_async(
             lambda: any("not answering" in str(e) for e in errors), "the source to notice", 10.0
         )
