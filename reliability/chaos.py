@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from .common import Ctx, check, log_errors, row, stats_opt, zipper_stats
-from .harness import Traffic, account, first_after, free_port, rss_kib
+from .harness import Traffic, first_after, free_port, rss_kib
 
 __all__ = [
     "function_sigkill",
@@ -196,8 +196,8 @@ def mesh_peer_sigkill(ctx: Ctx) -> list[dict[str, Any]]:
     a = procs.zipper("a", port=pa, mesh=mesh)
     b = procs.zipper("b", port=pb, mesh=mesh)
     t = Traffic(procs, a.addr, rate=500, size=256, duration=12.0)
-    local = t.start_sink(name="sink-a")
-    remote = t.start_sink(name="sink-b", addr=b.addr)
+    t.start_sink(name="sink-a")  # counted first by finish_each, then sink-b
+    t.start_sink(name="sink-b", addr=b.addr)
     t.start()
     time.sleep(3.0)
     b.signal(signal.SIGKILL)
@@ -205,14 +205,7 @@ def mesh_peer_sigkill(ctx: Ctx) -> list[dict[str, Any]]:
     time.sleep(1.0)
     b2 = procs.restart_zipper(b)
     restart_t = time.time()
-    assert t.source is not None
-    t.source.wait(30.0)
-    time.sleep(2.0)
-    local.stop()
-    remote.stop()
-    src = t.source.report()
-    counts = account(src, [local.report()])
-    remote_counts = account(src, [remote.report()])
+    counts, remote_counts = t.finish_each(settle=2.0, timeout=30.0)
     back = first_after(remote_counts["times"], restart_t)
     # the dead-peer shutdown: kill b again, then stop a and read its log
     b2.signal(signal.SIGKILL)

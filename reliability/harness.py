@@ -350,6 +350,18 @@ class Traffic:
 
     def finish(self, settle: float = 2.0, timeout: float | None = None) -> dict[str, Any]:
         """Wait for the source to end, give the last frames ``settle`` s, stop the sinks, count."""
+        source = self._end(settle, timeout)
+        return account(source, [s.report() for s in self.sinks])
+
+    def finish_each(
+        self, settle: float = 2.0, timeout: float | None = None
+    ) -> list[dict[str, Any]]:
+        """``finish``, counted for each sink on its own (sinks behind different zippers)."""
+        source = self._end(settle, timeout)
+        return [account(source, [s.report()]) for s in self.sinks]
+
+    def _end(self, settle: float, timeout: float | None) -> dict[str, Any] | None:
+        """The source ended (stopped after ``timeout``), ``settle`` s, the sinks stopped."""
         assert self.source is not None
         limit = timeout if timeout is not None else self.duration + 60.0
         if self.source.wait(limit) is None:
@@ -357,7 +369,7 @@ class Traffic:
         time.sleep(settle)
         for sink in self.sinks:
             sink.stop()
-        return account(self.source.report(), [s.report() for s in self.sinks])
+        return self.source.report()
 
 
 def account(

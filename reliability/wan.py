@@ -26,7 +26,7 @@ import time
 from typing import Any
 
 from .common import Ctx, check, row, stats_opt, zipper_stats
-from .harness import Proc, Traffic, account, first_after, free_port
+from .harness import Proc, Traffic, first_after, free_port
 
 __all__ = ["wan_mesh"]
 
@@ -76,8 +76,8 @@ def wan_mesh(ctx: Ctx) -> list[dict[str, Any]]:
     steady, cut = (5.0, 10.0) if ctx.short else (10.0, 10.0)
     rate = 200
     t = Traffic(procs, zippers["a"].addr, rate=rate, size=256, duration=steady + cut + 10.0)
-    sb = t.start_sink(name="sink-b", addr=zippers["b"].addr)
-    sc = t.start_sink(name="sink-c", addr=zippers["c"].addr)
+    t.start_sink(name="sink-b", addr=zippers["b"].addr)  # finish_each: b, then c
+    t.start_sink(name="sink-c", addr=zippers["c"].addr)
     links_up = _links_up(zippers["a"], ("b", "c"), LINKS_UP_TIMEOUT)
     t.start()
     time.sleep(steady)
@@ -88,13 +88,7 @@ def wan_mesh(ctx: Ctx) -> list[dict[str, Any]]:
     heal_t = time.time()
     for key in (("a", "c"), ("c", "a")):
         relays[key].send({"cut": False})
-    assert t.source is not None
-    t.source.wait(60.0)
-    time.sleep(3.0)
-    sb.stop()
-    sc.stop()
-    src = t.source.report()
-    cb, cc = account(src, [sb.report()]), account(src, [sc.report()])
+    cb, cc = t.finish_each(settle=3.0, timeout=60.0)
     back = first_after(cc["times"], heal_t)
     stats_a = zipper_stats(zippers["a"])
     link_b = stats_a.get("mesh", {}).get("b", {})
