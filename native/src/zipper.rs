@@ -38,7 +38,7 @@ use crate::{
     outbox::{run_writer, Outbox},
     resend::{Progress, ResendLedger, FORWARDING, RESENT},
     router::Router,
-    runtime::{runtime, Waker},
+    runtime::{runtime, zipper_runtime, Waker},
     settings::{Settings, Side},
     stats::Stats,
     tls::{check_client, server_config, ClientCheck, Tls},
@@ -644,6 +644,7 @@ impl Zipper {
         startup_hold_bytes: usize,
     ) -> PyResult<Self> {
         let waker = Waker::new(wake_fd); // owns the fd from here on, even on error
+        zipper_runtime(); // started here unless this process started it already
         let settings = Settings::from_py(settings)?;
         let tls = Tls { cert_file: Some(cert_file), key_file: Some(key_file), ca_file, verify_peer };
         let (crypto, client_check) = server_config(&tls).map_err(PyValueError::new_err)?;
