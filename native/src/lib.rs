@@ -38,7 +38,8 @@ fn encode_data_frame<'py>(py: Python<'py>, tag: u32, metadata: &[u8], payload: &
 
 /// Split a byte stream into frames as the native reader does: `(frames, error)`.
 /// `chunk` > 0 feeds the reader `chunk` bytes at a time, as QUIC reads may cut them
-/// (for the decoder fuzzer, `fuzz/fuzz_native.py`).
+/// (for the decoder fuzzer, `fuzz/fuzz_native.py`), each as its own `Bytes`, as the
+/// zipper's reader gets them.
 #[pyfunction]
 #[pyo3(signature = (data, max_frame_size, chunk = 0))]
 fn split_frames<'py>(py: Python<'py>, data: &[u8], max_frame_size: usize, chunk: usize) -> PyResult<(Bound<'py, pyo3::types::PyList>, Option<String>)> {
@@ -47,7 +48,7 @@ fn split_frames<'py>(py: Python<'py>, data: &[u8], max_frame_size: usize, chunk:
     let mut offset = 0u64;
     let step = if chunk == 0 { data.len().max(1) } else { chunk };
     for piece in data.chunks(step) {
-        reader.push(piece);
+        reader.push_bytes(bytes::Bytes::copy_from_slice(piece));
         loop {
             match reader.next_frame() {
                 Ok(Some(frame)) => {

@@ -100,7 +100,12 @@ pub fn write_length(out: &mut Vec<u8>, n: usize) {
 /// `max` from its length prefix alone. Poisoned after an error (the stream cannot be
 /// resynchronised), like `yomo.wire.FrameDecoder`.
 pub struct FrameReader {
+    /// Bytes of an incomplete frame, copied from the pieces pushed.
     buf: BytesMut,
+    /// A piece pushed as `Bytes` while `buf` was empty: its whole frames are handed out
+    /// as slices of it, without a copy (a frame per QUIC packet, as Go clients send, or a
+    /// packet's run of small frames); only a frame it leaves incomplete goes to `buf`.
+    cur: Bytes,
     max: usize,
     offset: u64,
     error: Option<ProtoError>,
@@ -108,16 +113,35 @@ pub struct FrameReader {
 
 impl FrameReader {
     pub fn new(max: usize) -> Self {
-        FrameReader { buf: BytesMut::new(), max, offset: 0, error: None }
+        FrameReader { buf: BytesMut::new(), cur: Bytes::new(), max, offset: 0, error: None }
     }
 
     pub fn push(&mut self, data: &[u8]) {
+        self.spill();
         self.buf.extend_from_slice(data);
+    }
+
+    /// Like `push`, without copying `data` when no incomplete frame is buffered.
+    pub fn push_bytes(&mut self, data: Bytes) {
+        if self.buf.is_empty() && self.cur.is_empty() {
+            self.cur = data;
+        } else {
+            self.push(&data);
+        }
+    }
+
+    /// Move what is left of `cur` into `buf` (from then on bytes are copied until `buf`
+    /// runs empty again).
+    fn spill(&mut self) {
+        if !self.cur.is_empty() {
+            self.buf.extend_from_slice(&self.cur);
+            self.cur = Bytes::new();
+        }
     }
 
     /// Bytes held for an incomplete frame.
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.buf.len() + self.cur.len()
     }
 
     /// The next whole frame (header included), `Ok(None)` when more bytes are needed.
@@ -125,42 +149,47 @@ impl FrameReader {
         if let Some(e) = &self.error {
             return Err(e.clone());
         }
-        match self.parse() {
-            Ok(v) => Ok(v),
+        let in_place = !self.cur.is_empty();
+        let data: &[u8] = if in_place { &self.cur } else { &self.buf };
+        match frame_end(data, self.max, self.offset) {
+            Ok(Some(end)) if data.len() >= end => {
+                self.offset += end as u64;
+                Ok(Some(if in_place { self.cur.split_to(end) } else { self.buf.split_to(end).freeze() }))
+            }
+            Ok(end) => {
+                // an incomplete frame: wait for the rest in `buf`, room made for all of it
+                self.buf.reserve(end.unwrap_or(0).saturating_sub(self.buf.len()));
+                self.spill();
+                Ok(None)
+            }
             Err(e) => {
                 self.error = Some(e.clone());
                 self.buf = BytesMut::new();
+                self.cur = Bytes::new();
                 Err(e)
             }
         }
     }
+}
 
-    fn parse(&mut self) -> Result<Option<Bytes>, ProtoError> {
-        let Some(&first) = self.buf.first() else { return Ok(None) };
-        if !known(first) {
-            return Err(bad_first_byte(first, self.offset));
-        }
-        let Some((length, body)) = read_length(&self.buf, 1, self.offset)? else {
-            return Ok(None);
-        };
-        if length < 0 {
-            return Err(ProtoError::at(format!("negative frame length {length}"), self.offset + 1));
-        }
-        let length = length as usize;
-        if length > self.max {
-            return Err(ProtoError::at(
-                format!("frame of {length} bytes exceeds the limit of {} bytes", self.max),
-                self.offset + 1,
-            ));
-        }
-        let end = body + length;
-        if self.buf.len() < end {
-            self.buf.reserve(end - self.buf.len());
-            return Ok(None);
-        }
-        self.offset += end as u64;
-        Ok(Some(self.buf.split_to(end).freeze()))
+/// Where the first frame in `data` ends (perhaps past `data`'s end), `Ok(None)` if `data`
+/// does not hold its header yet (`base`: the stream offset of `data`, for messages).
+fn frame_end(data: &[u8], max: usize, base: u64) -> Result<Option<usize>, ProtoError> {
+    let Some(&first) = data.first() else { return Ok(None) };
+    if !known(first) {
+        return Err(bad_first_byte(first, base));
     }
+    let Some((length, body)) = read_length(data, 1, base)? else {
+        return Ok(None);
+    };
+    if length < 0 {
+        return Err(ProtoError::at(format!("negative frame length {length}"), base + 1));
+    }
+    let length = length as usize;
+    if length > max {
+        return Err(ProtoError::at(format!("frame of {length} bytes exceeds the limit of {max} bytes"), base + 1));
+    }
+    Ok(Some(body + length))
 }
 
 /// Where a DataFrame's parts are inside its encoded bytes.
@@ -317,6 +346,18 @@ mod tests {
             }
         }
         assert_eq!(got.len(), 2);
+        // pieces as Bytes: whole frames are slices of them, cut frames are copied
+        for step in [1, 7, 300, 301, 305, 610, 1000] {
+            let mut r = FrameReader::new(1024);
+            let mut same = vec![];
+            for b in two.chunks(step) {
+                r.push_bytes(Bytes::copy_from_slice(b));
+                while let Some(f) = r.next_frame().unwrap() {
+                    same.push(f);
+                }
+            }
+            assert_eq!((same.as_slice(), r.buffered()), (got.as_slice(), 0), "{step}");
+        }
         let v = parse_data(&got[1], 0).unwrap();
         assert_eq!((v.tag, v.payload.len()), (0x33, 300));
         let mut small = FrameReader::new(100);

@@ -238,7 +238,7 @@ impl Core {
                 match recv.read_chunk(READ_CHUNK, true).await {
                     Ok(Some(chunk)) => {
                         read += chunk.bytes.len();
-                        reader.push(&chunk.bytes)
+                        reader.push_bytes(chunk.bytes)
                     }
                     Ok(None) => {
                         return Err(match fin_reason(reader.buffered()) {
@@ -383,7 +383,7 @@ impl Core {
                         }
                         match held.pop() {
                             Some(chunk) => {
-                                reader.push(&chunk);
+                                reader.push_bytes(chunk);
                                 peer.credit.used(&peer.conn, held.bytes());
                                 continue;
                             }
