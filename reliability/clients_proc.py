@@ -69,6 +69,7 @@ async def _source(opts: dict[str, Any]) -> dict[str, Any]:
     t_connect = time.time()
     await asyncio.gather(*(s.connect() for s in sources))
     connect_s = time.time() - t_connect
+    print("CONNECTED", flush=True)
     stalls: list[list[float]] = []
     attempted = [0] * producers
     failed: list[list[int]] = [[] for _ in range(producers)]

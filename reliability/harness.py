@@ -231,7 +231,11 @@ class Processes:
         name: str | None = None,
         env: Mapping[str, str] | None = None,
     ) -> Proc:
-        """Start ``clients_proc.py ROLE``; a sink is waited for until it is connected."""
+        """Start ``clients_proc.py ROLE``; a source or sink is waited for until it is connected.
+
+        So a probe never races the pair: e.g. a flood that fills ``max_connections``
+        before the pair's source got in would refuse the source itself.
+        """
         name = name or role
         out = self.workdir / f"{self._count + 1:02d}-{name}.json"
         argv = [
@@ -240,13 +244,14 @@ class Processes:
             role,
             json.dumps({**opts, "out": str(out)}),
         ]
-        proc = self.spawn(name, argv, out=(role == "sink"), env=env)
+        waits = role in ("source", "sink")
+        proc = self.spawn(name, argv, out=waits, env=env)
         proc.out = out
-        if role == "sink":
+        if waits:
             line = _read_line(proc, 30.0)
             if line != "CONNECTED":
                 proc.stop()
-                raise RuntimeError(f"sink did not connect: {line!r}\n{proc.log_text()[-2000:]}")
+                raise RuntimeError(f"{role} did not connect: {line!r}\n{proc.log_text()[-2000:]}")
         return proc
 
     def relay(self, name: str, target_port: int) -> Proc:
