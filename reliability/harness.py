@@ -183,22 +183,40 @@ class Processes:
         options: Mapping[str, Any] | None = None,
         ready_timeout: float = 30.0,
     ) -> Proc:
-        """Start our zipper (``zipper_proc.py``) and wait until it listens."""
-        config: dict[str, Any] = {"name": name, "host": "127.0.0.1", "port": port or free_port()}
-        if auth_token is not None:
-            config["auth"] = {"type": "token", "token": auth_token}
-        if mesh:
-            config["mesh"] = {peer: {"host": host, "port": p} for peer, (host, p) in mesh.items()}
-        cfg = self.workdir / f"{name}.yaml"
-        cfg.write_text(yaml.safe_dump(config))
-        argv = [sys.executable, str(HERE / "zipper_proc.py"), str(cfg), json.dumps(options or {})]
-        proc = self.spawn(name, argv, out=True)
-        line = _read_line(proc, ready_timeout)
-        if not line.startswith("READY "):
+        """Start our zipper (``zipper_proc.py``) and wait until it listens.
+
+        Without a given ``port`` it takes a free one; if another process took that port
+        between the check and the bind (clients open thousands of UDP sockets here), it
+        tries again with another, at most three times.
+        """
+        for attempt in range(3):
+            config: dict[str, Any] = {
+                "name": name,
+                "host": "127.0.0.1",
+                "port": port or free_port(),
+            }
+            if auth_token is not None:
+                config["auth"] = {"type": "token", "token": auth_token}
+            if mesh:
+                config["mesh"] = {p: {"host": h, "port": n} for p, (h, n) in mesh.items()}
+            cfg = self.workdir / f"{name}.yaml"
+            cfg.write_text(yaml.safe_dump(config))
+            argv = [
+                sys.executable,
+                str(HERE / "zipper_proc.py"),
+                str(cfg),
+                json.dumps(options or {}),
+            ]
+            proc = self.spawn(name, argv, out=True)
+            line = _read_line(proc, ready_timeout)
+            if line.startswith("READY "):
+                proc.addr = line.split()[1]
+                return proc
             proc.stop()
-            raise RuntimeError(f"zipper {name} did not start: {line!r}\n{proc.log_text()[-2000:]}")
-        proc.addr = line.split()[1]
-        return proc
+            log = proc.log_text()
+            if port or attempt == 2 or "Address already in use" not in log:
+                raise RuntimeError(f"zipper {name} did not start: {line!r}\n{log[-2000:]}")
+        raise AssertionError("unreachable")
 
     def restart_zipper(self, old: Proc, ready_timeout: float = 30.0) -> Proc:
         """Start the zipper again with the same config on the same port."""
