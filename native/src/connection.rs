@@ -88,6 +88,20 @@ pub fn item(frame: Bytes, offset: u64) -> Result<Item, y3::ProtoError> {
     Ok(Item::Other(frame))
 }
 
+/// A DataFrame whose metadata is not a MessagePack map of strings goes to Python whole,
+/// as another frame would: Python decodes it and reports the bad metadata to the
+/// function's error handler (the frame is skipped, the connection goes on). Every
+/// `(tag, metadata, payload)` item Python gets has valid metadata, which it then
+/// decodes only when a handler asks for it.
+pub fn checked(it: Item) -> Item {
+    match it {
+        Item::Data { frame, metadata, .. } if crate::metadata::entries(&frame[metadata.clone()]).is_err() => {
+            Item::Other(frame)
+        }
+        it => it,
+    }
+}
+
 #[derive(Default)]
 struct Inbox {
     items: VecDeque<Item>,
@@ -315,7 +329,7 @@ async fn run_reader(shared: Arc<Shared>, mut recv: quinn::RecvStream, max_frame:
                         Ok(Some(frame)) => {
                             let len = frame.len() as u64;
                             match item(frame, offset) {
-                                Ok(it) => batch.push(it),
+                                Ok(it) => batch.push(checked(it)),
                                 Err(e) => return shared.set_closed(Closed { reason: e.0, remote: false, kind: "protocol" }),
                             }
                             offset += len;
@@ -522,23 +536,21 @@ impl Connection {
         }
     }
 
-    /// Every frame received so far: `(tag, metadata, payload)` for DataFrames, the
-    /// encoded bytes for other frames.
-    fn take<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let (items, resume) = {
+    /// Every frame received so far and their size in the inbox's count:
+    /// `([items], bytes)`, an item being `(tag, metadata, payload)` for a DataFrame (its
+    /// metadata checked), the encoded bytes for other frames.
+    fn take<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyList>, usize)> {
+        let (items, bytes, resume) = {
             let mut inbox = self.shared.inbox.lock();
             let was_over = inbox.bytes > self.shared.recv_high;
-            inbox.bytes = 0;
-            (std::mem::take(&mut inbox.items), was_over)
+            let bytes = std::mem::take(&mut inbox.bytes);
+            (std::mem::take(&mut inbox.items), bytes, was_over)
         };
         if resume {
             self.shared.resume.notify_one();
         }
-        let list = PyList::empty(py);
-        for it in &items {
-            list.append(it.to_py(py)?)?;
-        }
-        Ok(list)
+        let list = PyList::new(py, items.iter().map(|it| it.to_py(py)).collect::<PyResult<Vec<_>>>()?)?;
+        Ok((list, bytes))
     }
 
     /// Python drained the wake-up socket: allow the next wake-up.

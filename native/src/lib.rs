@@ -54,7 +54,7 @@ fn split_frames<'py>(py: Python<'py>, data: &[u8], max_frame_size: usize, chunk:
                 Ok(Some(frame)) => {
                     let len = frame.len() as u64;
                     match connection::item(frame, offset) {
-                        Ok(it) => list.append(it.to_py(py)?)?,
+                        Ok(it) => list.append(connection::checked(it).to_py(py)?)?,
                         Err(e) => return Ok((list, Some(e.0))),
                     }
                     offset += len;

@@ -176,6 +176,32 @@ async def test_write_with_target(aio_zipper, aio_clients):
     assert bob.data() == [b"via-ctx:x", b"fence"]
 
 
+async def test_a_targeted_frame_is_handled_without_its_target(aio_zipper, aio_clients):
+    """Go clears the target before handling: the handler does not see it, and what it
+    writes (with the frame's tid and source id) reaches functions of any target."""
+    z = await aio_zipper()
+    sink = await aio_clients.sink(z.addr, "sink", [OUT])
+    seen: list[tuple[bool, str]] = []
+
+    async def relay(ctx: yomo.AsyncContext) -> tuple[int, bytes]:
+        seen.append(("yomo-target" in ctx.metadata, ctx.tid))
+        await ctx.write(OUT, b"w:" + ctx.data)
+        return OUT, b"r:" + ctx.data
+
+    fn = aio_clients.sfn(z.addr, "relay", [IN])
+    fn.set_wanted_target("t-relay")
+    fn.set_handler(relay)
+    await fn.connect()
+    src = aio_clients.source(z.addr)
+    await src.connect()
+    await src.write_with_target(IN, b"x", "t-relay")
+    await sink.wait_async(2)
+    assert sink.data() == [b"w:x", b"r:x"]
+    assert seen[0][0] is False
+    assert {md["yomo-tid"] for _, _, md in sink.items} == {seen[0][1]}
+    assert all("yomo-target" not in md for _, _, md in sink.items)
+
+
 async def test_init_runs_once_before_first_frame(aio_zipper, aio_clients):
     z = await aio_zipper()
     events: list[str] = []

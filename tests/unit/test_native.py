@@ -16,6 +16,7 @@ from yomo.wire import (
     FrameDecoder,
     GoawayFrame,
     HandshakeAckFrame,
+    decode_frame,
     encode_data_frame,
     encode_length,
     encode_metadata,
@@ -59,6 +60,18 @@ def test_splitting_matches_the_python_decoder(frames):
         DataFrame(tag=t, metadata=b"", payload=p) for t, p in frames
     ]
     assert got[-2:] == [GoawayFrame(message="bye").encode(), HandshakeAckFrame().encode()]
+
+
+def test_a_data_frame_with_bad_metadata_comes_whole():
+    """The native reader checks DataFrame metadata: a frame whose metadata is no map of
+    strings is handed over whole, so Python decodes it and reports it (the stream
+    function's error handler), and every ``(tag, metadata, payload)`` item is sound."""
+    good = encode_data_frame(0x33, encode_metadata({"yomo-tid": "t"}), b"ok")
+    bad = encode_data_frame(0x33, b"\x93\x01\x02\x03", b"bad")
+    got, error = _native().split_frames(good + bad, 1 << 20)
+    assert error is None
+    assert got == [(0x33, encode_metadata({"yomo-tid": "t"}), b"ok"), bad]
+    assert decode_frame(bad) == DataFrame(tag=0x33, metadata=b"\x93\x01\x02\x03", payload=b"bad")
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,8 @@ from typing import Any, TypeVar
 from yomo.ai.arguments import decode_arguments
 from yomo.ai.function_call import REDUCER_TAG, FunctionCall
 from yomo.errors import FunctionCallError
-from yomo.wire import TARGET, check_tag, encode_data_frame, encode_metadata
+from yomo.wire import TARGET, check_tag, decode_metadata, encode_data_frame, encode_metadata
+from yomo.wire.resent import RESENT
 
 __all__ = [
     "AsyncContext",
@@ -86,14 +87,37 @@ def llm_result_text(result: Any) -> str:
 
 
 class _BaseContext:
-    __slots__ = ("_answered", "_call", "_data", "_metadata", "_tag")
+    # One constructor for every kind (a Python call per frame is what a context costs).
+    # The metadata comes as the received bytes (the native path: checked there, decoded
+    # only when the handler reads it) or as a map already decoded.
+    __slots__ = ("_answered", "_call", "_data", "_md", "_raw", "_send", "_tag")
 
-    def __init__(self, tag: int, data: bytes, metadata: dict[str, str]) -> None:
+    def __init__(
+        self, tag: int, data: bytes, metadata: dict[str, str] | bytes, send: Callable[..., Any]
+    ) -> None:
         self._tag = tag
         self._data = data
-        self._metadata = metadata
+        if type(metadata) is bytes:
+            self._raw: bytes | None = metadata
+            self._md: dict[str, str] | None = None
+        else:
+            self._raw = None
+            self._md = metadata  # type: ignore[assignment]
+        self._send = send
         self._call: FunctionCall | None = None
         self._answered = False
+
+    @property
+    def _metadata(self) -> dict[str, str]:
+        """The metadata as a map, without ``yomo-target`` (Go clears it before handling)
+        and ``yomo-resent`` (the producer's re-send mark, never this function's writes')."""
+        md = self._md
+        if md is None:
+            md = decode_metadata(self._raw or b"")
+            md.pop(TARGET, None)
+            md.pop(RESENT, None)
+            self._md = md
+        return md
 
     @property
     def tag(self) -> int:
@@ -195,6 +219,14 @@ class _BaseContext:
         return build_frame(REDUCER_TAG, answer.to_bytes(), md)
 
     def _frame(self, tag: int, data: Any, target: str | None) -> bytes | None:
+        raw = self._raw
+        if (
+            not target
+            and raw is not None
+            and b"yomo-target" not in raw
+            and b"yomo-resent" not in raw
+        ):
+            return build_frame(tag, data, raw)  # the received map: nothing in it to clear
         md = self._metadata
         if target:
             md = dict(md)
@@ -206,13 +238,13 @@ class _BaseContext:
 
 
 class AsyncContext(_BaseContext):
-    """The Context of an ``async def`` handler: ``await ctx.write(tag, data)``."""
+    """The Context of an ``async def`` handler: ``await ctx.write(tag, data)``.
 
-    __slots__ = ("_send",)
+    Built as ``AsyncContext(tag, data, metadata, send)``, ``send`` an async callable.
+    """
 
-    def __init__(self, tag: int, data: bytes, metadata: dict[str, str], send: Sender) -> None:
-        super().__init__(tag, data, metadata)
-        self._send = send
+    __slots__ = ()
+    _send: Sender
 
     async def write(self, tag: int, data: Payload | None) -> None:
         """Write ``data`` under ``tag``, keeping this frame's tid, source id and trace."""
@@ -246,31 +278,25 @@ class AsyncContext(_BaseContext):
 
 
 class Context(_BaseContext):
-    """The Context of a synchronous handler (runs on a worker thread); ``write`` blocks."""
+    """The Context of a synchronous handler (runs on a worker thread); ``write`` blocks.
 
-    __slots__ = ("_send_blocking",)
+    Built as ``Context(tag, data, metadata, send_blocking)``.
+    """
 
-    def __init__(
-        self,
-        tag: int,
-        data: bytes,
-        metadata: dict[str, str],
-        send_blocking: Callable[[bytes], None],
-    ) -> None:
-        super().__init__(tag, data, metadata)
-        self._send_blocking = send_blocking
+    __slots__ = ()
+    _send: Callable[[bytes], None]
 
     def write(self, tag: int, data: Payload | None) -> None:
         """Write ``data`` under ``tag``, keeping this frame's tid, source id and trace."""
         frame = self._frame(tag, data, None)
         if frame is not None:
-            self._send_blocking(frame)
+            self._send(frame)
 
     def write_with_target(self, tag: int, data: Payload | None, target: str) -> None:
         """Write to the stream functions whose wanted target is ``target`` only."""
         frame = self._frame(tag, data, target)
         if frame is not None:
-            self._send_blocking(frame)
+            self._send(frame)
 
     def write_json(self, tag: int, obj: Any) -> None:
         """Write ``obj`` encoded as JSON."""
@@ -283,7 +309,7 @@ class Context(_BaseContext):
         """
         frame = self._llm_answer(llm_result_text(result), True)
         if frame is not None:
-            self._send_blocking(frame)
+            self._send(frame)
 
 
 class CronContext:

@@ -45,7 +45,16 @@ from yomo.ai.function_call import FunctionDefinition
 from yomo.errors import ConfigError, HandlerError, YomoError
 from yomo.session import ClientCore, ClientState, new_id
 from yomo.session.options import ClientKeywords, ClientOptions
-from yomo.wire import SOURCE_ID, TARGET, TID, ClientType, DataFrame, check_tag, decode_metadata
+from yomo.wire import (
+    SOURCE_ID,
+    TARGET,
+    TID,
+    ClientType,
+    DataFrame,
+    check_tag,
+    decode_metadata,
+    make_data_frame,
+)
 from yomo.wire.resent import RESENT
 
 from .base import ClientBase
@@ -118,6 +127,7 @@ class AsyncStreamFunction(ClientBase):
             ClientType.STREAM_FUNCTION,
             wanted_target=wanted_target,
             on_frame=self._on_frame,
+            on_items=self._on_items,
             options=options,
         )
         self.set_observe_data_tags(*observe_data_tags)
@@ -335,6 +345,60 @@ class AsyncStreamFunction(ClientBase):
     def _report(self, tag: int, exc: BaseException) -> None:
         self._core._report(HandlerError(self.name, tag, exc))
 
+    async def _on_items(self, items: Sequence[Any], i: int) -> int:
+        """Handle the received DataFrames ``(tag, metadata, payload)`` from ``items[i]`` on;
+        returns the index of the first other frame (the session handles those).
+
+        The common case (an ``async def`` handler, one frame at a time, no tracing) runs
+        here in one loop: a context and the handler's own call per frame, nothing else
+        (metadata checked by the native side, decoded only when the handler asks).
+        Anything else goes through ``_on_frame``.
+        """
+        n = len(items)
+        handler = self._handler
+        if not (
+            self._handler_is_async
+            and self._slots is None
+            and self._pipe is None
+            and not self._tracing.enabled
+        ):
+            while i < n and type(item := items[i]) is tuple:
+                await self._on_frame(make_data_frame(*item))
+                i += 1
+            return i
+        assert handler is not None
+        send = self._core.send
+        llm = self._llm.enabled
+        self._busy += 1
+        self._idle.clear()
+        try:
+            while i < n:
+                item = items[i]
+                if type(item) is not tuple:
+                    return i
+                i += 1
+                tag, md, data = item
+                if self._closing:
+                    continue
+                if llm and self._llm.is_call(tag):
+                    await self._on_frame(make_data_frame(tag, md, data))
+                    continue
+                ctx = AsyncContext(tag, data, md, send)
+                # Handler isolation: a failing handler goes to the error handler; on we go.
+                try:
+                    result = await handler(ctx)
+                    if result is not None:
+                        frame = self._result_frame(result, ctx)
+                        if frame is not None:
+                            await send(frame)
+                except Exception as exc:
+                    self._report(tag, exc)
+            return n
+        finally:
+            self._busy -= 1
+            if not self._busy:
+                self._idle.set()
+
     async def _on_frame(self, frame: DataFrame) -> None:
         if self._closing:
             return
@@ -391,7 +455,7 @@ class AsyncStreamFunction(ClientBase):
                         loop = asyncio.get_running_loop()
                         result = await loop.run_in_executor(self._executor, handler, ctx)
                     if result is not None:
-                        frame = self._result_frame(result, md)
+                        frame = self._result_frame(result, ctx)
                         if frame is not None:
                             await send(frame)
                 # an LLM call's failure becomes its answer; others go to the isolation below
@@ -413,14 +477,14 @@ class AsyncStreamFunction(ClientBase):
             if not self._busy:
                 self._idle.set()
 
-    def _result_frame(self, result: Any, md: dict[str, str]) -> bytes | None:
+    def _result_frame(self, result: Any, ctx: _BaseContext) -> bytes | None:
         """The frame for what a handler returned: ``(tag, data)`` or ``None``."""
         if not (isinstance(result, (tuple, list)) and len(result) == 2):
             shown = f"{type(result).__name__} {result!r:.60}"
             raise TypeError(
                 f"yomo: the handler of {self.name!r} returned {shown}; return (tag, data) or None"
             )
-        return build_frame(result[0], result[1], md)
+        return ctx._frame(result[0], result[1], None)
 
     def _span_attributes(self, tag: int, data: bytes) -> dict[str, Any]:
         """Go's handler span attributes (sfn.go), and a tool call's ids for LLM calls."""
@@ -481,7 +545,7 @@ class AsyncStreamFunction(ClientBase):
                     try:
                         result = handler(ctx)
                         if result is not None:
-                            frame = self._result_frame(result, md)
+                            frame = self._result_frame(result, ctx)
                             if frame is not None:
                                 self._core.send_from_thread(frame, loop)
                     # an LLM call's failure becomes its answer; others go to the isolation below

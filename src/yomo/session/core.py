@@ -48,7 +48,7 @@ from yomo.errors import (
 )
 from yomo.transport import dial
 from yomo.transport.connection import Connection, TrackedConnection
-from yomo.wire import DataFrame, GoawayFrame, RejectedFrame
+from yomo.wire import DataFrame, Frame, GoawayFrame, RejectedFrame
 
 from .address import join_address, parse_address
 from .dial import Dialer, handshake
@@ -67,6 +67,7 @@ __all__ = [
     "ClientState",
     "ErrorHandler",
     "FrameHandler",
+    "ItemsHandler",
 ]
 
 ErrorHandler = Callable[[BaseException], Any]
@@ -81,6 +82,9 @@ FAST_REDIAL = 3.0
 #: ... each attempt's QUIC handshake bounded to this (a dead port must not hold the next).
 FAST_HANDSHAKE = 0.5
 FrameHandler = Callable[[DataFrame], Awaitable[None]]
+#: ``on_items(items, i)``: handle the DataFrames ``(tag, metadata, payload)`` from
+#: ``items[i]`` on; returns the index of the first other item (``len(items)`` if none).
+ItemsHandler = Callable[[Sequence[Any], int], Awaitable[int]]
 
 
 class ClientState(enum.Enum):
@@ -105,6 +109,7 @@ class ClientCore:
         observe_data_tags: Sequence[int] = (),
         wanted_target: str = "",
         on_frame: FrameHandler | None = None,
+        on_items: ItemsHandler | None = None,
         dialer: Dialer | None = None,
         options: ClientOptions | None = None,
         **keywords: Unpack[ClientKeywords],
@@ -126,6 +131,8 @@ class ClientCore:
         self.write_timeout = self.options.write_timeout
         self.log = self.options.logger or logging.getLogger("yomo")
         self.on_frame = on_frame
+        self.on_items = on_items
+        """Takes received DataFrames in batches where the transport can (the native path)."""
         self.dialer: Dialer = dialer or dial
         """Opens connections: ``yomo.transport.dial``; tests pass an in-memory one."""
         self.client_id = new_id()
@@ -438,8 +445,11 @@ class ClientCore:
         return not old.closed and loop.time() - old.silent_for() > since
 
     async def _read_loop(self, conn: Connection) -> BaseException | None:
-        on_frame = self.on_frame
-        read_batch = getattr(conn, "read_batch", None)  # the native path hands over batches
+        on_items = self.on_items
+        read_items = getattr(conn, "read_items", None)  # the native path hands over batches
+        if on_items is not None and read_items is not None:
+            return await self._read_items(conn, read_items, on_items)
+        read_batch = getattr(conn, "read_batch", None)
         while True:
             try:
                 frames = await read_batch() if read_batch is not None else [await conn.read_frame()]
@@ -448,22 +458,52 @@ class ClientCore:
             except ProtocolError as exc:
                 return exc
             for frame in frames:
-                if type(frame) is DataFrame:
-                    if on_frame is not None:
-                        await on_frame(frame)
-                elif isinstance(frame, GoawayFrame):
-                    self.log.info(
-                        "%s %r: zipper says goaway: %s", self._kind, self.name, frame.message
-                    )
-                    await conn.aclose(frame.message)
-                    return ConnectionClosedError(f"goaway: {frame.message}", remote=True)
-                elif isinstance(frame, RejectedFrame):
-                    await conn.aclose(frame.message)
-                    return rejection(frame.message)
-                else:
-                    self.log.debug(
-                        "%s %r: ignoring %s", self._kind, self.name, type(frame).__name__
-                    )
+                end = await self._dispatch(conn, frame)
+                if end is not None:
+                    return end
+
+    async def _read_items(
+        self,
+        conn: Connection,
+        read_items: Callable[[], Awaitable[Sequence[Any]]],
+        on_items: ItemsHandler,
+    ) -> BaseException | None:
+        """The read loop on the native path: DataFrames go to ``on_items`` a batch at a
+        time as ``(tag, metadata, payload)`` (no frame object, no call per frame here);
+        other frames, rare, are decoded and dispatched one by one, in their place."""
+        decode = conn.decode_item  # type: ignore[attr-defined]  # NativeConnection's
+        while True:
+            try:
+                items = await read_items()
+            except ConnectionClosedError:
+                return None
+            except ProtocolError as exc:
+                return exc
+            i, n = 0, len(items)
+            while i < n:
+                i = await on_items(items, i)
+                if i < n:
+                    end = await self._dispatch(conn, decode(items[i]))
+                    if end is not None:
+                        return end
+                    i += 1
+
+    async def _dispatch(self, conn: Connection, frame: Frame) -> BaseException | None:
+        """One received frame: a DataFrame to ``on_frame``; a goaway or a rejection ends
+        the connection (returns why); anything else is ignored (returns None: go on)."""
+        if type(frame) is DataFrame:
+            if self.on_frame is not None:
+                await self.on_frame(frame)
+        elif isinstance(frame, GoawayFrame):
+            self.log.info("%s %r: zipper says goaway: %s", self._kind, self.name, frame.message)
+            await conn.aclose(frame.message)
+            return ConnectionClosedError(f"goaway: {frame.message}", remote=True)
+        elif isinstance(frame, RejectedFrame):
+            await conn.aclose(frame.message)
+            return rejection(frame.message)
+        else:
+            self.log.debug("%s %r: ignoring %s", self._kind, self.name, type(frame).__name__)
+        return None
 
     async def _redial(
         self,

@@ -133,7 +133,8 @@ class NativeConnection(ConnectionState):
         self.native = native
         self._wakeup = wakeup
         self._settings = settings
-        self._frames: deque[Frame] = deque()
+        # received items as the native side hands them over (see ``read_items``)
+        self._frames: deque[Any] = deque()
         self._frames_bytes = 0
         self._opened = asyncio.Event()
         self._changed = asyncio.Event()
@@ -151,17 +152,9 @@ class NativeConnection(ConnectionState):
         (half of ``recv_high_water`` each: above it the native side stops reading)."""
         if self._frames_bytes > self._settings.recv_high_water // 2:
             return
-        items = self.native.take()
+        items, size = self.native.take()
         if items:
-            frames = self._frames
-            size = 0
-            for item in items:
-                if type(item) is tuple:
-                    frames.append(make_data_frame(*item))
-                    size += 64 + len(item[2])
-                else:
-                    frames.append(_frame(item))
-                    size += 64 + len(item)
+            self._frames.extend(items)  # decoded when read: no work per frame here
             self._frames_bytes += size
             self._readable.set()
 
@@ -256,17 +249,38 @@ class NativeConnection(ConnectionState):
             if frames:
                 break
             await self._wait_readable()
-        frame = frames.popleft()
-        self._frames_bytes -= 64 + len(getattr(frame, "payload", b""))
-        return frame
+        item = frames.popleft()
+        if frames:  # as the native side counts it (an estimate of the frame's length)
+            size = 64 + (len(item[1]) + len(item[2]) + 16 if type(item) is tuple else len(item))
+            self._frames_bytes = max(0, self._frames_bytes - size)
+        else:
+            self._frames_bytes = 0
+        return _frame(item)
 
     async def read_batch(self) -> list[Frame]:
         """Every frame received so far (at least one), in order; raises like ``read_frame``."""
-        batch = [await self.read_frame()]
-        batch.extend(self._frames)
-        self._frames.clear()
+        return [_frame(item) for item in await self.read_items()]
+
+    async def read_items(self) -> deque[Any]:
+        """Every frame received so far (at least one), in order, as the native side hands
+        them over: ``(tag, metadata, payload)`` for a DataFrame (its metadata checked to be
+        a map of strings), encoded bytes (``decode_item``) for other frames. One call per
+        batch, nothing done per frame (the stream function's fast path, ``ClientCore``).
+
+        Raises:
+            ConnectionClosedError: the connection closed.
+            RemoteProtocolError: the zipper sent bytes that are not a frame.
+        """
+        while not self._frames:
+            self._take()
+            if self._frames:
+                break
+            await self._wait_readable()
+        items, self._frames = self._frames, deque()
         self._frames_bytes = 0
-        return batch
+        return items
+
+    decode_item = staticmethod(_frame)
 
     # -- writing -----------------------------------------------------------
 
