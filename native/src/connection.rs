@@ -528,12 +528,28 @@ impl Connection {
         self.shared.status.lock().1.as_ref().map(|c| (c.reason.clone(), c.remote, c.kind))
     }
 
-    /// Queue encoded frames; returns the backlog, or -1 when the connection is closed.
-    fn send(&self, data: &[u8]) -> i64 {
-        match self.shared.outbox.push(Bytes::copy_from_slice(data)) {
+    /// Queue a list of encoded frames (`bytes` objects), in order, in one call. They are
+    /// copied into chunks of up to `acked::CHUNK` bytes (small allocations, reused by the
+    /// allocator; one large buffer per call would cost page faults), so quinn gets a few
+    /// pieces, not one per frame. Returns the backlog, or -1 when the connection is closed.
+    fn send_frames(&self, frames: &Bound<'_, PyList>) -> PyResult<i64> {
+        let mut batch = Vec::new();
+        let mut chunk: Vec<u8> = Vec::with_capacity(CHUNK);
+        for frame in frames.iter() {
+            let frame = frame.cast_into::<PyBytes>()?;
+            let data = frame.as_bytes();
+            if !chunk.is_empty() && chunk.len() + data.len() > CHUNK {
+                batch.push(Bytes::from(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK))));
+            }
+            chunk.extend_from_slice(data);
+        }
+        if !chunk.is_empty() {
+            batch.push(Bytes::from(chunk));
+        }
+        Ok(match self.shared.outbox.push_many(batch) {
             Some(n) => n as i64,
             None => -1,
-        }
+        })
     }
 
     /// Every frame received so far and their size in the inbox's count:

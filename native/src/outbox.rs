@@ -62,6 +62,30 @@ impl Outbox {
         Some((backlog, end))
     }
 
+    /// Queue frames in order (one lock for all); returns the backlog after them, or None
+    /// once closed.
+    pub fn push_many(&self, frames: Vec<Bytes>) -> Option<usize> {
+        let wake;
+        let backlog;
+        {
+            let mut s = self.state.lock();
+            if s.closed {
+                return None;
+            }
+            for frame in frames {
+                s.queued += frame.len();
+                s.total += frame.len() as u64;
+                s.chunks.push_back(frame);
+            }
+            wake = std::mem::take(&mut s.writer_idle);
+            backlog = s.queued + s.writing;
+        }
+        if wake {
+            self.wake_writer.notify_one();
+        }
+        Some(backlog)
+    }
+
     /// Bytes ever queued (the stream offset after the last frame).
     pub fn total(&self) -> u64 {
         self.state.lock().total

@@ -9,6 +9,9 @@ from hypothesis import strategies as st
 
 from yomo.errors import LocalProtocolError, RemoteProtocolError
 from yomo.wire import (
+    MAX_TAG,
+    RESERVED_TAG_MAX,
+    RESERVED_TAG_MIN,
     SOURCE_ID,
     SPAN_ID,
     TARGET,
@@ -131,3 +134,26 @@ def test_the_source_encoder_matches_encode_metadata(source_id, tid):
     expected = encode_metadata({SOURCE_ID: source_id, TID: tid})
     assert source_metadata_encoder(source_id)(tid) == expected
     assert source_metadata_encoder("")(tid) == encode_metadata({SOURCE_ID: "", TID: tid})
+
+
+@given(
+    st.text(min_size=1, max_size=40),
+    st.one_of(st.integers(0, RESERVED_TAG_MIN - 1), st.integers(RESERVED_TAG_MAX + 1, MAX_TAG)),
+    st.sampled_from([0, 1, 100, 1024, 8100, 8191, 8192, 70_000]),
+)
+def test_a_source_writes_frames_as_encode_data_frame_does(source_id, tag, size):
+    """The source's per-write encoder (metadata head once, a fresh tid, the frame's
+    constant part once per tag) gives the bytes the general encoder gives."""
+    from yomo.session import new_id
+    from yomo.wire.frames import data_frame_encoder, encode_data_frame
+    from yomo.wire.metadata import TID_SIZE, source_metadata_head
+
+    encode = data_frame_encoder(source_metadata_head(source_id), TID_SIZE)
+    payload = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    for _ in range(2):  # the second time from the per-tag cache
+        tid = new_id()
+        assert len(tid.encode()) == TID_SIZE
+        expected = encode_data_frame(
+            tag, encode_metadata({SOURCE_ID: source_id, TID: tid}), payload
+        )
+        assert encode(tag, tid.encode(), payload) == expected

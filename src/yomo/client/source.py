@@ -13,8 +13,17 @@ from typing import TYPE_CHECKING, Any
 from yomo._signals import wait_on_signals
 from yomo.session import ClientCore, new_id
 from yomo.session.options import ClientKeywords, ClientOptions
-from yomo.wire import SOURCE_ID, TARGET, TID, ClientType
-from yomo.wire.metadata import source_metadata_encoder
+from yomo.wire import (
+    MAX_TAG,
+    RESERVED_TAG_MAX,
+    RESERVED_TAG_MIN,
+    SOURCE_ID,
+    TARGET,
+    TID,
+    ClientType,
+)
+from yomo.wire.frames import data_frame_encoder
+from yomo.wire.metadata import TID_SIZE, source_metadata_encoder, source_metadata_head
 
 from .base import ClientBase
 from .context import Payload, build_frame, json_payload
@@ -52,6 +61,9 @@ class AsyncSource(ClientBase):
         self.log = self._core.log
         self._tracing = Tracing(options.tracer_provider, name, scope="Source")
         self._metadata = source_metadata_encoder(self._core.client_id)
+        # the common write (no target, no tracing): the frame but its tid built once per tag
+        self._plain = not self._tracing.enabled
+        self._encode = data_frame_encoder(source_metadata_head(self._core.client_id), TID_SIZE)
 
     async def connect(self) -> None:
         """Connect and handshake.
@@ -70,10 +82,21 @@ class AsyncSource(ClientBase):
             TypeError: ``data`` is not bytes-like.
             TimeoutError: the zipper could not take it within ``write_timeout``.
         """
-        # _write inlined: this is the per-frame path (one coroutine, then one append)
-        frame = self._frame(tag, data, None)
-        if frame is not None:
-            await self._core.send(frame)
+        # the per-frame path: this coroutine and an append; checks and encoding inlined
+        if (
+            type(data) is bytes
+            and type(tag) is int
+            and (0 <= tag < RESERVED_TAG_MIN or RESERVED_TAG_MAX < tag <= MAX_TAG)
+            and self._plain
+        ):
+            frame = self._encode(tag, new_id().encode(), data)
+            room = self._core.put_nowait(frame)
+            if room is None:  # no connection: send waits (bounded) for one
+                await self._core.send(frame)
+            elif not room:
+                await self._core.wait_room()
+            return
+        await self._write(tag, data, None)
 
     async def write_with_target(self, tag: int, data: Payload | None, target: str) -> None:
         """Write only to the stream functions whose wanted target is ``target``."""

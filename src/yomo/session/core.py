@@ -652,6 +652,39 @@ class ClientCore:
             raise ConnectionClosedError(f"{self._kind} {self.name!r} is closed")
         return conn
 
+    def put_nowait(self, data: bytes) -> bool | None:
+        """The common write, without a coroutine: queue ``data`` if the connection is up.
+
+        Returns True when queued with room for more; False when queued but the writer
+        must now wait for room (``wait_room``) before the next write; None when nothing
+        was done (no connection): then ``send`` it, which waits (bounded) for one.
+        """
+        conn = self._conn
+        if conn is None or self.state is not ClientState.CONNECTED or not self._connected.is_set():
+            return None
+        # _put inlined: this runs for every frame
+        try:
+            conn.send_nowait(data)
+        except ConnectionClosedError:
+            self._connected.clear()  # the supervisor will redial; send() waits for it
+            return None
+        journal = self._journal
+        if journal is not None:
+            journal.add(conn.bytes_sent, data)  # type: ignore[attr-defined]  # see _use
+        return conn.has_room
+
+    async def wait_room(self) -> None:
+        """After ``put_nowait`` said False: wait (up to ``write_timeout``) until the
+        connection's backlog is below half its high-water mark.
+
+        Raises:
+            TimeoutError: the zipper did not read for ``write_timeout``.
+        """
+        conn = self._conn
+        if conn is not None and not conn.has_room:
+            with contextlib.suppress(ConnectionClosedError):
+                await conn.drain(self.write_timeout)
+
     async def send(self, data: bytes) -> None:
         """Send an encoded frame; waits (bounded) for room and through reconnects.
 
@@ -659,18 +692,11 @@ class ClientCore:
             TimeoutError: no connection, or the zipper did not read, for ``write_timeout``.
             ConnectionClosedError: the client is closed.
         """
-        conn = self._conn
-        if conn is not None and self.state is ClientState.CONNECTED and self._connected.is_set():
-            # the common case, one append: no clock, no await while there is room
-            try:
-                self._put(conn, data)
-            except ConnectionClosedError:
-                self._connected.clear()  # the supervisor will redial; wait below
-            else:
-                if not conn.has_room:
-                    with contextlib.suppress(ConnectionClosedError):
-                        await conn.drain(self.write_timeout)
-                return
+        room = self.put_nowait(data)
+        if room is not None:
+            if not room:
+                await self.wait_room()
+            return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.write_timeout
         while True:

@@ -26,13 +26,25 @@ DEFAULT_JOURNAL_BYTES = 8 * 1024 * 1024
 class Journal:
     """The frames of one connection that its peer has not acknowledged (yet)."""
 
-    __slots__ = ("_acked", "_added", "_frames", "bytes", "connection_id", "max_bytes", "untracked")
+    # Two parallel queues, not one of (end, frame) pairs: a source books every write,
+    # and a tuple per frame is an allocation the garbage collector then keeps scanning.
+    __slots__ = (
+        "_acked",
+        "_added",
+        "_ends",
+        "_frames",
+        "bytes",
+        "connection_id",
+        "max_bytes",
+        "untracked",
+    )
 
     def __init__(self, max_bytes: int = DEFAULT_JOURNAL_BYTES, connection_id: str = "") -> None:
         self.max_bytes = max_bytes
         self.connection_id = connection_id
         self._added = 0  # frames written on the connection so far
-        self._frames: deque[tuple[int, bytes]] = deque()
+        self._ends: deque[int] = deque()  # each frame's end offset on the stream
+        self._frames: deque[bytes] = deque()
         self._acked: deque[tuple[float, int]] = deque()  # (when, frames acknowledged then)
         self.bytes = 0
         self.untracked = 0
@@ -42,22 +54,31 @@ class Journal:
 
     def add(self, end: int, data: bytes) -> None:
         """Book a frame whose last byte is at stream offset ``end - 1``."""
-        self._frames.append((end, data))
+        self._ends.append(end)
+        self._frames.append(data)
         self._added += 1
         self.bytes += len(data)
+        if self.bytes > self.max_bytes:
+            self._forget_oldest()
+
+    def _forget_oldest(self) -> None:
+        """Over ``max_bytes``: forget the oldest frames (they can no longer be re-sent)."""
         while self.bytes > self.max_bytes and len(self._frames) > 1:
-            _, old = self._frames.popleft()
-            self.bytes -= len(old)
+            self._ends.popleft()
+            self.bytes -= len(self._frames.popleft())
             self.untracked += 1
 
     def trim(self, acked_to: int, now: float) -> int:
         """Forget the frames wholly below stream offset ``acked_to``; returns how many."""
-        frames = self._frames
+        ends, frames = self._ends, self._frames
         n = 0
-        while frames and frames[0][0] <= acked_to:
-            self.bytes -= len(frames.popleft()[1])
+        size = 0
+        while ends and ends[0] <= acked_to:
+            ends.popleft()
+            size += len(frames.popleft())
             n += 1
         if n:
+            self.bytes -= size
             acked = self._acked
             acked.append((now, n))
             while acked and acked[0][0] < now - 10.0:
@@ -70,11 +91,11 @@ class Journal:
 
     def unacked(self) -> list[bytes]:
         """The frames not acknowledged, oldest first."""
-        return [data for _, data in self._frames]
+        return list(self._frames)
 
     def resend(self) -> list[bytes]:
         """The frames not acknowledged, oldest first, each marked as a re-send of its
         write on this connection (``yomo.wire.resent``)."""
         first = self._added - len(self._frames)
         cid = self.connection_id
-        return [mark_resent(data, cid, first + i) for i, (_, data) in enumerate(self._frames)]
+        return [mark_resent(data, cid, first + i) for i, data in enumerate(self._frames)]

@@ -139,7 +139,7 @@ class NativeConnection(ConnectionState):
         self._opened = asyncio.Event()
         self._changed = asyncio.Event()
         self._connect_error: str | None = None
-        self._pending: list[bytes | bytearray | memoryview] = []
+        self._pending: list[bytes] = []
         self._pending_bytes = 0
         self._loop = asyncio.get_running_loop()
         self.bytes_sent = 0
@@ -295,7 +295,12 @@ class NativeConnection(ConnectionState):
         """
         if self._closed.is_set():
             raise self._closed_error()
-        payload = data if isinstance(data, (bytes, bytearray, memoryview)) else data.encode()
+        if type(data) is bytes:
+            payload: bytes = data
+        elif isinstance(data, (bytes, bytearray, memoryview)):
+            payload = bytes(data)  # the native side takes a list of bytes objects
+        else:
+            payload = data.encode()
         pending = self._pending
         pending.append(payload)
         size = len(payload)
@@ -311,10 +316,9 @@ class NativeConnection(ConnectionState):
         pending = self._pending
         if not pending:
             return
-        data = pending[0] if len(pending) == 1 else b"".join(pending)
-        pending.clear()
+        self._pending = []
         self._pending_bytes = 0
-        backlog = self.native.send(data)
+        backlog = self.native.send_frames(pending)  # one call, no join (see send_frames)
         if backlog < 0:
             self._poll()
         elif backlog > self._settings.send_high_water:

@@ -24,6 +24,7 @@ __all__ = [
     "encode_metadata",
     "merge_metadata",
     "source_metadata_encoder",
+    "source_metadata_head",
 ]
 
 #: Id of the client that first wrote the data.
@@ -159,6 +160,19 @@ def source_metadata_encoder(source_id: str) -> Callable[[str], bytes]:
         return head + packed
 
     return encode
+
+
+#: Length of the tids ``yomo.session.new_id`` makes (URL-safe ASCII characters).
+TID_SIZE = 21
+
+
+def source_metadata_head(source_id: str) -> bytes:
+    """A source write's metadata up to its tid's own bytes: ``head + tid.encode()`` is
+    ``encode_metadata({SOURCE_ID: source_id, TID: tid})`` for a tid of ``TID_SIZE`` ASCII
+    characters (``yomo.wire.data_frame_encoder`` builds the rest once per tag)."""
+    packb = msgpack.packb
+    head: bytes = b"\x82" + packb(SOURCE_ID) + packb(source_id) + packb(TID)
+    return head + bytes([0xA0 | TID_SIZE])
 
 
 def merge_metadata(base: Mapping[str, str], over: Mapping[str, str]) -> dict[str, str]:
