@@ -372,11 +372,10 @@ class AsyncStreamFunction(ClientBase):
         self._busy += 1
         self._idle.clear()
         try:
-            while i < n:
-                item = items[i]
+            for k in range(i, n):
+                item = items[k]
                 if type(item) is not tuple:
-                    return i
-                i += 1
+                    return k
                 tag, md, data = item
                 if self._closing:
                     continue

@@ -28,7 +28,6 @@ import contextlib
 import logging
 import os
 import socket
-from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -134,7 +133,7 @@ class NativeConnection(ConnectionState):
         self._wakeup = wakeup
         self._settings = settings
         # received items as the native side hands them over (see ``read_items``)
-        self._frames: deque[Any] = deque()
+        self._frames: list[Any] = []
         self._frames_bytes = 0
         self._opened = asyncio.Event()
         self._changed = asyncio.Event()
@@ -154,7 +153,10 @@ class NativeConnection(ConnectionState):
             return
         items, size = self.native.take()
         if items:
-            self._frames.extend(items)  # decoded when read: no work per frame here
+            if self._frames:  # decoded when read: no work per frame here
+                self._frames.extend(items)
+            else:
+                self._frames = items
             self._frames_bytes += size
             self._readable.set()
 
@@ -243,13 +245,13 @@ class NativeConnection(ConnectionState):
             ConnectionClosedError: the connection closed (``remote`` tells who closed it).
             RemoteProtocolError: the zipper sent bytes that are not a frame.
         """
-        frames = self._frames
-        while not frames:
+        while not self._frames:
             self._take()
-            if frames:
+            if self._frames:
                 break
             await self._wait_readable()
-        item = frames.popleft()
+        frames = self._frames
+        item = frames.pop(0)  # the per-batch path is read_items
         if frames:  # as the native side counts it (an estimate of the frame's length)
             size = 64 + (len(item[1]) + len(item[2]) + 16 if type(item) is tuple else len(item))
             self._frames_bytes = max(0, self._frames_bytes - size)
@@ -261,7 +263,7 @@ class NativeConnection(ConnectionState):
         """Every frame received so far (at least one), in order; raises like ``read_frame``."""
         return [_frame(item) for item in await self.read_items()]
 
-    async def read_items(self) -> deque[Any]:
+    async def read_items(self) -> list[Any]:
         """Every frame received so far (at least one), in order, as the native side hands
         them over: ``(tag, metadata, payload)`` for a DataFrame (its metadata checked to be
         a map of strings), encoded bytes (``decode_item``) for other frames. One call per
@@ -276,7 +278,7 @@ class NativeConnection(ConnectionState):
             if self._frames:
                 break
             await self._wait_readable()
-        items, self._frames = self._frames, deque()
+        items, self._frames = self._frames, []
         self._frames_bytes = 0
         return items
 
