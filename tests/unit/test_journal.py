@@ -76,3 +76,22 @@ def test_a_re_send_replaces_another_clients_mark() -> None:
     assert mark(mark_resent(own, "fn-1", 9)) == "fn-0/2"  # its first write's place
     assert mark(mark_resent(broken, "fn-1", 9)) == "fn-1/9"
     assert client_key("a-b-7") == "a-b" and client_key("plain") == "plain"
+
+
+def test_over_its_bound_it_trims_what_is_acknowledged_by_now_before_forgetting():
+    """A fast writer fills the journal between two watchdog trims: over ``max_bytes`` the
+    journal asks what is acknowledged by now and trims that first, so frames that may
+    still be re-sent are not forgotten (and not counted as untracked) needlessly."""
+    acked = [0]
+    j = Journal(max_bytes=100, acked_to=lambda: acked[0], clock=lambda: 5.0)
+    for i in range(30):
+        j.add((i + 1) * 10, b"x" * 10)
+        acked[0] = (i + 1) * 10 - 40  # the transport acknowledged all but the last 4
+    assert j.untracked == 0
+    assert j.bytes <= 100
+    assert j.acked_since(5.0) == 30 - len(j)
+    # nothing acknowledged any more: it forgets the oldest, as before, and counts them
+    stuck = Journal(max_bytes=100, acked_to=lambda: 0, clock=lambda: 0.0)
+    for i in range(30):
+        stuck.add((i + 1) * 10, b"x" * 10)
+    assert len(stuck) == 10 and stuck.untracked == 20

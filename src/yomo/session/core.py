@@ -288,7 +288,16 @@ class ClientCore:
         self._conn = conn
         self._suspect.clear()
         tracked = isinstance(conn, TrackedConnection)  # the aiopquic path cannot tell
-        self._journal = Journal(DEFAULT_JOURNAL_BYTES, self.connection_id) if tracked else None
+        self._journal = (
+            Journal(
+                DEFAULT_JOURNAL_BYTES,
+                self.connection_id,
+                acked_to=lambda: _acked_offset(conn),
+                clock=asyncio.get_running_loop().time,
+            )
+            if tracked
+            else None
+        )
         for data in resend:
             self._put(conn, data)
         self._unsent = []
@@ -798,6 +807,14 @@ class ClientCore:
     def connection(self) -> Connection | None:
         """The connection in use (None while not connected)."""
         return self._conn
+
+
+def _acked_offset(conn: Any) -> int:
+    """The stream offset ``conn``'s peer has acknowledged, as far as is known (0: unknown)."""
+    try:
+        return int(conn.bytes_sent - conn.unacknowledged())
+    except ConnectionClosedError:
+        return 0
 
 
 def _last_cause(message: str) -> str:

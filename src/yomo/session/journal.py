@@ -5,7 +5,9 @@ acknowledged can be written again on the next connection (in order, before
 anything new), and what it acknowledged only just before it went silent may have
 died with it (acknowledged is not routed): the client counts those and tells its
 error handler. Offsets are stream offsets (``FrameConnection.bytes_sent`` after
-each write). Bounded: past ``max_bytes`` the oldest frames are forgotten and
+each write). Bounded: past ``max_bytes`` it first trims what the transport has
+acknowledged by now (``acked_to``: the watchdog trims only every tick, and a fast
+writer fills ``max_bytes`` between ticks), then the oldest frames are forgotten and
 counted as untracked (they can no longer be re-sent). Re-sent frames are marked with
 the connection they were first written on and their place there
 (``yomo.wire.resent``), so a zipper that routed them already routes them only once.
@@ -14,6 +16,7 @@ the connection they were first written on and their place there
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 
 from yomo.wire.resent import mark_resent
 
@@ -30,17 +33,29 @@ class Journal:
     # and a tuple per frame is an allocation the garbage collector then keeps scanning.
     __slots__ = (
         "_acked",
+        "_acked_to",
         "_added",
+        "_clock",
         "_ends",
         "_frames",
+        "_recheck_at",
         "bytes",
         "connection_id",
         "max_bytes",
         "untracked",
     )
 
-    def __init__(self, max_bytes: int = DEFAULT_JOURNAL_BYTES, connection_id: str = "") -> None:
+    def __init__(
+        self,
+        max_bytes: int = DEFAULT_JOURNAL_BYTES,
+        connection_id: str = "",
+        acked_to: Callable[[], int] | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         self.max_bytes = max_bytes
+        self._acked_to = acked_to  # the stream offset acknowledged by now, if known
+        self._clock = clock
+        self._recheck_at = 0
         self.connection_id = connection_id
         self._added = 0  # frames written on the connection so far
         self._ends: deque[int] = deque()  # each frame's end offset on the stream
@@ -62,7 +77,15 @@ class Journal:
             self._forget_oldest()
 
     def _forget_oldest(self) -> None:
-        """Over ``max_bytes``: forget the oldest frames (they can no longer be re-sent)."""
+        """Over ``max_bytes``: trim what is acknowledged by now (when that found nothing
+        new, asked again only 64 frames later), then forget the oldest frames (they can
+        no longer be re-sent)."""
+        if self._acked_to is not None and self._clock is not None:
+            if self._added >= self._recheck_at:
+                if not self.trim(self._acked_to(), self._clock()):
+                    self._recheck_at = self._added + 64  # nothing new: ask again later
+                if self.bytes <= self.max_bytes:
+                    return
         while self.bytes > self.max_bytes and len(self._frames) > 1:
             self._ends.popleft()
             self.bytes -= len(self._frames.popleft())
