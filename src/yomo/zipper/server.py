@@ -31,6 +31,7 @@ from yomo.wire import metadata as md_keys
 
 from .admission import Admission
 from .auth import Authenticator, authenticator_for
+from .burstlog import BurstLog
 from .config import ZipperConfig
 from .functions import (
     MESH_ANNOUNCE_INTERVAL,
@@ -119,6 +120,7 @@ class Zipper:
         self.mesh_peers = tuple(options.mesh)
         self.mesh_options = options.mesh_options
         self.log = options.logger or logging.getLogger("yomo.zipper")
+        self._disconnects = BurstLog(self.log, "disconnected")
         self.stats_interval = options.stats_interval
         self.monitor_address = options.monitor_address
         """Where the monitor listens: as asked before ``start``, the bound address after."""
@@ -300,6 +302,7 @@ class Zipper:
         for task in self._background:
             task.cancel()
         await self._stop_monitor()
+        self._disconnects.flush()
         self.state = "stopped"
         self.log.info("zipper %r stopped: %s", self.name, reason)
 
@@ -654,5 +657,4 @@ class Zipper:
         self._routing.closed(client)
         if self.functions.unregister(client.number) is not None:
             self.log.info("unregistered LLM function of %s", client.describe())
-        reason = client.conn.close_reason or "closed"
-        self.log.info("disconnected: %s: %s", client.describe(), reason)
+        self._disconnects.line(client.describe, client.conn.close_reason or "closed")
