@@ -131,7 +131,6 @@ async def test_datagrams_to_send(pair: Pair) -> None:
     for data, addr in datagrams:
         pair.client._transport.sendto(data, addr)
     await eventually(lambda: b"due" in pair.received)
-    assert compat.datagrams_to_send(quic, loop.time()) == []  # nothing more due
     if pair.library == "qh3":  # the names the qh3 2.x path reads
         assert callable(quic._core.poll_transmit) and quic._handshake_complete
         assert callable(quic._call_core) and callable(quic._log_datagram)
