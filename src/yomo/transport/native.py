@@ -245,11 +245,8 @@ class NativeConnection(ConnectionState):
             ConnectionClosedError: the connection closed (``remote`` tells who closed it).
             RemoteProtocolError: the zipper sent bytes that are not a frame.
         """
-        while not self._frames:
-            self._take()
-            if self._frames:
-                break
-            await self._wait_readable()
+        if not self._frames:
+            await self._fill()
         frames = self._frames
         item = frames.pop(0)  # the per-batch path is read_items
         if frames:  # as the native side counts it (an estimate of the frame's length)
@@ -258,6 +255,14 @@ class NativeConnection(ConnectionState):
         else:
             self._frames_bytes = 0
         return _frame(item)
+
+    async def _fill(self) -> None:
+        """Wait until at least one frame has been received (raises like ``read_frame``)."""
+        while True:
+            self._take()
+            if self._frames:
+                return
+            await self._wait_readable()
 
     async def read_batch(self) -> list[Frame]:
         """Every frame received so far (at least one), in order; raises like ``read_frame``."""
@@ -273,11 +278,8 @@ class NativeConnection(ConnectionState):
             ConnectionClosedError: the connection closed.
             RemoteProtocolError: the zipper sent bytes that are not a frame.
         """
-        while not self._frames:
-            self._take()
-            if self._frames:
-                break
-            await self._wait_readable()
+        if not self._frames:
+            await self._fill()
         items, self._frames = self._frames, []
         self._frames_bytes = 0
         return items
