@@ -204,6 +204,21 @@ def render(run: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def publish_run(run: dict[str, Any], *, partial: bool) -> None:
+    """Write results/latest.json and the doc's table from ``run`` (raw rows left out);
+    a partial run (``--only``, one ``--path``) replaces only its own rows."""
+    RESULTS.parent.mkdir(exist_ok=True)
+    slim = {
+        **run,
+        "paths": {p: {k: v for k, v in i.items() if k != "raw"} for p, i in run["paths"].items()},
+    }
+    if partial:
+        previous = json.loads(RESULTS.read_text()) if RESULTS.is_file() else None
+        slim = merge_published(slim, previous)
+    RESULTS.write_text(json.dumps(slim, indent=1, default=str))
+    write_doc(slim)
+
+
 def write_doc(run: dict[str, Any]) -> None:
     text = DOC.read_text() if DOC.is_file() else f"# Reliability\n\n{BEGIN}\n{END}\n"
     head, _, rest = text.partition(BEGIN)
@@ -280,7 +295,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--publish", action="store_true", help="write results/latest.json and the doc"
     )
+    parser.add_argument(
+        "--publish-from",
+        metavar="OUT_JSON",
+        default=None,
+        help="publish an earlier run's out/rel-*.json (its rows replace the same rows) and exit",
+    )
     args = parser.parse_args(argv)
+    if args.publish_from:
+        earlier = json.loads(Path(args.publish_from).read_text())
+        publish_run(earlier, partial=not earlier.get("complete", False))
+        print(f"reliability: published {args.publish_from} into {RESULTS}")
+        return 0
     args.repeats = args.repeats or (1 if args.short else 3)
     args.soak = args.soak if args.soak is not None else (20.0 if args.short else 3600.0)
     args.fuzz_runs = args.fuzz_runs or (20_000 if args.short else 1_000_000)
@@ -303,23 +329,12 @@ def main(argv: list[str] | None = None) -> int:
         for path in paths:
             run["paths"][path] = run_path(path, args, work)
     run["seconds"] = time.time() - started
+    run["complete"] = not args.only and args.path == "all"
     OUT.mkdir(exist_ok=True)
     out = OUT / f"rel-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(run, indent=1, default=str))
-    publish = args.publish or (not args.short and not args.only)
-    if publish:
-        RESULTS.parent.mkdir(exist_ok=True)
-        slim = {
-            **run,
-            "paths": {
-                p: {k: v for k, v in i.items() if k != "raw"} for p, i in run["paths"].items()
-            },
-        }
-        if args.only or args.path != "all":  # a partial run replaces only its own rows
-            previous = json.loads(RESULTS.read_text()) if RESULTS.is_file() else None
-            slim = merge_published(slim, previous)
-        RESULTS.write_text(json.dumps(slim, indent=1, default=str))
-        write_doc(slim)
+    if args.publish or (not args.short and not args.only):
+        publish_run(run, partial=not run["complete"])
     failed = [
         f"{p}: {row['scenario']}: {name}"
         for p, info in run["paths"].items()
