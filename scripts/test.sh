@@ -44,7 +44,10 @@ for d in src tests bench examples fuzz reliability; do [ -d "$d" ] && lint_dirs+
 echo "== mypy (public API, strict)"
 "$VENV/bin/mypy"
 echo "== pytest"
-"$VENV/bin/python" -m pytest -ra "$@"
+# --durations: the slowest tests in the log, to keep CI (.ci/run) well under 30 minutes.
+started=$SECONDS
+"$VENV/bin/python" -m pytest -ra --durations=25 "$@"
+echo "== pytest: $((SECONDS - started)) s (whole script so far: $SECONDS s)"
 # The integration suite's core: routing, handshake, bad input, backpressure, both client
 # APIs, TLS (mutual too), reconnect and mesh. Run again below on other data paths and
 # interpreters.
@@ -66,7 +69,9 @@ if [ "$native_ok" = 1 ]; then
   YOMO_QUIC_BACKEND=qh3 "$VENV/bin/python" -m pytest -ra -q "${integration_core[@]}"
 fi
 echo "== reliability suite, short version (reliability/README.md; the full run: bash reliability/run.sh)"
+started=$SECONDS
 PYTHON="$VENV/bin/python" bash reliability/run.sh --short
+echo "== reliability suite, short version: $((SECONDS - started)) s (whole script so far: $SECONDS s)"
 # Other interpreters get venvs of their own (.venv-test3NN). The native module is
 # abi3 (one binary for Python 3.10+, as in a wheel): it is built once, above, and
 # reused: PYO3_PYTHON names the interpreter that built it (main_python), so cargo finds
@@ -139,3 +144,4 @@ if [ -n "$py312" ]; then
 else
   echo "== skipped: aiopquic backend tests (no working python3.12 on PATH or in pyenv; set PYTHON312=/path/to/python3.12)"
 fi
+echo "== all passed: $SECONDS s"
