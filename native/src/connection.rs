@@ -152,7 +152,7 @@ impl Shared {
             measure: Notify::new(),
             hearing: Hearing::new(),
             send_window: settings.connection_window(),
-            credit: Credit::new(settings.connection_window()),
+            credit: Credit::new(settings.connection_window(), settings.read_ahead(Side::Client)),
         }
     }
 

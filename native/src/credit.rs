@@ -20,6 +20,21 @@
 //! lowered (`Connection::set_receive_window`) so that what the peer may send beyond
 //! the bytes used stays at one window. As held bytes are used the window opens again.
 //!
+//! A reading task that does not run (a loaded machine: its thread descheduled for
+//! tens of milliseconds while quinn's drivers run on another) takes nothing out of
+//! quinn, whose buffer then fills with whatever the peer may send past the bytes read:
+//! a whole window (2 MiB) when the credit was only bounded past the bytes used, enough
+//! for more than 1,024 pieces (1 Go bench run in 40 closed so). So on the zipper that
+//! is bounded too: the credit never passes the bytes read by more than `ahead`
+//! (`read_ahead`: `READ_AHEAD`, 128 KiB, or the window if smaller), the window quinn is
+//! configured with and keeps while nothing is held. A client keeps `ahead` at the whole
+//! window (`Settings::read_ahead` says why). Within 128 KiB quinn compacts only once
+//! it holds 2,048 pieces (64 B each on average, less than one of a Go source's 64 B
+//! frames with its header), and more than 1,024 pieces after compaction need 512 kept
+//! apart of at least 128 B with runs between them (64 KiB and more; below 64 KiB it
+//! cannot happen at all). The cost: the peer may send at most 128 KiB per credit
+//! round trip.
+//!
 //! quinn's arithmetic, mirrored exactly (quinn-proto `StreamsState`): the credit limit
 //! `limit` rises when the application reads `n` bytes by `n - debt` (`debt` first
 //! absorbs the read), when the window is raised by the increase; lowering the window
@@ -31,6 +46,15 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
+
+/// The most credit granted past the bytes read from quinn (see the module docs).
+pub const READ_AHEAD: u64 = 128 << 10;
+
+/// The receive window quinn is configured with for a connection `window` (the memory
+/// bound): what a connection may receive past the bytes its reader took.
+pub fn read_ahead(window: u64) -> u64 {
+    window.min(READ_AHEAD).max(1)
+}
 
 /// Stream bytes read from quinn and not yet used: quinn's own chunks, in order.
 #[derive(Default)]
@@ -57,8 +81,11 @@ impl Held {
 }
 
 struct State {
-    /// The configured connection receive window.
+    /// The configured connection receive window: the most credit past the bytes used.
     window: u64,
+    /// The most credit past the bytes read (`read_ahead(window)`): quinn's window
+    /// while nothing is held.
+    ahead: u64,
     /// The window set in quinn now.
     set: u64,
     /// quinn's shrink debt.
@@ -77,9 +104,11 @@ pub struct Credit {
 }
 
 impl Credit {
-    /// `window`: the connection receive window the transport was configured with.
-    pub fn new(window: u64) -> Self {
-        Credit { state: Mutex::new(State::new(window)) }
+    /// `window`: the connection receive window of the settings (the bound past the
+    /// bytes used); `ahead`: the window quinn's transport was configured with
+    /// (`Settings::read_ahead`), the bound past the bytes read.
+    pub fn new(window: u64, ahead: u64) -> Self {
+        Credit { state: Mutex::new(State::new(window, ahead)) }
     }
 
     /// quinn handed over `n` stream bytes; `held` of the bytes read are not used yet.
@@ -119,8 +148,9 @@ fn apply(conn: &quinn::Connection, w: u64) {
 }
 
 impl State {
-    fn new(window: u64) -> Self {
-        State { window, set: window, debt: 0, limit: window, read: 0, step: (window / 32).max(1) }
+    fn new(window: u64, ahead: u64) -> Self {
+        let ahead = ahead.clamp(1, window.max(1));
+        State { window, ahead, set: ahead, debt: 0, limit: ahead, read: 0, step: (window / 32).max(1) }
     }
 
     /// quinn-proto `add_read_credits`.
@@ -144,13 +174,15 @@ impl State {
         self.set = w;
     }
 
-    /// Keep the credit limit at most one window past the bytes used (`read - held`):
-    /// once the limit is more than a step past that (more than a step held), close the
-    /// window (no read can raise the limit then); once the limit is a step or more short
-    /// of it, raise the window to reach it. Returns the window to set in quinn, if it
-    /// changes; a reader that holds at most a step never changes it.
+    /// Keep the credit limit at most one window past the bytes used (`read - held`) and
+    /// at most `ahead` past the bytes read: once the limit is more than a step past
+    /// that (more than `window - ahead` and a step held), close the window (no read can
+    /// raise the limit then); once the limit is a step or more short of it, raise the
+    /// window to reach it. Returns the window to set in quinn, if it changes; a reader
+    /// that holds at most `window - ahead` and a step never changes it (quinn keeps the
+    /// limit at `ahead` past the bytes read by itself).
     fn fit(&mut self, held: u64) -> Option<u64> {
-        let target = self.read.saturating_sub(held) + self.window;
+        let target = (self.read.saturating_sub(held) + self.window).min(self.read + self.ahead);
         if self.limit > target + self.step {
             if self.set > 0 {
                 self.set_window(0);
@@ -170,7 +202,7 @@ impl State {
 
 #[cfg(test)]
 mod tests {
-    use super::State;
+    use super::{read_ahead, State};
 
     const W: u64 = 2 << 20;
     const READ: u64 = 64 << 10;
@@ -179,7 +211,7 @@ mod tests {
     /// everything for a while, then uses it in pieces, several times over.
     #[test]
     fn held_bytes_never_take_the_credit_past_one_window() {
-        let mut s = State::new(W);
+        let mut s = State::new(W, read_ahead(W));
         let (mut sent, mut used, mut calls) = (0u64, 0u64, 0);
         let mut packet = 0u64;
         for cycle in 0..5 {
@@ -228,6 +260,51 @@ mod tests {
             used += n;
             s.fit(0);
         }
-        assert_eq!((s.set, s.debt, s.limit - used), (W, 0, W));
+        let a = read_ahead(W);
+        assert_eq!((s.set, s.debt, s.limit - used), (a, 0, a));
+    }
+
+    /// A reader that does not run for a while (a starved task) takes nothing from quinn,
+    /// and a peer that always has data sends up to the credit limit meanwhile: what
+    /// quinn then buffers unread (`sent - read`) is at most `read_ahead`, whether the
+    /// reader holds nothing, everything or is working through what it held; and the
+    /// credit is never more than one window, a step and a read past the bytes used.
+    #[test]
+    fn a_reader_that_stops_lets_quinn_buffer_at_most_read_ahead() {
+        let a = read_ahead(W);
+        assert!(a < W && a <= 128 << 10, "the bound is below quinn's trouble (credit.rs docs)");
+        let mut s = State::new(W, read_ahead(W));
+        assert_eq!((s.set, s.limit), (a, a), "the window quinn starts with");
+        let (mut used, mut changes) = (0u64, 0);
+        for round in 0..200u64 {
+            // the reader is away: the peer fills its credit, quinn buffers it
+            let sent = s.limit;
+            assert!(sent - s.read <= a, "round {round}: quinn holds {} unread", sent - s.read);
+            // the reader runs: takes what quinn has, in reads of at most READ
+            while s.read < sent {
+                let n = (sent - s.read).min(READ);
+                s.on_read(n);
+                if round < 50 {
+                    used = s.read; // uses all it reads; from round 50 on it holds them
+                }
+                changes += s.fit(s.read - used).is_some() as u32;
+                assert!(s.limit - s.read <= a, "round {round}: credit past the bytes read");
+                assert!(s.limit - used <= W + 2 * READ, "round {round}: credit past the bytes used");
+            }
+            if round >= 120 {
+                // released: the backlog is used, a piece a round, reads or not
+                used = (used + (256 << 10)).min(s.read);
+                s.fit(s.read - used);
+                assert!(s.limit - s.read <= a, "round {round}: credit past the bytes read");
+            }
+            match round {
+                49 => assert_eq!(changes, 0, "no window change while nothing is held"),
+                119 => assert!(s.read - used > W / 2, "the hold took most of the window"),
+                _ => {}
+            }
+        }
+        assert_eq!(s.read, used, "the backlog was used");
+        s.fit(0);
+        assert_eq!((s.set, s.debt, s.limit - s.read), (a, 0, a), "back to normal");
     }
 }

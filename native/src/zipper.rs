@@ -314,7 +314,7 @@ impl Core {
                     hearing: Hearing::new(),
                     closed_as: Mutex::new(None),
                     progress: self.resend.opened(&client_id),
-                    credit: Credit::new(self.settings.connection_window()),
+                    credit: Credit::new(self.settings.connection_window(), self.settings.read_ahead(Side::Zipper)),
                 });
                 peer.credit.read(&conn, read, 0); // the handshake's read, before the peer existed
                 peer.outbox.push(reply);
