@@ -13,6 +13,7 @@ from goharness import (
     GoBuildError,
     GoPeers,
     GoToolchain,
+    GoZipper,
     GoZippers,
     build_go_bins,
     cache_is_warm,
@@ -23,7 +24,7 @@ from support.zippers import AsyncZippers
 from yomo.aio import Zipper
 from yomo.zipper.auth import TokenAuth
 
-__all__ = ["go_bins", "go_peer", "go_toolchain", "go_zipper", "py_zipper"]
+__all__ = ["any_zipper", "go_bins", "go_peer", "go_toolchain", "go_zipper", "py_zipper"]
 
 _HERE = Path(__file__).resolve().parent
 # A cold cache downloads modules and compiles the yomo CLI (about 1.5 min on
@@ -109,3 +110,16 @@ async def py_zipper() -> AsyncIterator[Callable[..., Awaitable[Zipper]]]:
 
     yield make
     await zippers.stop_all()
+
+
+@pytest.fixture(params=["go", "py"])
+async def any_zipper(
+    request: pytest.FixtureRequest,
+    py_zipper: Callable[..., Awaitable[Zipper]],
+    go_zipper: GoZippers,
+) -> Zipper | GoZipper:
+    """A started zipper with its defaults, one of each in turn: Go YoMo v1.22.3's
+    (test id `go`), then ours (`py`); for tests whose peers must work with either."""
+    if request.param == "py":
+        return await py_zipper()
+    return go_zipper()

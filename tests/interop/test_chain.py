@@ -11,8 +11,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import pytest
-from goharness import GoPeers, GoZippers, expected_payload, sha256hex, transform
+from goharness import GoPeers, expected_payload, sha256hex, transform
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -69,27 +68,20 @@ def _check_chain(rows: list[dict[str, Any]], first: str, second: str) -> dict[in
     return stage
 
 
-@pytest.mark.parametrize("zipper_lang", ["go", "py"])
-async def test_go_source_py_fn_go_fn_py_sink(
-    zipper_lang: str,
-    py_zipper: Callable[..., Awaitable[Zipper]],
-    go_zipper: GoZippers,
-    go_peer: GoPeers,
-) -> None:
-    zipper: Any = await py_zipper() if zipper_lang == "py" else go_zipper()
+async def test_go_source_py_fn_go_fn_py_sink(any_zipper: Any, go_peer: GoPeers) -> None:
     fn_provider, fn_spans = _tracer()
     # The sink records the metadata as it arrives (a tracing sink would put its own span there).
-    sink = py_sfn(zipper, name="py-sink", observe=(T0, T1, T2), out_tag=None)
+    sink = py_sfn(any_zipper, name="py-sink", observe=(T0, T1, T2), out_tag=None)
     await sink.sfn.connect()
     await asyncio.to_thread(
-        go_peer.sfn, zipper, name="go-fn", observe=(T1,), out_tag=T2, transform="prefix:go>",
+        go_peer.sfn, any_zipper, name="go-fn", observe=(T1,), out_tag=T2, transform="prefix:go>",
         mode="ordered",
     )  # fmt: skip
-    py_fn = py_sfn(zipper, name="py-fn", observe=(T0,), out_tag=T1, spec="upper",
+    py_fn = py_sfn(any_zipper, name="py-fn", observe=(T0,), out_tag=T1, spec="upper",
                    tracer_provider=fn_provider)  # fmt: skip
     await py_fn.sfn.connect()
 
-    source = go_peer.source(zipper, n=N, sizes=SIZES, tags=(T0,))
+    source = go_peer.source(any_zipper, n=N, sizes=SIZES, tags=(T0,))
     assert await source.async_wait_exit(60) == 0, source.tail()
     await sink.wait_count({T0: N, T1: N, T2: N}, 60)
     await py_fn.close()
@@ -107,28 +99,21 @@ async def test_go_source_py_fn_go_fn_py_sink(
     )
 
 
-@pytest.mark.parametrize("zipper_lang", ["go", "py"])
-async def test_py_source_go_fn_py_fn_go_sink(
-    zipper_lang: str,
-    py_zipper: Callable[..., Awaitable[Zipper]],
-    go_zipper: GoZippers,
-    go_peer: GoPeers,
-) -> None:
-    zipper: Any = await py_zipper() if zipper_lang == "py" else go_zipper()
+async def test_py_source_go_fn_py_fn_go_sink(any_zipper: Any, go_peer: GoPeers) -> None:
     source_provider, source_spans = _tracer()
     fn_provider, fn_spans = _tracer()
 
-    sink = await asyncio.to_thread(go_peer.sink, zipper, observe=(T0, T1, T2))
-    py_fn = py_sfn(zipper, name="py-fn", observe=(T1,), out_tag=T2, spec="prefix:py>",
+    sink = await asyncio.to_thread(go_peer.sink, any_zipper, observe=(T0, T1, T2))
+    py_fn = py_sfn(any_zipper, name="py-fn", observe=(T1,), out_tag=T2, spec="prefix:py>",
                    tracer_provider=fn_provider)  # fmt: skip
     await py_fn.sfn.connect()
     await asyncio.to_thread(
-        go_peer.sfn, zipper, name="go-fn", observe=(T0,), out_tag=T1, transform="upper",
+        go_peer.sfn, any_zipper, name="go-fn", observe=(T0,), out_tag=T1, transform="upper",
         mode="ordered",
     )  # fmt: skip
 
     source_id = await run_py_source(
-        zipper, n=N, sizes=SIZES, tags=(T0,), tracer_provider=source_provider
+        any_zipper, n=N, sizes=SIZES, tags=(T0,), tracer_provider=source_provider
     )
     await sink.async_wait_for(lambda p: len(p.frames()) >= 3 * N, 60, f"{3 * N} frames")
     await asyncio.sleep(0.5)
