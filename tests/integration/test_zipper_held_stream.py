@@ -166,17 +166,22 @@ async def test_the_zipper_never_grants_more_than_read_ahead_past_the_bytes_sent(
     a loaded machine let a full-speed Go source fill 2 MiB of quinn's buffer in small
     pieces, and the connection closed with 'too many gaps', 1 bench run in 40). Seen
     from the producer (aioquic shows the zipper's MAX_DATA); nothing is lost either."""
-    z = await zipper()
+    # smaller windows and queues than the defaults, so that the slower aioquic producer
+    # is held soon on a loaded machine too; still 4 times READ_AHEAD
+    small = dict(max_data=512 * 1024, max_stream_data=512 * 1024, send_high_water=256 * 1024)
+    z = await zipper(quic=QuicSettings(**small))
     if not z.backend.startswith("native"):
         pytest.skip(f"the native data path is not in use ({z.backend})")
     gate = asyncio.Event()
     inbox = Inbox(gate=gate)
-    await clients.sfn(z, "slow", [TAG], inbox=inbox, quic=FUNCTION_QUIC)
+    await clients.sfn(
+        z, "slow", [TAG], inbox=inbox, quic=QuicSettings(recv_high_water=256 * 1024, **small)
+    )
     producer = await _producer(z, *PATTERNS[0], backend="aioquic")
     try:
         await producer.run_for(0.5)  # flowing: the function takes what comes
         assert producer.sent > 0 and not producer.conn.closed
-        held = await producer.run_until_blocked(limit=20.0)
+        held = await producer.run_until_blocked(limit=60.0)
         assert held, f"the zipper never held the producer ({producer.sent} frames written)"
         gate.set()
         await producer.run_for(1.0)  # released: the held bytes are routed, the window reopens
