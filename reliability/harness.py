@@ -11,6 +11,7 @@ import contextlib
 import itertools
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -40,8 +41,32 @@ ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
 
 
+def _ephemeral_ports() -> tuple[int, int]:
+    """The kernel's range of ports for sockets bound to port 0 (Linux default 32768-60999)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
-    """A UDP port that was free a moment ago on 127.0.0.1."""
+    """A UDP port that was free a moment ago on 127.0.0.1, outside the ephemeral range.
+
+    A zipper restarted on its port must find it free: a port the kernel also hands
+    to clients' sockets bound to port 0 can be taken by one of the clients'
+    redials in the second the zipper is down (seen: "Address already in use").
+    """
+    low, high = _ephemeral_ports()
+    span = (10000, low - 1) if low - 10000 >= 1000 else (high + 1, 65535)
+    for _ in range(100):
+        port = random.randint(*span)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -159,6 +184,9 @@ class Processes:
             os.pathsep
         )
         env.setdefault("PYTHONUNBUFFERED", "1")
+        # Compiled bytecode, as an installed package has: without it every restarted
+        # zipper compiles yomo from source again (~0.4 s CPU of its start-up).
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         return env
 
     def spawn(

@@ -172,6 +172,16 @@ async def test_connected_waiter(library: str) -> None:
     task.cancel()
 
 
+async def test_heard_from_peer(pair: Pair) -> None:
+    assert compat.heard_from_peer(compat.quic_of(pair.client))
+    _, configuration, _, _ = _modules(pair.library)
+    fresh = importlib.import_module(f"{pair.library}.quic.connection").QuicConnection(
+        configuration=configuration(is_client=True)
+    )
+    fresh.connect(("127.0.0.1", pair.port), now=0.0)
+    assert not compat.heard_from_peer(fresh)
+
+
 async def test_retrieve_ping_waiters(pair: Pair) -> None:
     task = asyncio.ensure_future(pair.client.ping())
     await asyncio.sleep(0)

@@ -77,9 +77,12 @@ THREAD_PENDING_BYTES = 1024 * 1024
 ACK_WINDOW = 0.5
 #: A watchdog tick this much late means the event loop was busy: silence is not judged.
 LOOP_LAG = 0.1
-#: After a connection is lost, seconds during which the client redials without delay...
-FAST_REDIAL = 3.0
-#: ... each attempt's QUIC handshake bounded to this (a dead port must not hold the next).
+#: After a connection is lost, seconds during which the client redials without delay
+#: (a restarted zipper is back within the time its supervisor and start-up take,
+#: several seconds on a busy machine; a redial into a dead port costs one packet)...
+FAST_REDIAL = 10.0
+#: ... each attempt's QUIC handshake bounded to this while the zipper is silent (a
+#: dead port must not hold the next; a zipper that answers gets its full handshake).
 FAST_HANDSHAKE = 0.5
 FrameHandler = Callable[[DataFrame], Awaitable[None]]
 #: ``on_items(items, i)``: handle the DataFrames ``(tag, metadata, payload)`` from

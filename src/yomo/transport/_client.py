@@ -50,7 +50,13 @@ async def dial(
         return reason
 
     connect = backend.connect(host, port, configuration=config, create_protocol=create_protocol)
-    protocol, stack = await open_dialled(connect, host, port, settings=settings, failed=failed)
+
+    def answered() -> bool:
+        return any(compat.heard_from_peer(protocol.quic) for protocol in created)
+
+    protocol, stack = await open_dialled(
+        connect, host, port, settings=settings, failed=failed, answered=answered
+    )
     conn: FrameConnection = protocol.conn
     conn.exit_stack = stack
     conn.start_keep_alive(keep_alive_interval(settings))

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .settings import CLOSE_CODE, QuicSettings
 
-__all__ = ["describe_code", "in_background", "keep_alive_interval", "retrieve"]
+__all__ = ["describe_code", "in_background", "keep_alive_interval", "retrieve", "within"]
 
 
 def describe_code(code: int) -> str:
@@ -46,3 +46,35 @@ def in_background(coro: Awaitable[Any], timeout: float) -> None:
     task = asyncio.get_running_loop().create_task(run())
     _background.add(task)
     task.add_done_callback(_background.discard)
+
+
+async def within(
+    task: asyncio.Future[Any],
+    timeout: float,
+    *,
+    answered: Callable[[], bool] | None = None,
+    grace: float = 0.0,
+) -> Any:
+    """``task``'s result if it is done within ``timeout`` s; else raise ``TimeoutError`` at once.
+
+    With ``answered``: when ``timeout`` is up but ``answered()`` is true (the peer
+    is talking, only slowly), wait until ``grace`` s after the start instead.
+    Unlike ``asyncio.wait_for``, a task that times out (or whose waiter is
+    cancelled) is not waited for: qh3's and aioquic's ``connect`` wait out the
+    closing period of the abandoned connection (~2 s) before they return, which
+    held a redial to a restarted zipper back by that much. The task is cancelled
+    and its cleanup goes on in the background (bounded, errors ignored).
+    """
+    try:
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+        if not done and grace > timeout and answered is not None and answered():
+            done, _ = await asyncio.wait({task}, timeout=grace - timeout)
+    except BaseException:
+        task.cancel()
+        in_background(task, 3.0)
+        raise
+    if not done:
+        task.cancel()
+        in_background(task, 3.0)
+        raise asyncio.TimeoutError
+    return task.result()

@@ -32,6 +32,7 @@ __all__ = [
     "close_event",
     "connected_waiter",
     "datagrams_to_send",
+    "heard_from_peer",
     "install_cid_table",
     "loop_of",
     "mark_closed",
@@ -104,6 +105,16 @@ def connected_waiter(protocol: Any) -> asyncio.Future[Any] | None:
     """The future ``wait_connected`` waits on (None when nobody waits)."""
     waiter: asyncio.Future[Any] | None = getattr(protocol, "_connected_waiter", None)
     return waiter
+
+
+#: ``tls.State.CLIENT_EXPECT_SERVER_HELLO`` in qh3 and aioquic (the same numbering).
+_EXPECT_SERVER_HELLO = 1
+
+
+def heard_from_peer(quic: Any) -> bool:
+    """True once a client connection got the server's answer (its TLS is past ServerHello)."""
+    state = getattr(getattr(quic, "tls", None), "state", None)
+    return state is not None and int(getattr(state, "value", state)) > _EXPECT_SERVER_HELLO
 
 
 def retrieve_ping_waiters(protocol: Any, retrieve: Callable[[Any], None]) -> None:

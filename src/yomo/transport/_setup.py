@@ -18,6 +18,7 @@ from typing import Any
 from yomo.errors import ConnectError
 
 from . import _compat as compat
+from ._common import within
 from ._errors import map_quic_errors
 from ._frame_connection import FrameConnection
 from .settings import QuicSettings
@@ -33,6 +34,9 @@ __all__ = [
 ]
 
 log = logging.getLogger("yomo.transport")
+#: Seconds a QUIC handshake may take once the zipper has answered, whatever
+#: ``handshake_timeout`` says (``open_dialled``); QuicSettings' default bound.
+ANSWERED_HANDSHAKE = 3.0
 
 
 @dataclass(frozen=True)
@@ -122,11 +126,17 @@ async def open_dialled(
     *,
     settings: QuicSettings,
     failed: Callable[[contextlib.AsyncExitStack], Awaitable[str | None]],
+    answered: Callable[[], bool] | None = None,
 ) -> tuple[Any, contextlib.AsyncExitStack]:
     """Enter the library's ``connect`` context, bounded by ``handshake_timeout``.
 
     ``failed(stack)`` cleans up after a failure and may return a better reason
-    than the library's (the close reason the peer sent).
+    than the library's (the close reason the peer sent). ``answered()`` says
+    whether the zipper has sent anything yet: a zipper that answers gets at least
+    ``ANSWERED_HANDSHAKE`` s. A short ``handshake_timeout`` (a client's quick
+    redials after a zipper restart) is meant to give up on a dead port, not on a
+    restarted zipper whose first handshakes are slow on a busy machine: abandoning
+    them and dialling again only adds work to it.
 
     Raises:
         ConnectError: no QUIC handshake in time, or the library failed to connect.
@@ -135,16 +145,20 @@ async def open_dialled(
     stack = contextlib.AsyncExitStack()
     try:
         with map_quic_errors(lambda detail: ConnectError(f"{where}: {detail}")):
-            protocol = await asyncio.wait_for(
-                stack.enter_async_context(connect), settings.handshake_timeout
+            entering = asyncio.ensure_future(stack.enter_async_context(connect))
+            protocol = await within(
+                entering,
+                settings.handshake_timeout,
+                answered=answered,
+                grace=ANSWERED_HANDSHAKE,
             )
     except ConnectError as exc:
+        heard = answered is not None and answered()
         reason = await failed(stack)
         cause = exc.__cause__
         if isinstance(cause, asyncio.TimeoutError):  # our bound, not the library's
-            raise ConnectError(
-                f"{where}: no QUIC handshake within {settings.handshake_timeout:.1f} s"
-            ) from cause
+            bound = max(settings.handshake_timeout, ANSWERED_HANDSHAKE if heard else 0.0)
+            raise ConnectError(f"{where}: no QUIC handshake within {bound:.1f} s") from cause
         if reason:
             raise ConnectError(f"{where}: {reason}") from cause
         raise
