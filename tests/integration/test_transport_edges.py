@@ -128,3 +128,36 @@ async def test_aioquic_clients_connect_to_the_qh3_server_without_errors(caplog):
         listener.close()
     problems = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert problems == []
+
+
+def _rmem_max() -> int | None:
+    try:
+        with open("/proc/sys/net/core/rmem_max") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None
+
+
+async def test_the_zipper_socket_gets_a_large_receive_buffer(backend):
+    """A zipper socket with the kernel's default buffer (~208 KiB) dropped tens of
+    thousands of datagrams under a few thousand connections (their keep-alive ACKs
+    among them: idle timeouts). It asks for quic-go's 7 MiB, as far as the kernel allows."""
+    import socket
+
+    from yomo.transport import _compat as compat
+    from yomo.transport._server import SOCKET_BUFFER
+
+    limit = _rmem_max()
+    if limit is None:
+        pytest.skip("no /proc/sys/net/core/rmem_max: the kernel's limit is unknown here")
+
+    async def on_connection(conn) -> None:
+        await conn.wait_closed()
+
+    listener = await listen("127.0.0.1", 0, on_connection, tls=TlsConfig())
+    try:
+        sock = compat.server_transport(listener._server).get_extra_info("socket")
+        got = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        assert got >= min(SOCKET_BUFFER, limit)  # Linux reports twice what it grants
+    finally:
+        await listener.aclose()

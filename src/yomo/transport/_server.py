@@ -29,6 +29,11 @@ from .tls import TlsConfig
 __all__ = ["listen"]
 
 log = logging.getLogger("yomo.transport")
+#: Bytes of UDP socket buffer the zipper asks for (quic-go's 7 MiB; Linux caps it
+#: at net.core.rmem_max / wmem_max). With the default ~208 KiB a zipper holding a
+#: few thousand connections dropped tens of thousands of datagrams (their ACKs of
+#: its keep-alive PINGs among them) and the connections died of idle timeout.
+SOCKET_BUFFER = 7 * 1024 * 1024
 
 
 async def listen(spec: ListenSpec, backend: Backend) -> Listener:
@@ -172,6 +177,7 @@ async def _serve(
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
             sock = socket.socket(family, socket.SOCK_DGRAM)
             try:
+                enlarge_buffers(sock)
                 sock.bind((host, port))
                 _, server = await optimized(asyncio.get_running_loop(), factory, sock=sock)
             except BaseException:  # not listening after all: give the socket back, re-raise
@@ -179,13 +185,42 @@ async def _serve(
                 raise
             return server
         if split is not None:
-            _, server = await asyncio.get_running_loop().create_datagram_endpoint(
+            transport, server = await asyncio.get_running_loop().create_datagram_endpoint(
                 factory, local_addr=(host, port)
             )
+            enlarge_buffers(transport.get_extra_info("socket"))
             return server
     server = await backend.serve(host, port, configuration=config, create_protocol=create_protocol)
     index_connection_ids(server)
+    enlarge_buffers(compat.server_transport(server).get_extra_info("socket"))
     return server
+
+
+def enlarge_buffers(sock: Any, size: int = SOCKET_BUFFER) -> int:
+    """Ask for ``size`` bytes of receive and send buffer on the zipper's UDP socket.
+
+    Returns the receive buffer the kernel granted; logs once when it is smaller
+    (quic-go warns the same way; raise net.core.rmem_max to allow more).
+    """
+    if sock is None:
+        return 0
+    for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, option, size)
+        except OSError:
+            pass
+    got = int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
+    if got < size and not _warned:
+        _warned.append(got)
+        log.info(
+            "UDP receive buffer %d KiB (wanted %d KiB; net.core.rmem_max limits it)",
+            got // 1024,
+            size // 1024,
+        )
+    return got
+
+
+_warned: list[int] = []
 
 
 def _verify_client_certificate(protocol: Any, tls: TlsConfig) -> str | None:
