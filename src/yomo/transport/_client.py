@@ -43,6 +43,9 @@ async def dial(
                 waiter.add_done_callback(retrieve)
             with contextlib.suppress(ConnectionClosedError), map_quic_errors(ConnectionClosedError):
                 protocol.quic.close()
+            # the abandoned connect's cleanup runs in the background: let it skip the
+            # draining wait (seconds without an RTT sample) and release the socket now
+            compat.mark_closed(protocol)
             conn = protocol.conn
             if reason is None and conn is not None and conn.close_reason:
                 reason = conn.close_reason  # what the zipper said, e.g. a TLS alert
