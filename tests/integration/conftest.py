@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,18 @@ from support.zippers import AsyncZippers
 from yomo.zipper.server import Zipper
 
 from .helpers import Clients, Raw
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Programs the tests start get Ctrl-C as from a terminal, however pytest was started.
+
+    A shell that starts a job in the background (``cmd &`` in a script) ignores SIGINT for
+    it, and an ignored signal stays ignored in every child: ``wait()`` then rightly leaves
+    SIGINT alone, and the tests that send it to their programs hang. With a handler here,
+    children start with SIGINT's default again (exec resets handlers, not "ignored").
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
