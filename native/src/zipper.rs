@@ -896,9 +896,11 @@ impl Zipper {
     /// Called a moment before `stop`, so that clients know which of their frames arrived
     /// and re-send none of them on their next connection.
     fn flush_acks(&self) {
-        let window = self.core.settings.connection_window();
+        // quinn's window on the zipper side (credit.rs read_ahead), never the larger
+        // connection window: a nudge must not lift a not yet registered peer past it
+        let window = self.core.settings.read_ahead(Side::Zipper);
         // a registered connection's window may be lowered (a held producer): its credit
-        // nudges it; the others still have the configured window
+        // nudges it; the others still have the configured read-ahead
         let mut nudged = std::collections::HashSet::new();
         for p in self.core.peers.read().values() {
             p.credit.nudge(&p.conn);
