@@ -35,8 +35,8 @@ __all__ = [
 
 log = logging.getLogger("yomo.transport")
 #: Seconds a QUIC handshake may take once the zipper has answered, whatever
-#: ``handshake_timeout`` says (``open_dialled``); QuicSettings' default bound.
-ANSWERED_HANDSHAKE = 3.0
+#: ``handshake_timeout`` says (``open_dialled``): QuicSettings' default bound.
+ANSWERED_HANDSHAKE: float = QuicSettings.handshake_timeout
 
 
 @dataclass(frozen=True)
