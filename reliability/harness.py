@@ -272,15 +272,20 @@ class Processes:
         proc.addr = line.split()[1]
         return proc
 
-    def crowd(self, addr: str, count: int, **opts: Any) -> Proc:
-        """Start ``crowd_proc.py``: ``count`` connections; ``.send('close')`` closes them all."""
+    def crowd(
+        self, addr: str, count: int, env: Mapping[str, str] | None = None, **opts: Any
+    ) -> Proc:
+        """Start ``crowd_proc.py``: ``count`` connections; ``.send('close')`` closes them all.
+
+        ``env`` overrides the run's environment for it (e.g. the crowd's client path).
+        """
         out = self.workdir / f"{self._count + 1:02d}-crowd.json"
         argv = [
             sys.executable,
             str(HERE / "crowd_proc.py"),
             json.dumps({"zipper": addr, "count": count, "out": str(out), **opts}),
         ]
-        proc = self.spawn("crowd", argv, out=True, stdin=True)
+        proc = self.spawn("crowd", argv, out=True, stdin=True, env=env)
         proc.out = out
         return proc
 
