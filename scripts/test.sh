@@ -3,6 +3,49 @@
 # Usage: bash scripts/test.sh [extra pytest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Two phases below run two independent parts side by side, to keep CI (.ci/run) well
+# under 30 minutes on 2 cores: one part in the background with its output kept in a
+# log and printed when both are done, the other in the foreground. Nothing is dropped
+# or shortened. YOMO_TEST_SERIAL=1 runs everything one part after the other (to tell a
+# failure under load from a real one).
+serial=${YOMO_TEST_SERIAL:-0}
+bg_pid="" bg_log="" bg_name=""
+# stop_tree PID: PID, then every process below it (this script's own children only;
+# the kernel's /proc/PID/task/*/children, no procps needed).
+stop_tree() {
+  local child children
+  children=$(cat /proc/"$1"/task/*/children 2>/dev/null || true)
+  kill "$1" 2>/dev/null || true
+  for child in $children; do stop_tree "$child"; done
+}
+cleanup() {
+  if [ -n "$bg_pid" ]; then stop_tree "$bg_pid"; fi
+  if [ -n "$bg_log" ]; then rm -f "$bg_log"; fi
+}
+trap cleanup EXIT
+# bg_start NAME COMMAND...: COMMAND in the background, its output kept for bg_finish.
+bg_start() {
+  bg_name=$1
+  shift
+  bg_log=$(mktemp "${TMPDIR:-/tmp}/yomo-test-bg.XXXXXX")
+  echo "== meanwhile, in the background: $bg_name (its output is printed when it ends)"
+  "$@" >"$bg_log" 2>&1 &
+  bg_pid=$!
+}
+# bg_finish: waits for the background part, prints its output, stops here if it failed.
+bg_finish() {
+  local rc=0
+  wait "$bg_pid" || rc=$?
+  bg_pid=""
+  echo "== the background part: $bg_name"
+  cat "$bg_log"
+  rm -f "$bg_log"
+  bg_log=""
+  if [ "$rc" != 0 ]; then
+    echo "== FAILED: $bg_name (rc=$rc, output above)"
+    exit "$rc"
+  fi
+}
 PY=${PYTHON:-python3}
 VENV=${YOMO_TEST_VENV:-.venv-test}
 if [ ! -x "$VENV/bin/python" ]; then
@@ -46,7 +89,17 @@ echo "== mypy (public API, strict)"
 echo "== pytest"
 # --durations: the slowest tests in the log, to keep CI (.ci/run) well under 30 minutes.
 started=$SECONDS
-"$VENV/bin/python" -m pytest -ra --durations=25 "$@"
+if [ $# = 0 ] && [ "$serial" != 1 ]; then
+  # The Go interop tests (tests/interop) in a pytest of their own beside the rest: they
+  # mostly wait on Go processes (building the Go peers on a cold cache, Go's 60 s
+  # tool-call timeout in test_llm_bridge.py), so the rest uses the time.
+  bg_start "pytest tests/interop (Go interop)" \
+    "$VENV/bin/python" -m pytest -ra --durations=10 tests/interop
+  "$VENV/bin/python" -m pytest -ra --durations=25 --ignore=tests/interop
+  bg_finish
+else
+  "$VENV/bin/python" -m pytest -ra --durations=25 "$@"
+fi
 echo "== pytest: $((SECONDS - started)) s (whole script so far: $SECONDS s)"
 # The integration suite's core: routing, handshake, bad input, backpressure, both client
 # APIs, TLS (mutual too), reconnect and mesh. Run again below on other data paths and
@@ -68,10 +121,6 @@ if [ "$native_ok" = 1 ]; then
   echo "== pytest, pure-Python data path (YOMO_QUIC_BACKEND=qh3)"
   YOMO_QUIC_BACKEND=qh3 "$VENV/bin/python" -m pytest -ra -q "${integration_core[@]}"
 fi
-echo "== reliability suite, short version (reliability/README.md; the full run: bash reliability/run.sh)"
-started=$SECONDS
-PYTHON="$VENV/bin/python" bash reliability/run.sh --short
-echo "== reliability suite, short version: $((SECONDS - started)) s (whole script so far: $SECONDS s)"
 # Other interpreters get venvs of their own (.venv-test3NN). The native module is
 # abi3 (one binary for Python 3.10+, as in a wheel): it is built once, above, and
 # reused: PYO3_PYTHON names the interpreter that built it (main_python), so cargo finds
@@ -104,44 +153,69 @@ version_venv() {
     "$2/bin/python" -m pip install -q -e ".[$3]"
   fi
 }
-# The oldest and newest supported Pythons (3.10, 3.13), on the default install: unit
-# tests and the integration core, on the native path where it was built.
-main_ver=$("$VENV/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-for ver in 3.10 3.13; do
-  if [ "$ver" = "$main_ver" ]; then
-    echo "== Python $ver: the main run above used it"
-    continue
-  fi
-  pyv=$(find_python "$ver")
-  if [ -z "$pyv" ]; then
-    echo "== skipped: Python $ver pass (no working python$ver on PATH or in pyenv; set PYTHON${ver/./}=/path/to/python$ver)"
-    continue
-  fi
-  venv_v=".venv-test${ver/./}"
-  if [ "$native_ok" = 1 ]; then
-    path_v=native
+# other_pythons: the passes under the other interpreters, one after another (their
+# installs and wheel tests write the same checkout files: build/, src/*.egg-info).
+other_pythons() {
+  # The oldest and newest supported Pythons (3.10, 3.13), on the default install: unit
+  # tests and the integration core, on the native path where it was built.
+  main_ver=$("$VENV/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+  for ver in 3.10 3.13; do
+    if [ "$ver" = "$main_ver" ]; then
+      echo "== Python $ver: the main run above used it"
+      continue
+    fi
+    pyv=$(find_python "$ver")
+    if [ -z "$pyv" ]; then
+      echo "== skipped: Python $ver pass (no working python$ver on PATH or in pyenv; set PYTHON${ver/./}=/path/to/python$ver)"
+      continue
+    fi
+    venv_v=".venv-test${ver/./}"
+    if [ "$native_ok" = 1 ]; then
+      path_v=native
+    else
+      path_v="the pure-Python path (the native module is not built here)"
+    fi
+    echo "== pytest under $("$pyv" -V) (default install, $path_v): unit tests and the integration core"
+    started=$SECONDS
+    version_venv "$pyv" "$venv_v" dev
+    if [ "$native_ok" = 1 ]; then
+      YOMO_QUIC_BACKEND=native "$venv_v/bin/python" -m pytest -ra -q tests/unit "${integration_core[@]}"
+    else
+      "$venv_v/bin/python" -m pytest -ra -q tests/unit "${integration_core[@]}"
+    fi
+    echo "== Python $ver pass: $((SECONDS - started)) s"
+  done
+  # The optional aiopquic backend has wheels for Python 3.12+ only: its tests and the
+  # wire/unit tests again under 3.12, in a venv of its own, when a python3.12 runs here.
+  py312=$(find_python 3.12)
+  if [ -n "$py312" ]; then
+    echo "== pytest under $("$py312" -V) (aiopquic backend, wire and unit tests)"
+    VENV312=${YOMO_TEST_VENV312:-.venv-test312}
+    version_venv "$py312" "$VENV312" dev,fast
+    "$VENV312/bin/python" -m pytest -ra tests/unit tests/integration/test_backend_aiopquic.py
   else
-    path_v="the pure-Python path (the native module is not built here)"
+    echo "== skipped: aiopquic backend tests (no working python3.12 on PATH or in pyenv; set PYTHON312=/path/to/python3.12)"
   fi
-  echo "== pytest under $("$pyv" -V) (default install, $path_v): unit tests and the integration core"
-  started=$SECONDS
-  version_venv "$pyv" "$venv_v" dev
-  if [ "$native_ok" = 1 ]; then
-    YOMO_QUIC_BACKEND=native "$venv_v/bin/python" -m pytest -ra -q tests/unit "${integration_core[@]}"
-  else
-    "$venv_v/bin/python" -m pytest -ra -q tests/unit "${integration_core[@]}"
-  fi
-  echo "== Python $ver pass: $((SECONDS - started)) s"
-done
-# The optional aiopquic backend has wheels for Python 3.12+ only: its tests and the
-# wire/unit tests again under 3.12, in a venv of its own, when a python3.12 runs here.
-py312=$(find_python 3.12)
-if [ -n "$py312" ]; then
-  echo "== pytest under $("$py312" -V) (aiopquic backend, wire and unit tests)"
-  VENV312=${YOMO_TEST_VENV312:-.venv-test312}
-  version_venv "$py312" "$VENV312" dev,fast
-  "$VENV312/bin/python" -m pytest -ra tests/unit tests/integration/test_backend_aiopquic.py
+}
+# The reliability suite beside the other interpreters' passes: the suite mostly waits
+# on paced traffic and fixed fault windows, so the other venvs' installs and tests fit
+# beside it (one after the other: ~6.5 + ~6.5 minutes). The suite builds nothing, so
+# the installs (which write src/*.egg-info and swap the native module's copy in src/
+# by rename) cannot disturb it.
+reliability_short() {
+  echo "== reliability suite, short version (reliability/README.md; the full run: bash reliability/run.sh)"
+  local started=$SECONDS
+  PYTHON="$VENV/bin/python" bash reliability/run.sh --short
+  echo "== reliability suite, short version: $((SECONDS - started)) s (whole script so far: $SECONDS s)"
+}
+started=$SECONDS
+if [ "$serial" = 1 ]; then
+  reliability_short
+  other_pythons
 else
-  echo "== skipped: aiopquic backend tests (no working python3.12 on PATH or in pyenv; set PYTHON312=/path/to/python3.12)"
+  bg_start "the other Pythons' passes" other_pythons
+  reliability_short
+  bg_finish
 fi
+echo "== reliability suite and the other Pythons' passes: $((SECONDS - started)) s"
 echo "== all passed: $SECONDS s"
