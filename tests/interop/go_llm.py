@@ -5,12 +5,15 @@ Used by the bridge interop tests and bench/bridge_bench.py. Go's `yomo run` runs
 function gets a go.mod requiring `github.com/yomorun/yomo v1.22.3` and every
 module the harness module (tests/interop/go) already lists, and is run with
 `yomo run -r go -m go.mod`. The first run builds `dist/sfn.yomo`; later runs
-pass `-p` (Go's production mode: no rebuild).
+pass `-p` (Go's production mode: no rebuild) while the build's inputs are the same
+(a stamp of the app, its go.mod and go.sum, and the harness binaries' own stamp,
+which covers the Go toolchain's version); otherwise `dist/` is removed and rebuilt.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import signal
@@ -36,6 +39,14 @@ def prepare_go_llm_app(bins: GoBins, name: str = "get-weather") -> Path:
     mod = (GO_MODULE_DIR / "go.mod").read_text().splitlines()
     (app / "go.mod").write_text("\n".join([f"module {name}", *mod[1:]]) + "\n")
     shutil.copy(GO_MODULE_DIR / "go.sum", app / "go.sum")
+    # dist/sfn.yomo is reused (`-p`) only when built from these inputs
+    h = hashlib.sha256((bins.dir / ".stamp").read_bytes())
+    for part in ("app.go", "go.mod", "go.sum"):
+        h.update((app / part).read_bytes())
+    stamp, built_from = h.hexdigest(), app / ".dist-stamp"
+    if not built_from.is_file() or built_from.read_text().strip() != stamp:
+        shutil.rmtree(app / "dist", ignore_errors=True)
+        built_from.write_text(stamp + "\n")
     return app
 
 
