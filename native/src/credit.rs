@@ -32,8 +32,25 @@
 //! it holds 2,048 pieces (64 B each on average, less than one of a Go source's 64 B
 //! frames with its header), and more than 1,024 pieces after compaction need 512 kept
 //! apart of at least 128 B with runs between them (64 KiB and more; below 64 KiB it
-//! cannot happen at all). The cost: the peer may send at most 128 KiB per credit
-//! round trip.
+//! cannot happen at all).
+//!
+//! What quinn's trouble depends on is the number of pieces, not bytes, so the bound
+//! past the bytes read follows the size of the peer's pieces (`Pieces`): every chunk
+//! quinn hands over is one STREAM frame as it arrived, and `ahead` is
+//! `PIECES` (1,024) times their recent average size (each counted at most
+//! `MAX_PIECE`, a packet), never below `READ_AHEAD` nor above the window. A peer
+//! that sends full packets (a Go source at 1 KiB frames: ~1.1 KiB pieces) gets ~1.1 MiB;
+//! one that mixes full and small ones gets less (128 KiB at the least). The average
+//! falls at once when a span of small pieces is read and rises by a quarter of the
+//! difference per span, so what quinn can buffer unread while the reader does not run
+//! is at most 1,024 pieces of the recent average size: half of what makes quinn compact
+//! at all, and a peer whose pieces stay at least half that size cannot reach it. Why
+//! it matters: at 128 KiB a full-speed Go source at 1 KiB frames ran out of credit
+//! about 400 times a second (its DATA_BLOCKED frames) whenever the zipper's process
+//! waited a few ms for a core, and lost 16 % of its rate (bench/RESULTS.md, History).
+//! A peer that sends big pieces and then small ones into credit granted before
+//! closes only its own connection ("too many gaps"); the memory bound is `window`
+//! past the bytes used either way.
 //!
 //! quinn's arithmetic, mirrored exactly (quinn-proto `StreamsState`): the credit limit
 //! `limit` rises when the application reads `n` bytes by `n - debt` (`debt` first
@@ -47,8 +64,17 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 use parking_lot::Mutex;
 
-/// The most credit granted past the bytes read from quinn (see the module docs).
+/// The least credit granted past the bytes read from quinn (see the module docs).
 pub const READ_AHEAD: u64 = 128 << 10;
+/// The credit past the bytes read is at most this many of the peer's pieces (of their
+/// recent average size): half of quinn's `COMPACT_THRESHOLD` (2,048), quinn's
+/// `MAX_CHUNKS`.
+const PIECES: u64 = 1024;
+/// A piece is counted at most this size: one packet's STREAM frame (quinn's and
+/// quic-go's packets carry at most 1,452 bytes); a larger chunk is one quinn merged.
+const MAX_PIECE: u64 = 1500;
+/// The peer's pieces are averaged over spans of this many bytes read.
+const SPAN: u64 = 64 << 10;
 
 /// The receive window quinn is configured with for a connection `window` (the memory
 /// bound): what a connection may receive past the bytes its reader took.
@@ -80,12 +106,47 @@ impl Held {
     }
 }
 
+/// The recent average size of the peer's pieces (quinn's chunks as read), which sets
+/// how much credit past the bytes read is safe (module docs).
+struct Pieces {
+    /// The estimate, in bytes.
+    average: u64,
+    /// The span being counted: bytes (each piece at most `MAX_PIECE`) and pieces.
+    bytes: u64,
+    count: u64,
+}
+
+impl Pieces {
+    fn new(average: u64) -> Self {
+        Pieces { average, bytes: 0, count: 0 }
+    }
+
+    /// One piece of `n` bytes read; returns the new average once a span is complete.
+    fn piece(&mut self, n: u64) -> Option<u64> {
+        self.bytes += n.clamp(1, MAX_PIECE);
+        self.count += 1;
+        if self.bytes < SPAN {
+            return None;
+        }
+        let span = self.bytes / self.count;
+        (self.bytes, self.count) = (0, 0);
+        // down at once, up by a quarter of the difference per span
+        self.average = if span <= self.average { span } else { self.average + (span - self.average).div_ceil(4) };
+        Some(self.average)
+    }
+}
+
 struct State {
     /// The configured connection receive window: the most credit past the bytes used.
     window: u64,
-    /// The most credit past the bytes read (`read_ahead(window)`): quinn's window
-    /// while nothing is held.
+    /// The least credit past the bytes read (`Settings::read_ahead`): quinn's window
+    /// when the connection starts.
+    floor: u64,
+    /// The most credit past the bytes read now: `PIECES` recent pieces, at least
+    /// `floor`, at most `window`.
     ahead: u64,
+    /// The peer's pieces.
+    pieces: Pieces,
     /// The window set in quinn now.
     set: u64,
     /// quinn's shrink debt.
@@ -111,10 +172,12 @@ impl Credit {
         Credit { state: Mutex::new(State::new(window, ahead)) }
     }
 
-    /// quinn handed over `n` stream bytes; `held` of the bytes read are not used yet.
+    /// quinn handed over `n` stream bytes (one chunk: one of the peer's pieces); `held`
+    /// of the bytes read are not used yet.
     pub fn read(&self, conn: &quinn::Connection, n: usize, held: usize) {
         let mut s = self.state.lock();
         s.on_read(n as u64);
+        s.on_piece(n as u64);
         if let Some(w) = s.fit(held as u64) {
             apply(conn, w);
         }
@@ -148,9 +211,18 @@ fn apply(conn: &quinn::Connection, w: u64) {
 }
 
 impl State {
-    fn new(window: u64, ahead: u64) -> Self {
-        let ahead = ahead.clamp(1, window.max(1));
-        State { window, ahead, set: ahead, debt: 0, limit: ahead, read: 0, step: (window / 32).max(1) }
+    fn new(window: u64, floor: u64) -> Self {
+        let floor = floor.clamp(1, window.max(1));
+        let pieces = Pieces::new((floor / PIECES).max(1));
+        State { window, floor, ahead: floor, pieces, set: floor, debt: 0, limit: floor, read: 0, step: (window / 32).max(1) }
+    }
+
+    /// One of the peer's pieces was read: the credit past the bytes read follows their
+    /// size (applied by the next `fit`).
+    fn on_piece(&mut self, n: u64) {
+        if let Some(average) = self.pieces.piece(n) {
+            self.ahead = (average * PIECES).clamp(self.floor, self.window.max(self.floor));
+        }
     }
 
     /// quinn-proto `add_read_credits`.
@@ -176,17 +248,21 @@ impl State {
 
     /// Keep the credit limit at most one window past the bytes used (`read - held`) and
     /// at most `ahead` past the bytes read: once the limit is more than a step past
-    /// that (more than `window - ahead` and a step held), close the window (no read can
-    /// raise the limit then); once the limit is a step or more short of it, raise the
-    /// window to reach it. Returns the window to set in quinn, if it changes; a reader
-    /// that holds at most `window - ahead` and a step never changes it (quinn keeps the
-    /// limit at `ahead` past the bytes read by itself).
+    /// that, close the window if held bytes are the reason (more than `window - ahead`
+    /// and a step held: no read can raise the limit then), or else lower it by the
+    /// excess (`ahead` fell: the next reads pay it back, quinn's shrink debt); once the
+    /// limit is a step or more short of it, raise the window to reach it. Returns the
+    /// window to set in quinn, if it changes; a reader that holds at most
+    /// `window - ahead` and a step never changes it while `ahead` stays (quinn keeps
+    /// the limit at `ahead` past the bytes read by itself).
     fn fit(&mut self, held: u64) -> Option<u64> {
-        let target = (self.read.saturating_sub(held) + self.window).min(self.read + self.ahead);
+        let used = self.read.saturating_sub(held) + self.window;
+        let target = used.min(self.read + self.ahead);
         if self.limit > target + self.step {
-            if self.set > 0 {
-                self.set_window(0);
-                return Some(0);
+            let w = if used == target { 0 } else { self.set.saturating_sub(self.limit - target) };
+            if w < self.set {
+                self.set_window(w);
+                return Some(w);
             }
         } else if self.limit < target {
             let short = target - self.limit;
@@ -202,7 +278,7 @@ impl State {
 
 #[cfg(test)]
 mod tests {
-    use super::{read_ahead, State};
+    use super::{read_ahead, State, MAX_PIECE, PIECES, SPAN};
 
     const W: u64 = 2 << 20;
     const READ: u64 = 64 << 10;
@@ -264,11 +340,59 @@ mod tests {
         assert_eq!((s.set, s.debt, s.limit - used), (a, 0, a));
     }
 
+    /// A reader that does not run for a while takes nothing from quinn, and a peer that
+    /// always has data sends up to the credit limit meanwhile, in pieces of one size per
+    /// phase: once a span of them is read, what quinn buffers unread is at most `PIECES`
+    /// of them (or the floor), at most the window, and at least the floor; then the reader
+    /// holds everything: the credit stays within one window (a step and a read) past
+    /// the bytes used, however large the pieces made `ahead`.
+    #[test]
+    fn a_starved_reader_lets_quinn_buffer_at_most_1024_pieces() {
+        let floor = read_ahead(W);
+        let mut s = State::new(W, floor);
+        for &p in &[1200u64, 100, 1452, 400, 40, 1452, 9000, 200] {
+            let settled = (PIECES * p.min(MAX_PIECE)).clamp(floor, W);
+            let mut read = 0;
+            for round in 0..100 {
+                let sent = s.limit; // the reader was away: quinn holds all the peer sent
+                let unread = sent - s.read;
+                assert!(unread <= W && unread + s.step >= floor, "{p} B, round {round}: {unread}");
+                if read >= 2 * SPAN {
+                    let most = (PIECES * p).max(floor) + s.step;
+                    assert!(unread <= most, "{p} B, round {round}: {} pieces unread", unread / p);
+                }
+                while s.read < sent {
+                    let n = p.min(sent - s.read);
+                    s.on_read(n);
+                    s.on_piece(n);
+                    s.fit(0);
+                    read += n;
+                }
+            }
+            let ahead = s.limit - s.read;
+            assert!(ahead.abs_diff(settled) <= s.step, "{p} B: {ahead} past the bytes read, not {settled}");
+        }
+        // held: the largest pieces, then nothing used while the peer sends all it may
+        let used = s.read;
+        for _ in 0..10_000 {
+            let n = 1452.min(s.limit - s.read);
+            if n == 0 {
+                break;
+            }
+            s.on_read(n);
+            s.on_piece(n);
+            s.fit(s.read - used);
+            assert!(s.limit - used <= W + 2 * READ, "credit past the bytes used");
+        }
+        assert!(s.limit == s.read && s.read - used <= W + 2 * READ, "held at most a window and a read");
+    }
+
     /// A reader that does not run for a while (a starved task) takes nothing from quinn,
     /// and a peer that always has data sends up to the credit limit meanwhile: what
     /// quinn then buffers unread (`sent - read`) is at most `read_ahead`, whether the
     /// reader holds nothing, everything or is working through what it held; and the
     /// credit is never more than one window, a step and a read past the bytes used.
+    /// (No pieces counted here: `ahead` stays at its floor.)
     #[test]
     fn a_reader_that_stops_lets_quinn_buffer_at_most_read_ahead() {
         let a = read_ahead(W);
