@@ -96,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                         lost=m["lost"],
                         out_of_order=m["out_of_order"],
                         drain=m["drain"],
+                        rss_mib=round(m["zipper_rss_mib"], 1),
                         gaps=sum("too many gaps" in ln for ln in logs),
                     )
                     if m["lost"] or m["out_of_order"]:
@@ -116,9 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     lost = sum(e.get("lost", 0) for e in results)
     fps = sorted(e["fps"] for e in results if "fps" in e)
     median = fps[len(fps) // 2] if fps else 0
+    rss = sorted(e["rss_mib"] for e in results if "rss_mib" in e)
     log(
         f"{len(results)} runs at {args.size} B: {len(bad)} bad, {lost} frames lost in all, "
-        f"median {median:,} frames/s"
+        f"median {median:,} frames/s, zipper RSS at the end of a run: median "
+        f"{rss[len(rss) // 2] if rss else 0} MiB, most {rss[-1] if rss else 0} MiB"
     )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))

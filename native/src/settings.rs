@@ -48,7 +48,8 @@ impl Settings {
 
     /// The most a connection may receive past the bytes its reader took out of quinn:
     /// quinn's connection receive window (`credit.rs`; `connection_window` stays the
-    /// bound past the bytes used). The zipper's is capped (`READ_AHEAD`); a client's is
+    /// bound past the bytes used). The zipper's starts at `READ_AHEAD` and then follows
+    /// the producer's pieces (`credit.rs`); a client's is
     /// the whole window: a Python consumer's process is descheduled more often, and a
     /// capped client window cost Python clients ~12 % of their 1 KiB throughput.
     pub fn read_ahead(&self, side: Side) -> u64 {
