@@ -11,6 +11,7 @@ mod acked;
 mod connection;
 mod credit;
 mod hold;
+mod lane;
 mod liveness;
 mod mesh;
 mod metadata;

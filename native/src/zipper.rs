@@ -31,6 +31,7 @@ use tokio::sync::oneshot;
 use crate::{
     connection::{describe, Connection, CLOSE_CODE},
     hold::StartupHold,
+    lane::{self, Class, ZipperRuntime},
     credit::{Credit, Held},
     liveness::{nudge, Hearing},
     mesh::MeshLink,
@@ -145,6 +146,18 @@ struct Peer {
     progress: Arc<Progress>,
     /// Its receive credit: counted for bytes routed, not read (`credit.rs`).
     credit: Credit,
+    /// Its QUIC driver's lane: slow while it carries no frames (`lane.rs`).
+    lane: Option<Arc<Class>>,
+}
+
+impl Peer {
+    /// It carries a DataFrame (in or out): its QUIC driver stays in the fast lane.
+    #[inline]
+    fn carries(&self) {
+        if let Some(lane) = &self.lane {
+            lane.active();
+        }
+    }
 }
 
 struct Core {
@@ -201,7 +214,12 @@ impl Core {
     /// One connection, from the QUIC handshake to its end.
     async fn serve(self: Arc<Self>, incoming: quinn::Incoming) {
         let addr = incoming.remote_address();
-        let conn = match incoming.await {
+        let (accepted, lane) = lane::accept(incoming);
+        let conn = match accepted {
+            Ok(connecting) => connecting.await,
+            Err(e) => Err(e),
+        };
+        let conn = match conn {
             Ok(c) => c,
             Err(e) => {
                 let reason = tls_reason(&e);
@@ -219,11 +237,11 @@ impl Core {
         if self.stopped.load(Relaxed) {
             conn.close(CLOSE_CODE.into(), b"zipper is shutting down");
         }
-        self.clone().serve_conn(id, conn.clone(), addr).await;
+        self.clone().serve_conn(id, conn.clone(), addr, lane).await;
         self.live.lock().remove(&id);
     }
 
-    async fn serve_conn(self: Arc<Self>, id: u64, conn: quinn::Connection, addr: SocketAddr) {
+    async fn serve_conn(self: Arc<Self>, id: u64, conn: quinn::Connection, addr: SocketAddr, lane: Option<Arc<Class>>) {
         let mut reader = FrameReader::new(self.settings.max_frame_size);
         let deadline = tokio::time::Instant::now() + self.handshake_timeout;
         let first = tokio::time::timeout_at(deadline, async {
@@ -315,15 +333,20 @@ impl Core {
                     closed_as: Mutex::new(None),
                     progress: self.resend.opened(&client_id),
                     credit: Credit::new(self.settings.connection_window(), self.settings.read_ahead(Side::Zipper)),
+                    lane,
                 });
                 peer.credit.read(&conn, read, 0); // the handshake's read, before the peer existed
                 peer.outbox.push(reply);
+                if let Some(lane) = &peer.lane {
+                    lane.registered(); // idle from here on: the slow lane after a grace time
+                }
                 self.peers.write().insert(number, peer.clone());
                 if client_type == STREAM_FUNCTION {
                     let mut router = self.router.write();
                     router.add(number, &tags, &target, peer.clone());
                     // what reached a just-started zipper before it: first, in order
                     for (tag, size, frame) in self.hold.take_for(&tags, &target) {
+                        peer.carries();
                         let sent = peer.outbox.push(frame).is_some() as u64;
                         peer.frames_out.fetch_add(sent, Relaxed);
                         self.stats.record_late(tag, size, sent, 0);
@@ -481,6 +504,7 @@ impl Core {
             return Err(RESERVED_TAG_MESSAGE.into());
         }
         let size = view.payload.len() as u64;
+        peer.carries();
         let index = peer.frames_in.fetch_add(1, Relaxed);
         let md = &frame[view.metadata.clone()];
         let (target, mark) = metadata::target_and(md, RESENT)?;
@@ -528,6 +552,7 @@ impl Core {
                 self.count_drop(&dest);
                 continue;
             }
+            dest.carries();
             if let Some(backlog) = dest.outbox.push(out.clone()) {
                 sent += 1;
                 dest.frames_out.fetch_add(1, Relaxed);
@@ -693,7 +718,8 @@ impl Zipper {
             let cid_key = u64::from_le_bytes(tag.as_ref()[..8].try_into().expect("8 bytes"));
             let mut endpoint_config = quinn::EndpointConfig::new(Arc::new(reset));
             endpoint_config.cid_generator(move || Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key)));
-            quinn::Endpoint::new(endpoint_config, Some(config), sock, Arc::new(quinn::TokioRuntime))
+            // connections that carry no frames wait in a slow lane (lane.rs)
+            quinn::Endpoint::new(endpoint_config, Some(config), sock, Arc::new(ZipperRuntime::new()))
                 .map_err(|e| PyOSError::new_err(e.to_string()))?
         };
         if let Ok(a) = endpoint.local_addr() {

@@ -1,0 +1,443 @@
+//! The zipper's slow lane: the QUIC work of idle connections runs a few connections at
+//! a time, behind the socket, new connections and the ones that carry frames.
+//!
+//! Why: quinn runs the endpoint's driver (which reads the UDP socket) and every
+//! connection's driver as tasks on the zipper's one tokio worker, served first come,
+//! first served. When 10,000 idle clients close at once, each CONNECTION_CLOSE the
+//! driver reads wakes one connection, whose teardown is far more work than the read:
+//! the driver read 50 µs of datagrams, then waited behind the thousands it woke, the
+//! 8 MiB receive buffer overflowed, a new client's Initial was dropped (its handshake
+//! then waited for the client's 1 s retransmission) and a producer's frames waited in
+//! the same queue. Here the driver of a registered connection that has never carried a
+//! DataFrame (an idle one) is polled only with a ticket, which the sweeper hands out
+//! `BATCH` at a time, once per turn of the worker's queue: a flood of idle connections'
+//! work waits in the lane, and the rest of the queue stays short.
+//!
+//! A connection that carries frames is never slowed down, and costs one relaxed load
+//! per poll. quinn 0.11 spawns exactly one future per endpoint before any connection
+//! exists (its driver), then one per connection, from inside `Incoming::accept`
+//! (`accept` below hands the connection's `Class` to its caller).
+
+use std::{
+    cell::RefCell,
+    collections::VecDeque,
+    fmt,
+    future::Future,
+    pin::Pin,
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering::Relaxed},
+        Arc, OnceLock,
+    },
+    task::{Context, Poll, Waker},
+    time::{Duration, Instant},
+};
+
+use parking_lot::Mutex;
+
+/// Idle connections polled per turn of the sweeper (each a connection driver's turn:
+/// a teardown is tens of µs).
+const BATCH: usize = 16;
+
+/// A registered connection that carried no DataFrame for this long after its
+/// registration goes to the slow lane (the HandshakeAck and the first frames go out at
+/// full speed).
+const GRACE: Duration = Duration::from_secs(2);
+
+/// The process's clock origin for `Class::demote_at` (milliseconds since it).
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn now_ms() -> u64 {
+    epoch().elapsed().as_millis() as u64 + 1
+}
+
+/// One connection driver's place: in the fast lane (the default) or the slow one.
+#[derive(Default)]
+pub struct Class {
+    /// Carried a DataFrame: fast for good.
+    active: AtomicBool,
+    /// Idle since `demote_at`: polled with a ticket only.
+    slow: AtomicBool,
+    /// When an idle registered connection goes slow (ms since `epoch`, 0: not registered).
+    demote_at: AtomicU64,
+    /// The sweeper let it run once.
+    ticket: AtomicBool,
+    /// Waiting in the sweeper's queue.
+    queued: AtomicBool,
+    /// Its task's waker while queued (to wake it at once if it turns active).
+    waker: Mutex<Option<Waker>>,
+}
+
+impl Class {
+    /// Registered now: slow after `GRACE` unless it carries a DataFrame.
+    pub fn registered(&self) {
+        self.demote_at.store(now_ms() + GRACE.as_millis() as u64, Relaxed);
+    }
+
+    /// It carries frames: fast from now on (cheap when it already is).
+    #[inline]
+    pub fn active(&self) {
+        if !self.active.load(Relaxed) {
+            self.active.store(true, Relaxed);
+            self.slow.store(false, Relaxed);
+            if let Some(w) = self.waker.lock().take() {
+                w.wake();
+            }
+        }
+    }
+
+    /// Whether this turn of its driver goes ahead (false: it waits in `lane`).
+    fn may_run(self: &Arc<Self>, lane: &Lane, cx: &Context<'_>) -> bool {
+        if !self.slow.load(Relaxed) {
+            if self.active.load(Relaxed) {
+                return true;
+            }
+            let at = self.demote_at.load(Relaxed);
+            if at == 0 || now_ms() < at {
+                return true;
+            }
+            self.slow.store(true, Relaxed);
+        }
+        if self.ticket.swap(false, Relaxed) {
+            return true;
+        }
+        if !self.queued.swap(true, Relaxed) {
+            *self.waker.lock() = Some(cx.waker().clone());
+            lane.push(self.clone());
+        }
+        // it turned active meanwhile: it runs now
+        !self.slow.load(Relaxed)
+    }
+}
+
+impl fmt::Debug for Class {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Class").field("active", &self.active).field("slow", &self.slow).finish_non_exhaustive()
+    }
+}
+
+/// The queue of slow connections waiting for a ticket (at most one entry per
+/// connection, so bounded by the connections), and its sweeper's waker while it is idle.
+#[derive(Default)]
+struct Lane {
+    queue: Mutex<Queue>,
+    closed: AtomicBool,
+}
+
+#[derive(Default)]
+struct Queue {
+    waiting: VecDeque<Arc<Class>>,
+    /// Set while the sweeper is idle (its queue was empty on a whole turn).
+    sweeper: Option<Waker>,
+}
+
+impl Lane {
+    fn push(&self, class: Arc<Class>) {
+        let idle = {
+            let mut q = self.queue.lock();
+            q.waiting.push_back(class);
+            q.sweeper.take()
+        };
+        if let Some(w) = idle {
+            w.wake();
+        }
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Relaxed);
+        let (idle, queued) = {
+            let mut q = self.queue.lock();
+            (q.sweeper.take(), std::mem::take(&mut q.waiting))
+        };
+        if let Some(w) = idle {
+            w.wake();
+        }
+        for class in queued {
+            class.waker.lock().take();
+        }
+    }
+}
+
+/// Hands out tickets: `BATCH` queued connections per turn, then goes to the back of the
+/// worker's queue, behind them and everything else that is ready. A push wakes it only
+/// when it is idle: a wake from another task would put it first in line (tokio's LIFO
+/// slot), so while there is work it reschedules itself, which tokio treats as a yield.
+struct Sweeper(Arc<Lane>);
+
+impl Future for Sweeper {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let lane = &self.0;
+        if lane.closed.load(Relaxed) {
+            return Poll::Ready(());
+        }
+        let batch: Vec<Arc<Class>> = {
+            let mut q = lane.queue.lock();
+            if q.waiting.is_empty() {
+                q.sweeper = Some(cx.waker().clone()); // idle until the next push
+                return Poll::Pending;
+            }
+            let n = q.waiting.len().min(BATCH);
+            q.waiting.drain(..n).collect()
+        };
+        for class in batch {
+            class.ticket.store(true, Relaxed);
+            class.queued.store(false, Relaxed);
+            if let Some(w) = class.waker.lock().take() {
+                w.wake();
+            }
+        }
+        cx.waker().wake_by_ref(); // one more turn: idle only after a turn with nothing queued
+        Poll::Pending
+    }
+}
+
+/// A connection driver, polled when its `Class` lets it.
+struct Driver {
+    inner: Pin<Box<dyn Future<Output = ()> + Send>>,
+    class: Arc<Class>,
+    lane: Arc<Lane>,
+}
+
+impl Future for Driver {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.class.may_run(&self.lane, cx) {
+            return Poll::Pending;
+        }
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+thread_local! {
+    /// The `Class` of the connection whose driver was spawned last on this thread.
+    static SPAWNED: RefCell<Option<Arc<Class>>> = const { RefCell::new(None) };
+}
+
+/// `incoming.accept()`, and the `Class` of its connection's driver (None: it was not
+/// spawned by a `ZipperRuntime`).
+pub fn accept(incoming: quinn::Incoming) -> (Result<quinn::Connecting, quinn::ConnectionError>, Option<Arc<Class>>) {
+    SPAWNED.with(|s| s.borrow_mut().take());
+    let accepted = incoming.accept();
+    (accepted, SPAWNED.with(|s| s.borrow_mut().take()))
+}
+
+/// quinn's runtime for the zipper's endpoint: tokio's, with its connections' drivers in
+/// lanes (see the module docs). The sweeper runs until the runtime is dropped, which is
+/// when the endpoint and its last connection are gone.
+pub struct ZipperRuntime {
+    lane: Arc<Lane>,
+    driver_spawned: AtomicBool,
+}
+
+impl ZipperRuntime {
+    /// Call inside the tokio runtime that will run the endpoint (it starts the sweeper).
+    pub fn new() -> Self {
+        let lane = Arc::new(Lane::default());
+        tokio::spawn(Sweeper(lane.clone()));
+        ZipperRuntime { lane, driver_spawned: AtomicBool::new(false) }
+    }
+}
+
+impl Drop for ZipperRuntime {
+    fn drop(&mut self) {
+        // no driver is left (each holds the runtime): the sweeper ends
+        self.lane.close();
+    }
+}
+
+impl fmt::Debug for ZipperRuntime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ZipperRuntime").finish_non_exhaustive()
+    }
+}
+
+impl quinn::Runtime for ZipperRuntime {
+    fn new_timer(&self, i: Instant) -> Pin<Box<dyn quinn::AsyncTimer>> {
+        quinn::Runtime::new_timer(&quinn::TokioRuntime, i)
+    }
+
+    fn spawn(&self, future: Pin<Box<dyn Future<Output = ()> + Send>>) {
+        if !self.driver_spawned.swap(true, Relaxed) {
+            return quinn::Runtime::spawn(&quinn::TokioRuntime, future); // the endpoint's driver
+        }
+        let class = Arc::new(Class::default());
+        SPAWNED.with(|s| *s.borrow_mut() = Some(class.clone()));
+        quinn::Runtime::spawn(&quinn::TokioRuntime, Box::pin(Driver { inner: future, class, lane: self.lane.clone() }));
+    }
+
+    fn wrap_udp_socket(&self, sock: std::net::UdpSocket) -> std::io::Result<Arc<dyn quinn::AsyncUdpSocket>> {
+        quinn::Runtime::wrap_udp_socket(&quinn::TokioRuntime, sock)
+    }
+
+    fn now(&self) -> Instant {
+        quinn::Runtime::now(&quinn::TokioRuntime)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    impl Class {
+        /// Idle since long ago (as if registered more than `GRACE` ago).
+        fn idle(&self) {
+            self.demote_at.store(1, Relaxed);
+        }
+    }
+
+    /// Runs `test` as a task on a runtime of the zipper's shape (one worker).
+    fn on_worker<T: Send + 'static>(test: impl Future<Output = T> + Send + 'static) -> T {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        rt.block_on(async { tokio::spawn(test).await.unwrap() })
+    }
+
+    /// Fake connection drivers spawned through `rt` (after its endpoint driver); each
+    /// waits for `go`, then counts itself in `done`. Returns their classes once every one
+    /// of them waits.
+    async fn drivers(rt: &ZipperRuntime, n: usize, go: &Arc<tokio::sync::Notify>, done: &Arc<AtomicUsize>) -> Vec<Arc<Class>> {
+        let waiting = Arc::new(AtomicUsize::new(0));
+        let classes = (0..n)
+            .map(|_| {
+                let (go, done, waiting) = (go.clone(), done.clone(), waiting.clone());
+                quinn::Runtime::spawn(
+                    rt,
+                    Box::pin(async move {
+                        let wait = go.notified();
+                        tokio::pin!(wait);
+                        wait.as_mut().enable();
+                        waiting.fetch_add(1, Relaxed);
+                        wait.await;
+                        done.fetch_add(1, Relaxed);
+                    }),
+                );
+                SPAWNED.with(|s| s.borrow_mut().take()).expect("a connection driver has a class")
+            })
+            .collect();
+        while waiting.load(Relaxed) < n {
+            tokio::task::yield_now().await;
+        }
+        classes
+    }
+
+    /// Waits one turn of the worker's queue as quinn's endpoint driver does between two
+    /// reads of the socket (it wakes itself and goes to the back).
+    async fn one_turn() {
+        let mut first = true;
+        std::future::poll_fn(|cx| {
+            if std::mem::take(&mut first) {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            Poll::Ready(())
+        })
+        .await
+    }
+
+    async fn until(done: &AtomicUsize, n: usize) -> usize {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while done.load(Relaxed) < n && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        done.load(Relaxed)
+    }
+
+    fn endpoint() -> ZipperRuntime {
+        let rt = ZipperRuntime::new();
+        quinn::Runtime::spawn(&rt, Box::pin(async {})); // the endpoint's driver: never in a lane
+        rt
+    }
+
+    #[test]
+    fn a_burst_of_idle_connections_waits_in_the_lane_behind_other_work() {
+        let (before, all) = on_worker(async {
+            let rt = endpoint();
+            let go = Arc::new(tokio::sync::Notify::new());
+            let done = Arc::new(AtomicUsize::new(0));
+            let idle = drivers(&rt, 200, &go, &done).await;
+            for c in &idle {
+                c.idle();
+            }
+            go.notify_waiters(); // 200 idle connections wake at once (a mass close)
+            one_turn().await; // the endpoint's next read of the socket
+            let before = done.load(Relaxed);
+            (before, until(&done, 200).await)
+        });
+        assert!(before <= 2 * BATCH, "{before} of 200 idle connections ran before the endpoint's next turn: the lane did not hold them");
+        assert_eq!(all, 200, "every idle connection ran in the end (no lost wake-up)");
+    }
+
+    #[test]
+    fn without_the_lane_the_same_burst_runs_first() {
+        // the control for the test above: what tokio alone does
+        let before = on_worker(async {
+            let go = Arc::new(tokio::sync::Notify::new());
+            let done = Arc::new(AtomicUsize::new(0));
+            let rt = quinn::TokioRuntime;
+            let waiting = Arc::new(AtomicUsize::new(0));
+            for _ in 0..200 {
+                let (go, done, waiting) = (go.clone(), done.clone(), waiting.clone());
+                quinn::Runtime::spawn(
+                    &rt,
+                    Box::pin(async move {
+                        let wait = go.notified();
+                        tokio::pin!(wait);
+                        wait.as_mut().enable();
+                        waiting.fetch_add(1, Relaxed);
+                        wait.await;
+                        done.fetch_add(1, Relaxed);
+                    }),
+                );
+            }
+            while waiting.load(Relaxed) < 200 {
+                tokio::task::yield_now().await;
+            }
+            go.notify_waiters();
+            one_turn().await;
+            done.load(Relaxed)
+        });
+        assert_eq!(before, 200, "tokio alone runs the whole burst before the endpoint's next turn");
+    }
+
+    #[test]
+    fn a_queued_connection_that_turns_active_runs_at_once() {
+        let ran = on_worker(async {
+            let rt = endpoint();
+            let go = Arc::new(tokio::sync::Notify::new());
+            let done = Arc::new(AtomicUsize::new(0));
+            let idle = drivers(&rt, 1, &go, &done).await;
+            idle[0].idle();
+            rt.lane.closed.store(true, Relaxed); // no tickets: only a promotion lets it run
+            go.notify_waiters();
+            for _ in 0..50 {
+                tokio::task::yield_now().await;
+            }
+            let held = done.load(Relaxed);
+            idle[0].active();
+            (held, until(&done, 1).await)
+        });
+        assert_eq!(ran, (0, 1), "held while idle, run once active");
+    }
+
+    #[test]
+    fn new_and_active_connections_are_never_held() {
+        let done = on_worker(async {
+            let rt = endpoint();
+            rt.lane.closed.store(true, Relaxed); // no tickets at all
+            let go = Arc::new(tokio::sync::Notify::new());
+            let done = Arc::new(AtomicUsize::new(0));
+            let classes = drivers(&rt, 3, &go, &done).await;
+            classes[1].registered(); // within its grace time
+            classes[2].idle();
+            classes[2].active(); // carried a frame
+            go.notify_waiters();
+            until(&done, 3).await
+        });
+        assert_eq!(done, 3);
+    }
+}
