@@ -10,7 +10,7 @@
 //! then waited for the client's 1 s retransmission) and a producer's frames waited in
 //! the same queue. Here the driver of a registered connection that has never carried a
 //! DataFrame (an idle one) is polled only with a ticket, which the sweeper hands out
-//! `BATCH` at a time, once per turn of the worker's queue: a flood of idle connections'
+//! a slice at a time, once per turn of the worker's queue: a flood of idle connections'
 //! work waits in the lane, and the rest of the queue stays short.
 //!
 //! A connection that carries frames is never slowed down, and costs one relaxed load
@@ -34,9 +34,10 @@ use std::{
 
 use parking_lot::Mutex;
 
-/// Idle connections polled per turn of the sweeper (each a connection driver's turn:
-/// a teardown is tens of µs).
+/// Idle connections let run per turn of the sweeper, at least (each a connection
+/// driver's turn: a teardown is tens of µs).
 const BATCH: usize = 16;
+const MAX_BATCH: usize = 128;
 
 /// A registered connection that carried no DataFrame for this long after its
 /// registration goes to the slow lane (the HandshakeAck and the first frames go out at
@@ -160,7 +161,7 @@ impl Lane {
     }
 }
 
-/// Hands out tickets: `BATCH` queued connections per turn, then goes to the back of the
+/// Hands out tickets: `BATCH` or a sixteenth of the queued connections per turn, then goes to the back of the
 /// worker's queue, behind them and everything else that is ready. A push wakes it only
 /// when it is idle: a wake from another task would put it first in line (tokio's LIFO
 /// slot), so while there is work it reschedules itself, which tokio treats as a yield.
@@ -180,7 +181,12 @@ impl Future for Sweeper {
                 q.sweeper = Some(cx.waker().clone()); // idle until the next push
                 return Poll::Pending;
             }
-            let n = q.waiting.len().min(BATCH);
+            // a sixteenth of the queue, at least `BATCH`: the lane keeps up with any
+            // steady load (keep-alives of thousands of idle connections while others
+            // handshake) and still cuts a burst into slices; at most `MAX_BATCH`, so
+            // that a slice fits tokio's local queue (256: what overflows goes to the
+            // queue where wake-ups from other threads, Python's answers, wait)
+            let n = q.waiting.len().min((q.waiting.len() / 16).clamp(BATCH, MAX_BATCH));
             q.waiting.drain(..n).collect()
         };
         for class in batch {
@@ -210,6 +216,76 @@ impl Future for Driver {
             return Poll::Pending;
         }
         self.inner.as_mut().poll(cx)
+    }
+}
+
+/// How long the endpoint's driver may read the socket per turn of the worker's queue
+/// (quinn reads for 50 µs, then goes to the back of the queue).
+const READ_TURN: Duration = Duration::from_millis(1);
+
+/// The endpoint's driver, polled again while it asks for more turns, for up to
+/// `READ_TURN`: in a burst of datagrams for idle connections each read costs little
+/// (their work waits in the lane), and a short turn would let the socket's buffer
+/// overflow behind the lane's slices. A turn that drains the socket ends at once.
+struct Reader {
+    inner: Pin<Box<dyn Future<Output = ()> + Send>>,
+    wake: Arc<Forward>,
+    waker: Waker,
+}
+
+/// The waker the endpoint's driver is polled with: notes that it asked for another
+/// turn, and passes the wake-up on to its task.
+#[derive(Default)]
+struct Forward {
+    again: AtomicBool,
+    task: Mutex<Option<Waker>>,
+}
+
+impl std::task::Wake for Forward {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.again.store(true, Relaxed);
+        if let Some(w) = self.task.lock().as_ref() {
+            w.wake_by_ref();
+        }
+    }
+}
+
+impl Reader {
+    fn new(inner: Pin<Box<dyn Future<Output = ()> + Send>>) -> Self {
+        let wake = Arc::new(Forward::default());
+        Reader { inner, waker: Waker::from(wake.clone()), wake }
+    }
+}
+
+impl Future for Reader {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        {
+            let mut task = self.wake.task.lock();
+            if !task.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *task = Some(cx.waker().clone());
+            }
+        }
+        let this = &mut *self;
+        let mut started: Option<Instant> = None;
+        loop {
+            this.wake.again.store(false, Relaxed);
+            if this.inner.as_mut().poll(&mut Context::from_waker(&this.waker)).is_ready() {
+                return Poll::Ready(());
+            }
+            if !this.wake.again.load(Relaxed) {
+                return Poll::Pending;
+            }
+            let t0 = *started.get_or_insert_with(Instant::now);
+            if t0.elapsed() >= READ_TURN {
+                return Poll::Pending; // its task was woken: the back of the queue
+            }
+        }
     }
 }
 
@@ -263,7 +339,7 @@ impl quinn::Runtime for ZipperRuntime {
 
     fn spawn(&self, future: Pin<Box<dyn Future<Output = ()> + Send>>) {
         if !self.driver_spawned.swap(true, Relaxed) {
-            return quinn::Runtime::spawn(&quinn::TokioRuntime, future); // the endpoint's driver
+            return quinn::Runtime::spawn(&quinn::TokioRuntime, Box::pin(Reader::new(future))); // the endpoint's driver
         }
         let class = Arc::new(Class::default());
         SPAWNED.with(|s| *s.borrow_mut() = Some(class.clone()));
