@@ -37,6 +37,7 @@ use parking_lot::Mutex;
 /// Idle connections let run per turn of the sweeper, at least (each a connection
 /// driver's turn: a teardown is tens of µs).
 const BATCH: usize = 16;
+/// At most this many per turn (see `Sweeper`).
 const MAX_BATCH: usize = 128;
 
 /// A registered connection that carried no DataFrame for this long after its
@@ -100,6 +101,10 @@ impl Class {
                 return true;
             }
             self.slow.store(true, Relaxed);
+            if self.active.load(Relaxed) {
+                self.slow.store(false, Relaxed); // it turned active just now (another thread)
+                return true;
+            }
         }
         if self.ticket.swap(false, Relaxed) {
             return true;
