@@ -166,10 +166,11 @@ impl Lane {
     }
 }
 
-/// Hands out tickets: `BATCH` or a sixteenth of the queued connections per turn, then goes to the back of the
-/// worker's queue, behind them and everything else that is ready. A push wakes it only
-/// when it is idle: a wake from another task would put it first in line (tokio's LIFO
-/// slot), so while there is work it reschedules itself, which tokio treats as a yield.
+/// Hands out tickets: a slice of the queued connections per turn, then goes to the back
+/// of the worker's queue, behind them and everything else that is ready. A push wakes
+/// it only when it is idle: a wake from another task would put it first in line
+/// (tokio's LIFO slot), so while there is work it reschedules itself, which tokio
+/// treats as a yield.
 struct Sweeper(Arc<Lane>);
 
 impl Future for Sweeper {
