@@ -37,8 +37,14 @@ use parking_lot::Mutex;
 /// Idle connections let run per turn of the sweeper, at least (each a connection
 /// driver's turn: a teardown is tens of µs).
 const BATCH: usize = 16;
-/// At most this many per turn (see `Sweeper`).
+/// At most this many per turn while none has waited long (see `Sweeper`).
 const MAX_BATCH: usize = 128;
+/// Once the oldest queued one has waited `AGE_START`, `BATCH` more per turn, and twice
+/// as many more for each `AGE_STEP` after that: however busy the worker, none waits
+/// much over 1.5 s (an idle connection's keep-alive PING is due 2 s into the 5 s idle
+/// timeout), while a mass close's slices stay small for the first second.
+const AGE_START: Duration = Duration::from_secs(1);
+const AGE_STEP: Duration = Duration::from_millis(100);
 
 /// A registered connection that carried no DataFrame for this long after its
 /// registration goes to the slow lane (the HandshakeAck and the first frames go out at
@@ -134,7 +140,8 @@ struct Lane {
 
 #[derive(Default)]
 struct Queue {
-    waiting: VecDeque<Arc<Class>>,
+    /// Each with the time it was queued.
+    waiting: VecDeque<(Instant, Arc<Class>)>,
     /// Set while the sweeper is idle (its queue was empty on a whole turn).
     sweeper: Option<Waker>,
 }
@@ -143,7 +150,7 @@ impl Lane {
     fn push(&self, class: Arc<Class>) {
         let idle = {
             let mut q = self.queue.lock();
-            q.waiting.push_back(class);
+            q.waiting.push_back((Instant::now(), class));
             q.sweeper.take()
         };
         if let Some(w) = idle {
@@ -160,7 +167,7 @@ impl Lane {
         if let Some(w) = idle {
             w.wake();
         }
-        for class in queued {
+        for (_, class) in queued {
             class.waker.lock().take();
         }
     }
@@ -187,13 +194,16 @@ impl Future for Sweeper {
                 q.sweeper = Some(cx.waker().clone()); // idle until the next push
                 return Poll::Pending;
             }
-            // a sixteenth of the queue, at least `BATCH`: the lane keeps up with any
-            // steady load (keep-alives of thousands of idle connections while others
-            // handshake) and still cuts a burst into slices; at most `MAX_BATCH`, so
-            // that a slice fits tokio's local queue (256: what overflows goes to the
-            // queue where wake-ups from other threads, Python's answers, wait)
-            let n = q.waiting.len().min((q.waiting.len() / 16).clamp(BATCH, MAX_BATCH));
-            q.waiting.drain(..n).collect()
+            // a sixteenth of the queue, at least `BATCH`, at most `MAX_BATCH` (so that a
+            // slice fits tokio's local queue, 256: what overflows goes to the queue where
+            // wake-ups from other threads, Python's answers among them, wait); and
+            // more and more once the oldest has waited `AGE_START`, so that the lane keeps
+            // up with any steady load (the keep-alives of thousands of idle
+            // connections while the worker is busy with handshakes: an idle
+            // connection's PING must go out well within the 5 s idle timeout)
+            let waited = q.waiting.front().map_or(Duration::ZERO, |(at, _)| at.elapsed());
+            let n = slice(q.waiting.len(), waited);
+            q.waiting.drain(..n).map(|(_, class)| class).collect()
         };
         for class in batch {
             class.ticket.store(true, Relaxed);
@@ -205,6 +215,13 @@ impl Future for Sweeper {
         cx.waker().wake_by_ref(); // one more turn: idle only after a turn with nothing queued
         Poll::Pending
     }
+}
+
+/// How many of `queued` get a ticket this turn, the oldest having waited `waited`.
+fn slice(queued: usize, waited: Duration) -> usize {
+    let late = waited.saturating_sub(AGE_START);
+    let aged = if late.is_zero() { 0 } else { BATCH << (late.as_millis() / AGE_STEP.as_millis()).min(20) };
+    queued.min((queued / 16).clamp(BATCH, MAX_BATCH) + aged)
 }
 
 /// A connection driver, polled when its `Class` lets it.
@@ -452,6 +469,20 @@ mod tests {
         });
         assert!(before <= 2 * BATCH, "{before} of 200 idle connections ran before the endpoint's next turn: the lane did not hold them");
         assert_eq!(all, 200, "every idle connection ran in the end (no lost wake-up)");
+    }
+
+    #[test]
+    fn slices_grow_with_the_queue_and_with_the_oldest_ones_wait() {
+        let ms = Duration::from_millis;
+        assert_eq!(slice(5, ms(0)), 5);
+        assert_eq!(slice(200, ms(0)), BATCH);
+        assert_eq!(slice(1_000, ms(50)), 1_000 / 16);
+        assert_eq!(slice(10_000, ms(0)), MAX_BATCH, "a burst is cut into slices that fit tokio's local queue");
+        assert_eq!(slice(10_000, ms(900)), MAX_BATCH, "slices stay small for a second");
+        assert_eq!(slice(10_000, ms(1_050)), MAX_BATCH + BATCH);
+        assert_eq!(slice(10_000, ms(1_300)), MAX_BATCH + 8 * BATCH);
+        assert_eq!(slice(10_000, ms(2_000)), 10_000, "a lane that fell behind catches up");
+        assert_eq!(slice(100, ms(10_000)), 100);
     }
 
     #[test]
