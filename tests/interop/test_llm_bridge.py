@@ -408,7 +408,11 @@ def test_mcp_lists_and_calls_python_functions(bridge: Bridge) -> None:
             result = await client.call_tool("get-weather", NEW_YORK)
             return tools, result
 
-    tools, result = asyncio.run(session())
+    try:
+        tools, result = asyncio.run(session())
+    except Exception as exc:  # say what Go's MCP server had done with its tools by then
+        mcp_lines = [r for r in bridge.zipper.logs if "mcp" in str(r.get("msg", ""))]
+        raise AssertionError(f"MCP session failed: {exc!r}; Go's [mcp] log: {mcp_lines}") from exc
     assert tools["get-weather"].input_schema == bridge.overview()["get-weather"]["parameters"]
     assert tools["get-weather"].description == "Get current weather for a given city"
     # without an input schema Go's MCP server offers an empty object schema
