@@ -77,8 +77,9 @@ if [ -z "${YOMO_TEST_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; th
   fi
 fi
 # The native module is tested through Python (tests/unit/test_native.py and every
-# integration test on the native path); `cargo test --lib` in native/ runs its own
-# small unit tests and is left out here to keep CI's build to one.
+# integration test on the native path) and by its own unit tests (`cargo test --lib`
+# in native/: the slow lane's order of work, the read-ahead credit's bounds, which no
+# Python test can pin down), run in the background part below.
 echo "== ruff"
 lint_dirs=()
 for d in src tests bench examples fuzz reliability; do [ -d "$d" ] && lint_dirs+=("$d"); done
@@ -108,10 +109,20 @@ qh3_pass() {
     YOMO_QUIC_BACKEND=qh3 "$VENV/bin/python" -m pytest -ra -q "${integration_core[@]}"
   fi
 }
-# interop_then_qh3: the Go interop tests, then the pure-Python path's pass.
+# native_unit_tests: native/'s Rust unit tests (a debug build of its own, in the same
+# cargo cache), linked against the venv's interpreter like the module itself.
+native_unit_tests() {
+  if [ "$native_ok" = 1 ]; then
+    echo "== cargo test --lib (native/)"
+    (cd native && PYO3_PYTHON="$main_python" cargo test --lib --quiet)
+  fi
+}
+# interop_then_qh3: the Go interop tests, then the pure-Python path's pass and the
+# native unit tests.
 interop_then_qh3() {
   "$VENV/bin/python" -m pytest -ra --durations=10 tests/interop
   qh3_pass
+  native_unit_tests
 }
 echo "== pytest"
 # --durations: the slowest tests in the log, to keep CI (.ci/run) well under 30 minutes.
@@ -121,14 +132,15 @@ if [ $# = 0 ] && [ "$serial" != 1 ]; then
   # mostly wait on Go processes (building the Go peers on a cold cache, Go's 60 s
   # tool-call timeout in test_llm_bridge.py), so the rest uses the time. The qh3 pass
   # follows them there: the rest takes longer (~9 minutes against ~5).
-  bg_start "pytest tests/interop (Go interop), then the pure-Python path's pass" interop_then_qh3
+  bg_start "pytest tests/interop (Go interop), then the pure-Python path's pass and cargo test" interop_then_qh3
   "$VENV/bin/python" -m pytest -ra --durations=25 --ignore=tests/interop
   bg_finish
-  echo "== pytest and the qh3 pass: $((SECONDS - started)) s (whole script so far: $SECONDS s)"
+  echo "== pytest, the qh3 pass and cargo test: $((SECONDS - started)) s (whole script so far: $SECONDS s)"
 else
   "$VENV/bin/python" -m pytest -ra --durations=25 "$@"
   echo "== pytest: $((SECONDS - started)) s (whole script so far: $SECONDS s)"
   qh3_pass
+  if [ $# = 0 ]; then native_unit_tests; fi
 fi
 # Other interpreters get venvs of their own (.venv-test3NN). The native module is
 # abi3 (one binary for Python 3.10+, as in a wheel): it is built once, above, and
