@@ -396,6 +396,23 @@ mod tests {
         rt.block_on(async { tokio::spawn(test).await.unwrap() })
     }
 
+    /// A fake connection driver: counts itself in `waiting`, waits for `go`, then counts
+    /// itself in `done`.
+    fn parked(
+        go: Arc<tokio::sync::Notify>,
+        done: Arc<AtomicUsize>,
+        waiting: Arc<AtomicUsize>,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(async move {
+            let wait = go.notified();
+            tokio::pin!(wait);
+            wait.as_mut().enable();
+            waiting.fetch_add(1, Relaxed);
+            wait.await;
+            done.fetch_add(1, Relaxed);
+        })
+    }
+
     /// Fake connection drivers spawned through `rt` (after its endpoint driver); each
     /// waits for `go`, then counts itself in `done`. Returns their classes once every one
     /// of them waits.
@@ -404,17 +421,7 @@ mod tests {
         let classes = (0..n)
             .map(|_| {
                 let (go, done, waiting) = (go.clone(), done.clone(), waiting.clone());
-                quinn::Runtime::spawn(
-                    rt,
-                    Box::pin(async move {
-                        let wait = go.notified();
-                        tokio::pin!(wait);
-                        wait.as_mut().enable();
-                        waiting.fetch_add(1, Relaxed);
-                        wait.await;
-                        done.fetch_add(1, Relaxed);
-                    }),
-                );
+                quinn::Runtime::spawn(rt, parked(go, done, waiting));
                 SPAWNED.with(|s| s.borrow_mut().take()).expect("a connection driver has a class")
             })
             .collect();
@@ -495,17 +502,7 @@ mod tests {
             let waiting = Arc::new(AtomicUsize::new(0));
             for _ in 0..200 {
                 let (go, done, waiting) = (go.clone(), done.clone(), waiting.clone());
-                quinn::Runtime::spawn(
-                    &rt,
-                    Box::pin(async move {
-                        let wait = go.notified();
-                        tokio::pin!(wait);
-                        wait.as_mut().enable();
-                        waiting.fetch_add(1, Relaxed);
-                        wait.await;
-                        done.fetch_add(1, Relaxed);
-                    }),
-                );
+                quinn::Runtime::spawn(&rt, parked(go, done, waiting));
             }
             while waiting.load(Relaxed) < 200 {
                 tokio::task::yield_now().await;
