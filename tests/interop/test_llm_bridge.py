@@ -14,6 +14,12 @@ ignore this.``. To check that exact text at the cost of at most one such wait, t
 two calls that end that way, one to a function that answers late and one to a
 function whose process is killed mid-call, are fired in the background when the
 module starts; every other test runs meanwhile, and the last tests collect them.
+
+Go's MCP server only learns of a function when it registers: a function whose
+handshake lands before the MCP server exists is served by the AI bridge but is never
+an MCP tool (``tools/call`` answers ``unknown tool``), and Go starts that server in a
+goroutine beside the zipper, so "zipper is up and running" does not mean it exists.
+The functions connect only once the MCP endpoint answers (see docs/interop.md).
 """
 
 from __future__ import annotations
@@ -87,6 +93,9 @@ SCRIPT = by_prompt(
         "vanishing weather": call_tools_then_answer({"vanishing": {}}),
     }
 )
+
+#: The functions this process runs for the whole module (vanishing is killed mid-way).
+IN_PROCESS = {"get-weather", "add", "flaky", "whoami", "slow"}
 
 VANISHING_FILE = """
 import sys
@@ -212,6 +221,11 @@ def bridge(go_bins: GoBins, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         }
     }
     zipper = zippers("zipper-llm", port=free_udp_port(), extra=config)
+    # Go: cli/serve.go serveCmd runs mcp.Start in a goroutine and serves functions at once;
+    # pkg/bridge/mcp/server.go MCPToolStore.AddMCPTool drops a tool while its server is nil.
+    # mcp.Start sets that server before it listens, so an answer on /health means it is set.
+    mcp_url = f"http://127.0.0.1:{mcp_port}"
+    _wait(lambda: httpx.get(f"{mcp_url}/health", timeout=5).status_code == 200, "Go's MCP server")
     errors: list[BaseException] = []
     release = threading.Event()
     functions: list[Any] = []
@@ -235,11 +249,11 @@ def bridge(go_bins: GoBins, tmp_path_factory: pytest.TempPathFactory) -> Iterato
                 called.set()
 
     threading.Thread(target=watch, daemon=True).start()
-    b = Bridge(zipper, llm, f"http://127.0.0.1:{http_port}", f"http://127.0.0.1:{mcp_port}",
+    b = Bridge(zipper, llm, f"http://127.0.0.1:{http_port}", mcp_url,
                errors, release, vanishing, called)  # fmt: skip
     try:
         functions = _functions(zipper.addr, errors, release)
-        names = {"get-weather", "add", "flaky", "whoami", "slow", "vanishing"}
+        names = IN_PROCESS | {"vanishing"}
         _wait(lambda: names <= set(b.overview()), "the functions on /overview")
         yield b
     finally:
@@ -405,14 +419,24 @@ def test_mcp_lists_and_calls_python_functions(bridge: Bridge) -> None:
     async def session() -> tuple[dict[str, Any], Any]:
         async with mcp.Client(f"{bridge.mcp}/mcp") as client:
             tools = {t.name: t for t in (await client.list_tools()).tools}
+            # every in-process function is on /overview (the fixture waited): Go's MCP
+            # server must offer each of them too, before any is called
+            missing = IN_PROCESS - set(tools)
+            assert not missing, f"Go's MCP server does not offer {sorted(missing)}"
             result = await client.call_tool("get-weather", NEW_YORK)
             return tools, result
 
     try:
         tools, result = asyncio.run(session())
     except Exception as exc:  # say what Go's MCP server had done with its tools by then
-        mcp_lines = [r for r in bridge.zipper.logs if "mcp" in str(r.get("msg", ""))]
-        raise AssertionError(f"MCP session failed: {exc!r}; Go's [mcp] log: {mcp_lines}") from exc
+        lines = [
+            r
+            for r in bridge.zipper.logs
+            if any(word in str(r.get("msg", "")) for word in ("[mcp]", "ai function"))
+        ]
+        raise AssertionError(
+            f"MCP session failed: {exc!r}; Go's [mcp] and (un)register log: {lines}"
+        ) from exc
     assert tools["get-weather"].input_schema == bridge.overview()["get-weather"]["parameters"]
     assert tools["get-weather"].description == "Get current weather for a given city"
     # without an input schema Go's MCP server offers an empty object schema
