@@ -1,7 +1,7 @@
 """Clients with zero-length QUIC connection ids (as every Go quic-go client) reach the zipper.
 
 qh3 2.1 cannot serve them, so the zipper hands such connections to aioquic on
-the same socket (transport/_server.py ``_Entry``). The client here is a bare
+the same socket (transport/_server.py ``_SplitServer``). The client here is a bare
 aioquic connection with ``connection_id_length=0``, so no Go toolchain is needed.
 This is the pure-Python path's split (the zipper runs on qh3 here); the native path
 (quinn) serves quic-go's empty ids itself, which the Go interop suite covers.

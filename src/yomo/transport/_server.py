@@ -1,10 +1,8 @@
 """Listening for YoMo clients with the qh3 or aioquic backend.
 
 qh3 on Linux listens through its batched (recvmmsg/GSO) UDP transport and
-shares the socket with an aioquic server for clients qh3 cannot serve; a zipper
-with mutual TLS runs on aioquic alone. Either way the socket's datagrams enter
-through ``_Entry``, which hands an established connection's datagrams straight
-to it.
+shares the socket with an aioquic server for clients qh3 cannot serve
+(``_SplitServer``); a zipper with mutual TLS runs on aioquic alone.
 """
 
 from __future__ import annotations
@@ -94,54 +92,34 @@ async def listen(spec: ListenSpec, backend: Backend) -> Listener:
     return Listener(server, (str(sockname[0]), int(sockname[1])), tls.mode, name)
 
 
-class _Entry(asyncio.DatagramProtocol):
-    """The zipper's UDP socket: each datagram to its connection, or to a server.
+class _SplitServer(asyncio.DatagramProtocol):
+    """One UDP socket, two QUIC servers: qh3 for most clients, aioquic for empty client ids.
 
-    A datagram of a known connection (a short header whose destination id is in a
-    server's table) goes straight to that connection: the server would parse its
-    header a second time to find the same table entry. Handshake packets and unknown
-    ids go to a server, which makes new connections.
-
-    With a second server the socket is shared: qh3 for most clients, aioquic for
-    empty client ids. qh3 2.1 cannot serve a client whose source connection id is
-    empty: the handshake fails ("initial_source_connection_id does not match") and
-    its replies go to the client's original destination id. quic-go, so every Go
-    YoMo client, uses empty ids; aioquic serves them fine. A datagram goes to the
-    server that owns its destination id; a new connection goes to aioquic when its
-    first packet carries an empty source id, to qh3 otherwise.
+    qh3 2.1 cannot serve a client whose source connection id is empty: the
+    handshake fails ("initial_source_connection_id does not match") and its
+    replies go to the client's original destination id. quic-go, so every Go
+    YoMo client, uses empty ids; aioquic serves them fine. A datagram goes to
+    the server that owns its destination id; a new connection goes to aioquic
+    when its first packet carries an empty source id, to qh3 otherwise.
     """
 
-    def __init__(self, fast: Any, compat_server: Any | None, cid_length: int) -> None:
+    def __init__(self, fast: Any, compat_server: Any, cid_length: int) -> None:
         self.fast = fast
         self.compat = compat_server
         self._fast_ids = compat.server_protocols(fast)
-        self._compat_ids: dict[bytes, Any] = (
-            compat.server_protocols(compat_server) if compat_server is not None else {}
-        )
+        self._compat_ids = compat.server_protocols(compat_server)
         self._cid_length = cid_length
         self._transport: Any = None
 
     def connection_made(self, transport: Any) -> None:
         self._transport = transport
         self.fast.connection_made(transport)
-        if self.compat is not None:
-            self.compat.connection_made(transport)
+        self.compat.connection_made(transport)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
-        if data and data[0] & 0xC0 == 0x40:  # short header (fixed bit set): a connection's
-            dcid = bytes(data[1 : 1 + self._cid_length])
-            protocol = self._fast_ids.get(dcid)
-            if protocol is None and self._compat_ids:
-                protocol = self._compat_ids.get(dcid)
-            if protocol is not None:
-                protocol.datagram_received(data, addr)
-                return
         self._route(data).datagram_received(data, addr)
 
     def _route(self, data: bytes) -> Any:
-        """The server for a handshake packet, or for an id no connection has."""
-        if self.compat is None:
-            return self.fast
         compat_ids = self._compat_ids
         if len(data) > 6 and data[0] & 0x80:  # long header: DCID length at byte 5
             end = 6 + data[5]
@@ -151,6 +129,8 @@ class _Entry(asyncio.DatagramProtocol):
             if dcid in self._fast_ids:
                 return self.fast
             return self.compat if end < len(data) and data[end] == 0 else self.fast
+        if compat_ids and bytes(data[1 : 1 + self._cid_length]) in compat_ids:
+            return self.compat
         return self.fast
 
     def close(self) -> None:
@@ -169,41 +149,51 @@ async def _serve(
     create_protocol: Any,
     split: tuple[Any, Any] | None = None,
 ) -> Any:
-    """Listen through an ``_Entry``; with qh3 on Linux through its batched
-    (recvmmsg/GSO) UDP transport.
+    """Listen; with qh3 on Linux through its batched (recvmmsg/GSO) UDP transport.
 
     With ``split`` (an aioquic config and protocol factory) the socket is shared
-    with an aioquic server for clients qh3 cannot serve.
+    with an aioquic server for clients qh3 cannot serve (``_SplitServer``).
     """
-    server_class = importlib.import_module(f"{backend.name}.asyncio.server").QuicServer
+    if backend.name == "qh3":
 
-    def factory() -> _Entry:
-        server = server_class(configuration=config, create_protocol=create_protocol)
-        index_connection_ids(server)
-        other = None
+        def factory() -> Any:
+            server = importlib.import_module("qh3.asyncio.server").QuicServer(
+                configuration=config, create_protocol=create_protocol
+            )
+            index_connection_ids(server)
+            return server
+
         if split is not None:
+            qh3_factory = factory
             aioquic_server = importlib.import_module("aioquic.asyncio.server").QuicServer
-            other = aioquic_server(configuration=split[0], create_protocol=split[1])
-            index_connection_ids(other)
-        return _Entry(server, other, config.connection_id_length)
 
-    optimized = compat.optimized_datagram_transport() if backend.name == "qh3" else None
-    if optimized is not None:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_DGRAM)
-        try:
-            enlarge_buffers(sock)
-            sock.bind((host, port))
-            _, entry = await optimized(asyncio.get_running_loop(), factory, sock=sock)
-        except BaseException:  # not listening after all: give the socket back, re-raise
-            sock.close()
-            raise
-        return entry
-    transport, entry = await asyncio.get_running_loop().create_datagram_endpoint(
-        factory, local_addr=(host, port)
-    )
-    enlarge_buffers(transport.get_extra_info("socket"))
-    return entry
+            def factory() -> Any:
+                other = aioquic_server(configuration=split[0], create_protocol=split[1])
+                index_connection_ids(other)
+                return _SplitServer(qh3_factory(), other, split[0].connection_id_length)
+
+        optimized = compat.optimized_datagram_transport()
+        if optimized is not None:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+            try:
+                enlarge_buffers(sock)
+                sock.bind((host, port))
+                _, server = await optimized(asyncio.get_running_loop(), factory, sock=sock)
+            except BaseException:  # not listening after all: give the socket back, re-raise
+                sock.close()
+                raise
+            return server
+        if split is not None:
+            transport, server = await asyncio.get_running_loop().create_datagram_endpoint(
+                factory, local_addr=(host, port)
+            )
+            enlarge_buffers(transport.get_extra_info("socket"))
+            return server
+    server = await backend.serve(host, port, configuration=config, create_protocol=create_protocol)
+    index_connection_ids(server)
+    enlarge_buffers(compat.server_transport(server).get_extra_info("socket"))
+    return server
 
 
 def enlarge_buffers(sock: Any, size: int = SOCKET_BUFFER) -> int:
