@@ -157,6 +157,43 @@ async def test_protocol_closed(pair: Pair) -> None:
     await eventually(lambda: compat.protocol_closed(pair.client))
 
 
+async def test_release_terminated(pair: Pair) -> None:
+    server = pair.server_protocols[0]
+    pair.client.close()
+    await eventually(lambda: compat.protocol_closed(server), timeout=10.0)
+    quic = compat.quic_of(server)
+    context = quic.tls
+    assert context.alpn_cb is not None  # what there is to break
+    compat.release_terminated(server)
+    handlers = (
+        server._connection_id_issued_handler,
+        server._connection_id_retired_handler,
+        server._connection_terminated_handler,
+    )
+    for handler in handlers:  # the server's partials held the protocol
+        assert server not in getattr(handler, "keywords", {}).values()
+    assert [getattr(context, name) for name in compat._TLS_CALLBACKS] == [None] * 4
+    if pair.library == "qh3":  # QuicConnection <-> QuicTlsBridge
+        assert quic._tls._version_change_handler is None
+
+
+async def test_transport_lost(pair: Pair) -> None:
+    if pair.library != "qh3":
+        pytest.skip("asyncio's own transports drop their protocol themselves")
+    client = pair.client
+    client.close()
+    await asyncio.wait_for(client.wait_closed(), 10.0)
+    compat.transmit_soon(client)
+    compat.transport_lost(client)
+    assert (client._transport, client._sendto_many, client._timer, client._transmit_task) == (
+        None,
+        None,
+        None,
+        None,
+    )
+    compat.transmit_qh3(client)  # nothing to send on: a no-op
+
+
 @pytest.mark.parametrize("library", LIBRARIES)
 async def test_connected_waiter(library: str) -> None:
     aio, configuration, _, _ = _modules(library)

@@ -27,17 +27,17 @@ async def dial(
         backend.configuration, settings, is_client=True, server_name=host, qlog=backend.name
     )
     apply_client_tls(config, tls)
-    created: list[Any] = []
+    created: dict[Any, FrameConnection] = {}  # protocol -> its connection (protocol.conn
+    # is cleared when the connection ends)
 
     def create_protocol(*args: Any, **kwargs: Any) -> Any:
         protocol = backend.protocol_class(*args, **kwargs)
-        protocol.conn = FrameConnection(protocol, settings, is_client=True)
-        created.append(protocol)
+        protocol.conn = created[protocol] = FrameConnection(protocol, settings, is_client=True)
         return protocol
 
     async def failed(stack: contextlib.AsyncExitStack) -> str | None:
         reason = None
-        for protocol in created:
+        for protocol, conn in created.items():
             waiter = compat.connected_waiter(protocol)
             if waiter is not None:  # its ConnectionError is ours to report, not asyncio's
                 waiter.add_done_callback(retrieve)
@@ -46,8 +46,7 @@ async def dial(
             # the abandoned connect's cleanup runs in the background: let it skip the
             # draining wait (seconds without an RTT sample) and release the socket now
             compat.mark_closed(protocol)
-            conn = protocol.conn
-            if reason is None and conn is not None and conn.close_reason:
+            if reason is None and conn.close_reason:
                 reason = conn.close_reason  # what the zipper said, e.g. a TLS alert
         in_background(stack.aclose(), 3.0)
         return reason
@@ -60,7 +59,7 @@ async def dial(
     protocol, stack = await open_dialled(
         connect, host, port, settings=settings, failed=failed, answered=answered
     )
-    conn: FrameConnection = protocol.conn
+    conn = created[protocol]
     conn.exit_stack = stack
     conn.start_keep_alive(keep_alive_interval(settings))
     return conn

@@ -11,6 +11,8 @@ instead of a connection at run time.
 Checked against the versions in ``CHECKED_VERSIONS``. Protocol hooks the
 subclasses override (``_process_events``, ``datagram_received``) are listed in
 ``OVERRIDDEN_HOOKS`` and tested for presence the same way.
+
+Over 400 lines on purpose: the point is one module holding every private name.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ __all__ = [
     "process_events",
     "protocol_closed",
     "quic_of",
+    "release_terminated",
     "remote_address",
     "request_client_certificate",
     "retrieve_ping_waiters",
@@ -50,6 +53,7 @@ __all__ = [
     "transmit_batched",
     "transmit_qh3",
     "transmit_soon",
+    "transport_lost",
     "unacked_stream_bytes",
     "unsent_stream_bytes",
 ]
@@ -99,6 +103,67 @@ def protocol_closed(protocol: Any) -> bool:
     """True once the protocol knows its connection is closed."""
     closed = getattr(protocol, "_closed", None)
     return isinstance(closed, asyncio.Event) and closed.is_set()
+
+
+def _no_connection_id(cid: bytes) -> None:
+    """The protocol's connection-id handlers once its connection is gone."""
+
+
+def _nothing() -> None:
+    """The protocol's termination handler once it has run."""
+
+
+#: The TLS context's callbacks (bound methods of qh3's ``QuicTlsBridge`` or of aioquic's
+#: ``QuicConnection``, each pointing back at its owner).
+_TLS_CALLBACKS = (
+    "alpn_cb",
+    "get_session_ticket_cb",
+    "new_session_ticket_cb",
+    "update_traffic_key_cb",
+)
+
+
+def release_terminated(protocol: Any) -> None:
+    """Break the reference cycles a terminated connection's library objects form, so
+    reference counting frees them as soon as we drop them (no wait for the cycle
+    collector: issue 17's mass close, see docs/transport.md).
+
+    The server set three handler partials holding the protocol on it (and has
+    called the termination one by now); qh3's ``QuicConnection`` and its
+    ``QuicTlsBridge`` point at each other (``version_change_handler``), and the TLS
+    context holds its owner's bound methods as callbacks. None of them is called
+    after ``ConnectionTerminated``: the connection does no more TLS. (aioquic's
+    ``QuicConnection`` keeps cycles of its own, its frame handlers among them: its
+    connections still need the collector.)
+    """
+    protocol._connection_id_issued_handler = _no_connection_id
+    protocol._connection_id_retired_handler = _no_connection_id
+    protocol._connection_terminated_handler = _nothing
+    quic = protocol._quic
+    bridge = getattr(quic, "_tls", None)  # qh3
+    if bridge is not None:
+        bridge._version_change_handler = None
+    context = getattr(quic, "tls", None)  # qh3: the bridge's context; aioquic: its own
+    for name in _TLS_CALLBACKS:
+        if getattr(context, name, None) is not None:
+            setattr(context, name, None)
+
+
+def transport_lost(protocol: Any) -> None:
+    """qh3: forget a dialled connection's own transport once it is closed.
+
+    qh3's batched transport keeps its protocol after ``connection_lost`` (asyncio's
+    own transports drop theirs), so protocol and transport would be cyclic garbage.
+    The protocol's timer and pending transmit go too: there is no socket to send on.
+    """
+    for name in ("_timer", "_transmit_task"):
+        handle = getattr(protocol, name, None)
+        if handle is not None:
+            handle.cancel()
+            setattr(protocol, name, None)
+    protocol._timer_at = None
+    protocol._transport = None
+    protocol._sendto_many = None
 
 
 def connected_waiter(protocol: Any) -> asyncio.Future[Any] | None:
@@ -192,6 +257,8 @@ def transmit_qh3(protocol: Any) -> None:
     """qh3's ``transmit`` (send what is due, batched when the transport can, then
     re-arm the timer) through ``datagrams_to_send`` above."""
     protocol._transmit_task = None
+    if protocol._transport is None:  # transport_lost: no socket left
+        return
     loop = protocol._loop
     quic = protocol._quic
     datagrams = datagrams_to_send(quic, loop.time())

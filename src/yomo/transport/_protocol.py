@@ -30,6 +30,7 @@ def make_protocol_class(name: str, base_protocol: type[Any], events: Any) -> typ
     """A ``QuicConnectionProtocol`` subclass of library ``name`` that feeds a ``FrameConnection``."""
     batched_transmit = name == "aioquic"
     own_transmit = name == "qh3"
+    terminated = events.ConnectionTerminated
 
     class _YomoProtocol(base_protocol):  # type: ignore[valid-type,misc]
         async def wait_connected(self) -> None:
@@ -170,6 +171,25 @@ def make_protocol_class(name: str, base_protocol: type[Any], events: Any) -> typ
 
         def quic_event_received(self, event: Any) -> None:
             route_event(self, event, events)
+            if type(event) is terminated:
+                self._release()
+
+        def _release(self) -> None:
+            # The connection ended: break the cycles it is part of, so reference
+            # counting frees it once its owners let go (a mass close then leaves
+            # nothing for the cycle collector; docs/transport.md).
+            self.conn = None  # the FrameConnection keeps pointing here, not back
+            compat.release_terminated(self)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            # A dialled connection's own socket closed (the zipper's shared one
+            # never calls this on a connection): nothing more can come or go.
+            conn = self.conn
+            if conn is not None:
+                conn.on_terminated("the connection's socket closed", remote=False)
+            self._release()
+            if own_transmit:
+                compat.transport_lost(self)
 
     _YomoProtocol.__name__ = f"YomoProtocol_{name}"
     return _YomoProtocol
