@@ -8,13 +8,15 @@
 //! the driver read 50 µs of datagrams, then waited behind the thousands it woke, the
 //! 8 MiB receive buffer overflowed, a new client's Initial was dropped (its handshake
 //! then waited for the client's 1 s retransmission) and a producer's frames waited in
-//! the same queue. Here the driver of a registered connection that has never carried a
-//! DataFrame (an idle one) is polled only with a ticket, which the sweeper hands out
-//! a slice at a time, once per turn of the worker's queue: a flood of idle connections'
-//! work waits in the lane, and the rest of the queue stays short.
+//! the same queue. Here the driver of a registered connection that has carried no
+//! DataFrame (an idle one) is not polled by its own task: the task queues it in the
+//! lane, and one task, the sweeper, polls the queued drivers itself for a short turn
+//! (`TURN`) per turn of the worker's queue: a flood of idle connections' work waits in
+//! the lane, and every other task, a new connection's steps among them, waits behind at
+//! most one such turn.
 //!
 //! A connection that carries frames is never slowed down, and costs one relaxed load
-//! per poll. quinn 0.11 spawns exactly one future per endpoint before any connection
+//! and an uncontended lock per poll. quinn 0.11 spawns exactly one future per endpoint before any connection
 //! exists (its driver), then one per connection, from inside `Incoming::accept`
 //! (`accept` below hands the connection's `Class` to its caller).
 
@@ -34,17 +36,19 @@ use std::{
 
 use parking_lot::Mutex;
 
-/// Idle connections let run per turn of the sweeper, at least (each a connection
-/// driver's turn: a teardown is tens of µs).
-const BATCH: usize = 16;
-/// At most this many per turn while none has waited long (see `Sweeper`).
+/// How long the sweeper runs idle connections' drivers per turn of the worker's queue
+/// (a teardown is tens of µs: some tens of them), while none has waited long.
+const TURN: Duration = Duration::from_micros(500);
+/// At most this many drivers per turn, however cheap they are (the tasks they wake, a
+/// closed connection's own among them, then fit tokio's local queue, 256).
 const MAX_BATCH: usize = 128;
-/// Once the oldest queued one has waited `AGE_START`, `BATCH` more per turn, and twice
-/// as many more for each `AGE_STEP` after that: however busy the worker, none waits
-/// much over 1.5 s (an idle connection's keep-alive PING is due 2 s into the 5 s idle
-/// timeout), while a mass close's slices stay small for the first second.
+/// Once the oldest queued one has waited `AGE_START`, the turn doubles for each
+/// `AGE_STEP` after that, up to `MAX_TURN`: an idle connection's keep-alive PING is
+/// due 2 s into the 5 s idle timeout, so the lane must keep up with thousands of them
+/// on a busy worker, while a mass close's turns stay short for its first second.
 const AGE_START: Duration = Duration::from_secs(1);
 const AGE_STEP: Duration = Duration::from_millis(100);
+const MAX_TURN: Duration = Duration::from_millis(8);
 
 /// A registered connection that carried no DataFrame for this long after its
 /// registration goes to the slow lane (the HandshakeAck and the first frames go out at
@@ -61,24 +65,42 @@ fn now_ms() -> u64 {
     epoch().elapsed().as_millis() as u64 + 1
 }
 
+type BoxedDriver = Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// One connection driver's place: in the fast lane (the default) or the slow one.
-#[derive(Default)]
 pub struct Class {
     /// Carried a DataFrame: fast for good.
     active: AtomicBool,
-    /// Idle since `demote_at`: polled with a ticket only.
+    /// Idle since `demote_at`: polled by the sweeper only.
     slow: AtomicBool,
     /// When an idle registered connection goes slow (ms since `epoch`, 0: not registered).
     demote_at: AtomicU64,
-    /// The sweeper let it run once.
-    ticket: AtomicBool,
     /// Waiting in the sweeper's queue.
     queued: AtomicBool,
-    /// Its task's waker while queued (to wake it at once if it turns active).
+    /// Its task's waker, kept by the task's first slow poll (`active` wakes it, and the
+    /// sweeper once the driver ended).
     waker: Mutex<Option<Waker>>,
+    /// The waker the sweeper polls the driver with (`Requeue`): a wake-up of a slow
+    /// connection puts it back in the lane without scheduling any tokio task.
+    requeue: OnceLock<Waker>,
+    /// quinn's connection driver: polled by its own task while fast, by the sweeper
+    /// while slow; None once it ended.
+    driver: Mutex<Option<BoxedDriver>>,
 }
 
 impl Class {
+    fn new(driver: BoxedDriver) -> Self {
+        Class {
+            active: AtomicBool::new(false),
+            slow: AtomicBool::new(false),
+            demote_at: AtomicU64::new(0),
+            queued: AtomicBool::new(false),
+            waker: Mutex::new(None),
+            requeue: OnceLock::new(),
+            driver: Mutex::new(Some(driver)),
+        }
+    }
+
     /// Registered now: slow after `GRACE` unless it carries a DataFrame.
     pub fn registered(&self) {
         self.demote_at.store(now_ms() + GRACE.as_millis() as u64, Relaxed);
@@ -90,14 +112,15 @@ impl Class {
         if !self.active.load(Relaxed) {
             self.active.store(true, Relaxed);
             self.slow.store(false, Relaxed);
-            if let Some(w) = self.waker.lock().take() {
-                w.wake();
+            if let Some(w) = self.waker.lock().as_ref() {
+                w.wake_by_ref();
             }
         }
     }
 
-    /// Whether this turn of its driver goes ahead (false: it waits in `lane`).
-    fn may_run(self: &Arc<Self>, lane: &Lane, cx: &Context<'_>) -> bool {
+    /// Whether its own task polls the driver now (false: the sweeper does).
+    #[inline]
+    fn fast(&self) -> bool {
         if !self.slow.load(Relaxed) {
             if self.active.load(Relaxed) {
                 return true;
@@ -112,15 +135,18 @@ impl Class {
                 return true;
             }
         }
-        if self.ticket.swap(false, Relaxed) {
+        false
+    }
+
+    /// Polls the driver once with `cx` (drops it once it ends); true: it ended.
+    fn poll_driver(&self, cx: &mut Context<'_>) -> bool {
+        let mut driver = self.driver.lock();
+        let Some(d) = driver.as_mut() else { return true };
+        if d.as_mut().poll(cx).is_ready() {
+            *driver = None; // quinn's connection state goes here, in the caller's turn
             return true;
         }
-        if !self.queued.swap(true, Relaxed) {
-            *self.waker.lock() = Some(cx.waker().clone());
-            lane.push(self.clone());
-        }
-        // it turned active meanwhile: it runs now
-        !self.slow.load(Relaxed)
+        false
     }
 }
 
@@ -130,7 +156,7 @@ impl fmt::Debug for Class {
     }
 }
 
-/// The queue of slow connections waiting for a ticket (at most one entry per
+/// The queue of slow connections waiting for the sweeper (at most one entry per
 /// connection, so bounded by the connections), and its sweeper's waker while it is idle.
 #[derive(Default)]
 struct Lane {
@@ -167,17 +193,21 @@ impl Lane {
         if let Some(w) = idle {
             w.wake();
         }
-        for (_, class) in queued {
-            class.waker.lock().take();
-        }
+        drop(queued);
     }
 }
 
-/// Hands out tickets: a slice of the queued connections per turn, then goes to the back
-/// of the worker's queue, behind them and everything else that is ready. A push wakes
-/// it only when it is idle: a wake from another task would put it first in line
-/// (tokio's LIFO slot), so while there is work it reschedules itself, which tokio
-/// treats as a yield.
+/// Runs the queued idle connections' drivers itself, inside its own task, for up to a
+/// turn's time (`turn`), then goes to the back of the worker's queue, behind everything
+/// else that is ready. So a mass close's teardown never enters tokio's run queue in
+/// bulk: between two of the sweeper's turns the endpoint, new connections, Python's
+/// answers (from tokio's shared queue) and the connections that carry frames each get
+/// theirs, and none of them waits behind more than one turn of teardown. (Waking the
+/// drivers' own tasks instead, a slice at a time, put everything woken meanwhile behind
+/// the whole slice, and a slice bigger than tokio's local queue, 256, spilled into the
+/// shared queue ahead of Python's answers.) A push wakes the sweeper only when it is
+/// idle: a wake from another task would put it first in line (tokio's LIFO slot), so
+/// while there is work it reschedules itself, which tokio treats as a yield.
 struct Sweeper(Arc<Lane>);
 
 impl Future for Sweeper {
@@ -188,28 +218,36 @@ impl Future for Sweeper {
         if lane.closed.load(Relaxed) {
             return Poll::Ready(());
         }
-        let batch: Vec<Arc<Class>> = {
-            let mut q = lane.queue.lock();
-            if q.waiting.is_empty() {
-                q.sweeper = Some(cx.waker().clone()); // idle until the next push
-                return Poll::Pending;
-            }
-            // a sixteenth of the queue, at least `BATCH`, at most `MAX_BATCH` (so that a
-            // slice fits tokio's local queue, 256: what overflows goes to the queue where
-            // wake-ups from other threads, Python's answers among them, wait); and
-            // more and more once the oldest has waited `AGE_START`, so that the lane keeps
-            // up with any steady load (the keep-alives of thousands of idle
-            // connections while the worker is busy with handshakes: an idle
-            // connection's PING must go out well within the 5 s idle timeout)
-            let waited = q.waiting.front().map_or(Duration::ZERO, |(at, _)| at.elapsed());
-            let n = slice(q.waiting.len(), waited);
-            q.waiting.drain(..n).map(|(_, class)| class).collect()
-        };
-        for class in batch {
-            class.ticket.store(true, Relaxed);
+        let started = Instant::now();
+        let mut budget = None;
+        for n in 0.. {
+            let class = {
+                let mut q = lane.queue.lock();
+                let Some((at, class)) = q.waiting.pop_front() else {
+                    if n == 0 {
+                        q.sweeper = Some(cx.waker().clone()); // idle until the next push
+                        return Poll::Pending;
+                    }
+                    break;
+                };
+                // the oldest one's wait sets this turn's length
+                budget.get_or_insert_with(|| turn(started.saturating_duration_since(at)));
+                class
+            };
             class.queued.store(false, Relaxed);
-            if let Some(w) = class.waker.lock().take() {
-                w.wake();
+            let requeue = class.requeue.get_or_init(|| {
+                Waker::from(Arc::new(Requeue { class: Arc::downgrade(&class), lane: lane.clone() }))
+            });
+            // tokio's cooperative budget is per task turn (128 operations): the drivers
+            // run here each get their own, or those late in a turn would stop for nothing
+            if class.poll_driver_unconstrained(&mut Context::from_waker(requeue)) {
+                if let Some(task) = class.waker.lock().take() {
+                    task.wake(); // its task ends
+                }
+            }
+            let (time, most) = budget.unwrap_or((TURN, MAX_BATCH));
+            if n + 1 >= most || started.elapsed() >= time {
+                break;
             }
         }
         cx.waker().wake_by_ref(); // one more turn: idle only after a turn with nothing queued
@@ -217,16 +255,57 @@ impl Future for Sweeper {
     }
 }
 
-/// How many of `queued` get a ticket this turn, the oldest having waited `waited`.
-fn slice(queued: usize, waited: Duration) -> usize {
-    let late = waited.saturating_sub(AGE_START);
-    let aged = if late.is_zero() { 0 } else { BATCH << (late.as_millis() / AGE_STEP.as_millis()).min(20) };
-    queued.min((queued / 16).clamp(BATCH, MAX_BATCH) + aged)
+impl Class {
+    fn poll_driver_unconstrained(&self, cx: &mut Context<'_>) -> bool {
+        let mut polled = false;
+        let mut once = std::pin::pin!(tokio::task::unconstrained(std::future::poll_fn(|cx| {
+            polled = self.poll_driver(cx);
+            Poll::Ready(())
+        })));
+        let _ = once.as_mut().poll(cx);
+        polled
+    }
 }
 
-/// A connection driver, polled when its `Class` lets it.
+/// A slow connection's driver's waker while the sweeper polls it: queues the connection
+/// in the lane again (at most once), or wakes its task if it has turned fast. It holds
+/// the connection weakly (quinn keeps its wakers in the state the driver owns).
+struct Requeue {
+    class: std::sync::Weak<Class>,
+    lane: Arc<Lane>,
+}
+
+impl std::task::Wake for Requeue {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let Some(class) = self.class.upgrade() else { return };
+        if !class.slow.load(Relaxed) {
+            if let Some(task) = class.waker.lock().as_ref() {
+                task.wake_by_ref();
+            }
+        } else if !class.queued.swap(true, Relaxed) {
+            self.lane.push(class);
+        }
+    }
+}
+
+/// How long the sweeper runs this turn, and how many drivers at most, the oldest queued
+/// one having waited `waited`.
+fn turn(waited: Duration) -> (Duration, usize) {
+    let late = waited.saturating_sub(AGE_START);
+    if late.is_zero() {
+        return (TURN, MAX_BATCH);
+    }
+    let doublings = (late.as_millis() / AGE_STEP.as_millis()).min(8) as u32 + 1;
+    ((TURN * (1 << doublings)).min(MAX_TURN), MAX_BATCH << doublings)
+}
+
+/// A connection driver's task: polls the driver while its `Class` is fast, else queues
+/// it for the sweeper.
 struct Driver {
-    inner: Pin<Box<dyn Future<Output = ()> + Send>>,
     class: Arc<Class>,
     lane: Arc<Lane>,
 }
@@ -234,11 +313,29 @@ struct Driver {
 impl Future for Driver {
     type Output = ();
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if !self.class.may_run(&self.lane, cx) {
-            return Poll::Pending;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let class = &self.class;
+        if class.fast() {
+            return if class.poll_driver(cx) { Poll::Ready(()) } else { Poll::Pending };
         }
-        self.inner.as_mut().poll(cx)
+        if class.driver.lock().is_none() {
+            return Poll::Ready(()); // the sweeper ran it to its end
+        }
+        {
+            // a task's waker stays the same for its life: kept once
+            let mut w = class.waker.lock();
+            if w.is_none() {
+                *w = Some(cx.waker().clone());
+            }
+        }
+        if !class.queued.swap(true, Relaxed) {
+            self.lane.push(class.clone());
+        }
+        // it turned active meanwhile: it runs now
+        if class.fast() {
+            return if class.poll_driver(cx) { Poll::Ready(()) } else { Poll::Pending };
+        }
+        Poll::Pending
     }
 }
 
@@ -249,7 +346,7 @@ const READ_TURN: Duration = Duration::from_millis(1);
 /// The endpoint's driver, polled again while it asks for more turns, for up to
 /// `READ_TURN`: in a burst of datagrams for idle connections each read costs little
 /// (their work waits in the lane), and a short turn would let the socket's buffer
-/// overflow behind the lane's slices. A turn that drains the socket ends at once.
+/// overflow behind the rest of the queue. A turn that drains the socket ends at once.
 struct Reader {
     inner: Pin<Box<dyn Future<Output = ()> + Send>>,
     wake: Arc<Forward>,
@@ -364,9 +461,9 @@ impl quinn::Runtime for ZipperRuntime {
         if !self.driver_spawned.swap(true, Relaxed) {
             return quinn::Runtime::spawn(&quinn::TokioRuntime, Box::pin(Reader::new(future))); // the endpoint's driver
         }
-        let class = Arc::new(Class::default());
+        let class = Arc::new(Class::new(future));
         SPAWNED.with(|s| *s.borrow_mut() = Some(class.clone()));
-        quinn::Runtime::spawn(&quinn::TokioRuntime, Box::pin(Driver { inner: future, class, lane: self.lane.clone() }));
+        quinn::Runtime::spawn(&quinn::TokioRuntime, Box::pin(Driver { class, lane: self.lane.clone() }));
     }
 
     fn wrap_udp_socket(&self, sock: std::net::UdpSocket) -> std::io::Result<Arc<dyn quinn::AsyncUdpSocket>> {
@@ -409,9 +506,17 @@ mod tests {
             wait.as_mut().enable();
             waiting.fetch_add(1, Relaxed);
             wait.await;
+            let t0 = Instant::now();
+            while t0.elapsed() < SPIN {} // a teardown's work
             done.fetch_add(1, Relaxed);
         })
     }
+
+    /// What a fake driver costs when it runs (a teardown is tens of µs).
+    const SPIN: Duration = Duration::from_micros(50);
+    /// The most fake drivers one turn of the sweeper runs (it stops once a turn's time
+    /// is over, each costing at least `SPIN`).
+    const PER_TURN: usize = (TURN.as_micros() / SPIN.as_micros()) as usize + 1;
 
     /// Fake connection drivers spawned through `rt` (after its endpoint driver); each
     /// waits for `go`, then counts itself in `done`. Returns their classes once every one
@@ -474,22 +579,84 @@ mod tests {
             let before = done.load(Relaxed);
             (before, until(&done, 200).await)
         });
-        assert!(before <= 2 * BATCH, "{before} of 200 idle connections ran before the endpoint's next turn: the lane did not hold them");
+        assert!(before <= 2 * PER_TURN, "{before} of 200 idle connections ran before the endpoint's next turn: the lane did not hold them");
         assert_eq!(all, 200, "every idle connection ran in the end (no lost wake-up)");
     }
 
     #[test]
-    fn slices_grow_with_the_queue_and_with_the_oldest_ones_wait() {
+    fn turns_stay_short_for_a_second_then_grow_to_a_bound() {
         let ms = Duration::from_millis;
-        assert_eq!(slice(5, ms(0)), 5);
-        assert_eq!(slice(200, ms(0)), BATCH);
-        assert_eq!(slice(1_000, ms(50)), 1_000 / 16);
-        assert_eq!(slice(10_000, ms(0)), MAX_BATCH, "a burst is cut into slices that fit tokio's local queue");
-        assert_eq!(slice(10_000, ms(900)), MAX_BATCH, "slices stay small for a second");
-        assert_eq!(slice(10_000, ms(1_050)), MAX_BATCH + BATCH);
-        assert_eq!(slice(10_000, ms(1_300)), MAX_BATCH + 8 * BATCH);
-        assert_eq!(slice(10_000, ms(2_000)), 10_000, "a lane that fell behind catches up");
-        assert_eq!(slice(100, ms(10_000)), 100);
+        assert_eq!(turn(ms(0)), (TURN, MAX_BATCH));
+        assert_eq!(turn(ms(900)), (TURN, MAX_BATCH), "a mass close's turns stay short for a second");
+        assert_eq!(turn(ms(1_050)), (TURN * 2, MAX_BATCH * 2));
+        assert_eq!(turn(ms(1_300)), (TURN * 16, MAX_BATCH * 16));
+        assert_eq!(turn(ms(3_000)).0, MAX_TURN, "a lane that fell behind catches up, a bounded turn at a time");
+    }
+
+    #[test]
+    fn a_task_woken_from_another_thread_waits_behind_one_turn_at_most() {
+        // Python's answer to a HandshakeFrame wakes its connection's task from another
+        // thread (tokio's shared queue) while the lane works through a mass close
+        let (n, queued, before, after) = on_worker(async {
+            let rt = endpoint();
+            let go = Arc::new(tokio::sync::Notify::new());
+            let done = Arc::new(AtomicUsize::new(0));
+            let n = 1_000;
+            // idle connections that the lane ran before (their keep-alive): quinn keeps
+            // the latest waker, the lane's
+            let prime = Arc::new(tokio::sync::Notify::new());
+            let ready = Arc::new(AtomicUsize::new(0));
+            let waiting = Arc::new(AtomicUsize::new(0));
+            let idle: Vec<Arc<Class>> = (0..n)
+                .map(|_| {
+                    let (prime, go, ready, waiting, done) = (prime.clone(), go.clone(), ready.clone(), waiting.clone(), done.clone());
+                    quinn::Runtime::spawn(&rt, Box::pin(async move {
+                        let primed = prime.notified();
+                        tokio::pin!(primed);
+                        primed.as_mut().enable();
+                        ready.fetch_add(1, Relaxed);
+                        primed.await;
+                        parked(go, done, waiting).await;
+                    }));
+                    SPAWNED.with(|s| s.borrow_mut().take()).expect("a connection driver has a class")
+                })
+                .collect();
+            assert_eq!(until(&ready, n).await, n);
+            for c in &idle {
+                c.idle();
+            }
+            prime.notify_waiters();
+            assert_eq!(until(&waiting, n).await, n);
+
+            let (tx, rx) = tokio::sync::oneshot::channel::<(usize, usize)>();
+            let answered = tokio::spawn({
+                let done = done.clone();
+                async move {
+                    let (queued, before) = rx.await.unwrap();
+                    (queued, before, done.load(Relaxed))
+                }
+            });
+            // the other thread: once the burst waits in the lane, wake the task
+            let (lane, from) = (rt.lane.clone(), done.clone());
+            std::thread::spawn(move || {
+                let deadline = Instant::now() + Duration::from_secs(30);
+                while lane.queue.lock().waiting.len() < n / 10 && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_micros(100));
+                }
+                let queued = lane.queue.lock().waiting.len();
+                let _ = tx.send((queued, from.load(Relaxed)));
+            });
+            go.notify_waiters(); // a mass close
+            let (queued, before, after) = answered.await.unwrap();
+            assert_eq!(until(&done, n).await, n, "every idle connection ran in the end");
+            (n, queued, before, after)
+        });
+        assert!(queued >= n / 10, "the burst waited in the lane ({queued} of {n})");
+        assert!(
+            after - before <= 3 * PER_TURN,
+            "{} idle connections ran between the wake-up and the task's turn: more than a few of the sweeper's turns",
+            after - before
+        );
     }
 
     #[test]
@@ -522,7 +689,7 @@ mod tests {
             let done = Arc::new(AtomicUsize::new(0));
             let idle = drivers(&rt, 1, &go, &done).await;
             idle[0].idle();
-            rt.lane.closed.store(true, Relaxed); // no tickets: only a promotion lets it run
+            rt.lane.closed.store(true, Relaxed); // no sweeper: only a promotion lets it run
             go.notify_waiters();
             for _ in 0..50 {
                 tokio::task::yield_now().await;
@@ -538,7 +705,7 @@ mod tests {
     fn new_and_active_connections_are_never_held() {
         let done = on_worker(async {
             let rt = endpoint();
-            rt.lane.closed.store(true, Relaxed); // no tickets at all
+            rt.lane.closed.store(true, Relaxed); // no sweeper at all
             let go = Arc::new(tokio::sync::Notify::new());
             let done = Arc::new(AtomicUsize::new(0));
             let classes = drivers(&rt, 3, &go, &done).await;
