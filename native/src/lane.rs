@@ -11,14 +11,15 @@
 //! the same queue. Here the driver of a registered connection that has carried no
 //! DataFrame (an idle one) is not polled by its own task: the task queues it in the
 //! lane, and one task, the sweeper, polls the queued drivers itself for a short turn
-//! (`TURN`) per turn of the worker's queue: a flood of idle connections' work waits in
-//! the lane, and every other task, a new connection's steps among them, waits behind at
-//! most one such turn.
+//! (`TURN`) per turn of the worker's queue, with a waker that queues them again
+//! (`Requeue`): a flood of idle connections' work waits in the lane, never in tokio's
+//! run queues, and every other task, a new connection's steps among them, waits behind
+//! at most one such turn.
 //!
 //! A connection that carries frames is never slowed down, and costs one relaxed load
-//! and an uncontended lock per poll. quinn 0.11 spawns exactly one future per endpoint before any connection
-//! exists (its driver), then one per connection, from inside `Incoming::accept`
-//! (`accept` below hands the connection's `Class` to its caller).
+//! and an uncontended lock per poll. quinn 0.11 spawns exactly one future per endpoint
+//! before any connection exists (its driver), then one per connection, from inside
+//! `Incoming::accept` (`accept` below hands the connection's `Class` to its caller).
 
 use std::{
     cell::RefCell,
