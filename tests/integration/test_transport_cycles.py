@@ -18,10 +18,13 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
+import pytest
+
 from support.zippers import PLAIN_TLS
 from yomo.session.core import ClientCore
 from yomo.transport import DEFAULT_ZIPPER_SETTINGS, QuicSettings
 from yomo.wire import ClientType, DataFrame
+from yomo.zipper.heap import frozen_heap
 from yomo.zipper.server import Zipper
 
 from .helpers import FAST_RECONNECT, Inbox, eventually
@@ -96,3 +99,26 @@ async def test_closed_qh3_connections_need_no_cycle_collector(
             )
         except AssertionError as exc:
             raise AssertionError(f"{exc}; still alive (in a cycle?): {alive()}") from None
+
+
+async def test_a_qh3_zipper_freezes_the_heap_while_it_serves(
+    zipper: Callable[..., Awaitable[Zipper]],
+) -> None:
+    heap = frozen_heap()
+    before = heap.holders
+    z = await zipper(quic=replace(DEFAULT_ZIPPER_SETTINGS, backend="qh3"))
+    assert heap.holders == before + 1
+    assert gc.get_freeze_count() > 0
+    await z.stop()
+    assert heap.holders == before
+    if before == 0:
+        assert gc.get_freeze_count() == 0  # the last zipper to stop thaws it
+
+
+async def test_a_native_zipper_does_not_freeze(zipper: Callable[..., Awaitable[Zipper]]) -> None:
+    heap = frozen_heap()
+    before = heap.holders
+    z = await zipper()
+    if not z.backend.startswith("native"):
+        pytest.skip(f"the native module is not built here ({z.backend})")
+    assert heap.holders == before

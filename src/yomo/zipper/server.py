@@ -39,6 +39,7 @@ from .functions import (
     FunctionRegistry,
     encode_announcement,
 )
+from .heap import FrozenHeap, frozen_heap
 from .hooks import (
     ConnectionHandler,
     ConnectionRegistry,
@@ -143,6 +144,7 @@ class Zipper:
         self._background: list[asyncio.Task[None]] = []
         self._mesh: Mesh | None = None
         self._connections: set[Any] = set()  # what the listeners accepted (Python path)
+        self._ended = 0  # how many of them ended
         self._tasks: set[asyncio.Task[None]] = set()
         self.functions = FunctionRegistry()
         """The LLM functions (tools) registered by handshake; the AI bridge reads it."""
@@ -152,6 +154,7 @@ class Zipper:
         """Seconds between announcements of this zipper's LLM functions to mesh peers."""
         self._bridge: Any = None
         self._native: NativeServer | None = None
+        self._heap: FrozenHeap | None = None  # frozen while serving on qh3 (yomo.zipper.heap)
         parts = ZipperParts(self._stats, self.log, self._connector)
         self._admission = Admission(options, parts, self.functions)
         self._routing = Routing(options, parts)
@@ -267,6 +270,11 @@ class Zipper:
             except BaseException:
                 await self.stop("the AI bridge failed to start")
                 raise
+        if self._listener.backend.startswith("qh3"):
+            # qh3's closed connections are freed without the collector, so freezing
+            # the heap is safe enough to keep full collections short (aioquic's are not)
+            self._heap = frozen_heap()
+            self._heap.hold()
         self._background.append(loop.create_task(self._watch()))
         self.state = "serving"
 
@@ -303,6 +311,9 @@ class Zipper:
             task.cancel()
         await self._stop_monitor()
         self._disconnects.flush()
+        if self._heap is not None:
+            self._heap.release()
+            self._heap = None
         self.state = "stopped"
         self.log.info("zipper %r stopped: %s", self.name, reason)
 
@@ -473,10 +484,12 @@ class Zipper:
             unsubscribe()
 
     async def _watch(self) -> None:
-        """Once a second: the periodic summary line and unobserved-tag warnings."""
+        """Once a second: the periodic summary line, unobserved-tag warnings, the heap's freeze."""
         watcher = StatsWatcher(self.stats, self.log, summary_interval=self.stats_interval)
         while True:
             await asyncio.sleep(1.0)
+            if self._heap is not None:
+                self._heap.tick(len(self._connections), self._ended)
             self._routing.expire_hold()
             try:
                 watcher.tick()
@@ -535,6 +548,7 @@ class Zipper:
                 self._unregister(client)
         finally:
             self._connections.discard(conn)
+            self._ended += 1
 
     async def _serve(self, client: RegisteredClient, innermost: ConnectionHandler) -> None:
         """The connection middleware around ``innermost`` (Go: connHandler). A middleware

@@ -1,0 +1,128 @@
+"""The frozen heap of a pure-Python zipper (``yomo.zipper.heap``): when it freezes,
+and that what freezing holds back (cyclic garbage in the frozen heap) is collected
+once enough connections closed, in a quiet second."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+from collections.abc import Iterator
+
+import pytest
+
+from yomo.zipper.heap import LOOK_FLOOR, FrozenHeap
+
+__all__: list[str] = []
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Node:
+    """One half of a reference cycle."""
+
+    def __init__(self) -> None:
+        self.other: Node | None = None
+
+
+@pytest.fixture
+def clock() -> Iterator[Clock]:
+    yield Clock()
+    gc.unfreeze()
+
+
+def cycles(n: int) -> list[Node]:
+    nodes = []
+    for _ in range(n):
+        a, b = Node(), Node()
+        a.other, b.other = b, a
+        nodes.append(a)
+    return nodes
+
+
+def frozen(node: Node) -> bool:
+    """True when ``node`` is in the frozen heap (no collection sees it)."""
+    return not any(node in gc.get_objects(generation) for generation in range(3))
+
+
+def test_the_first_holder_freezes_and_the_last_thaws(clock: Clock) -> None:
+    heap = FrozenHeap(clock=clock)
+    heap.hold()
+    heap.hold()
+    assert gc.get_freeze_count() > 0
+    heap.release()
+    assert gc.get_freeze_count() > 0  # one zipper still runs
+    heap.release()
+    assert gc.get_freeze_count() == 0
+
+
+def test_ticks_freeze_new_objects_once_every_interval(clock: Clock) -> None:
+    heap = FrozenHeap(every=1.0, clock=clock)
+    heap.hold()
+    (node,) = cycles(1)
+    heap.tick(10, 0)  # within the second: nothing
+    assert not frozen(node)
+    clock.now += 1.0
+    heap.tick(10, 0)
+    assert frozen(node)
+    heap.release()
+
+
+def test_frozen_cyclic_garbage_is_collected_once_enough_connections_closed(
+    clock: Clock,
+) -> None:
+    heap = FrozenHeap(clock=clock)
+    heap.hold()
+    leaked = cycles(100)
+    refs = [weakref.ref(node) for node in leaked]
+    clock.now += 1.0
+    heap.tick(2 * LOOK_FLOOR, 0)  # frozen while alive ...
+    del leaked  # ... then garbage: the collector does not see it
+    gc.collect()
+    assert all(r() is not None for r in refs)
+    # as many closes as connections were open at the peak: not due yet
+    clock.now += 1.0
+    heap.tick(0, 2 * LOOK_FLOOR)
+    assert heap.looks == 0
+    # one more, but in a busy second (a mass close): it waits
+    clock.now += 1.0
+    heap.tick(0, 2 * LOOK_FLOOR + 100)
+    assert heap.looks == 0
+    # the first quiet second: one full look frees them, and the heap is frozen again
+    clock.now += 1.0
+    heap.tick(0, 2 * LOOK_FLOOR + 101)
+    assert heap.looks == 1
+    assert not any(r() is not None for r in refs)
+    assert gc.get_freeze_count() > 0
+    heap.release()
+
+
+def test_a_look_that_never_finds_a_quiet_second_runs_anyway(clock: Clock) -> None:
+    heap = FrozenHeap(clock=clock)
+    heap.hold()
+    closed = 0
+    while heap.looks == 0:
+        clock.now += 1.0
+        closed += 100  # busy seconds only
+        heap.tick(10, closed)
+        assert closed <= 4 * LOOK_FLOOR + 100
+    assert closed > 4 * LOOK_FLOOR
+    heap.release()
+
+
+def test_no_look_while_collections_are_off(clock: Clock) -> None:
+    heap = FrozenHeap(clock=clock)
+    heap.hold()
+    gc.disable()
+    try:
+        clock.now += 1.0
+        heap.tick(0, 10 * LOOK_FLOOR)
+    finally:
+        gc.enable()
+    assert heap.looks == 0
+    heap.release()
