@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from yomo.zipper.heap import LOOK_FLOOR, FrozenHeap
+from yomo.zipper.heap import LOOK_EVERY, LOOK_FLOOR, FrozenHeap
 
 __all__: list[str] = []
 
@@ -112,6 +112,35 @@ def test_a_look_that_never_finds_a_quiet_second_runs_anyway(clock: Clock) -> Non
         heap.tick(10, closed)
         assert closed <= 4 * LOOK_FLOOR + 100
     assert closed > 4 * LOOK_FLOOR
+    heap.release()
+
+
+def test_frozen_cyclic_garbage_with_no_connection_closing_is_collected_in_time(
+    clock: Clock,
+) -> None:
+    """Garbage that is no connection's (an AI bridge request, say) waits at most
+    ``LOOK_EVERY``, and a busy second puts the look off."""
+    heap = FrozenHeap(clock=clock)
+    heap.hold()
+    leaked = cycles(10)
+    refs = [weakref.ref(node) for node in leaked]
+    clock.now += 1.0
+    heap.tick(5, 0)  # frozen while alive, then garbage
+    del leaked
+    clock.now += LOOK_EVERY - 2.0
+    heap.tick(5, 0)
+    assert heap.looks == 0
+    assert all(r() is not None for r in refs)
+    clock.now += 1.0
+    heap.tick(5, 100)  # due, but a busy second
+    assert heap.looks == 0
+    clock.now += 1.0
+    heap.tick(5, 100)
+    assert heap.looks == 1
+    assert not any(r() is not None for r in refs)
+    clock.now += 1.0
+    heap.tick(5, 100)  # the clock starts again from the look
+    assert heap.looks == 1
     heap.release()
 
 

@@ -20,7 +20,9 @@ at their peak (at least ``LOOK_FLOOR``), the heap is thawed and collected once, 
 the first second with at most ``QUIET_CLOSES`` closes (not in the middle of a mass
 close), or at once past four times that: what freezing can hold back is bounded by
 a few times the connections the zipper held, and each look costs one collection of
-what is alive then.
+what is alive then. Cyclic garbage that is no connection's (the AI bridge's HTTP
+requests, a user's objects in an embedding program) is bounded by time instead: a
+look is also due ``LOOK_EVERY`` seconds after the last one, in a quiet second.
 """
 
 from __future__ import annotations
@@ -30,7 +32,14 @@ import logging
 import time
 from collections.abc import Callable
 
-__all__ = ["FREEZE_EVERY", "LOOK_FLOOR", "QUIET_CLOSES", "FrozenHeap", "frozen_heap"]
+__all__ = [
+    "FREEZE_EVERY",
+    "LOOK_EVERY",
+    "LOOK_FLOOR",
+    "QUIET_CLOSES",
+    "FrozenHeap",
+    "frozen_heap",
+]
 
 log = logging.getLogger("yomo.zipper")
 
@@ -39,6 +48,10 @@ FREEZE_EVERY = 1.0
 #: Closes since the last full look that make one due, at least (a small zipper's look
 #: costs little, but need not run every few closes either).
 LOOK_FLOOR = 1000
+#: Seconds after the last look (or the freeze at start) that make one due whatever
+#: closed: cyclic garbage of anything else stays at most this long (a look with 10,000
+#: connections held costs a full collection, 0.5-1.4 s here, so not often).
+LOOK_EVERY = 600.0
 #: A due look waits for a second with at most this many closes.
 QUIET_CLOSES = 5
 
@@ -56,6 +69,7 @@ class FrozenHeap:
         self._closed_at_tick = 0  # the closed-connections total at the last tick
         self._closed = 0  # connections closed since the last full look
         self._peak = 0  # the most connections open since then
+        self._looked = 0.0  # when the last look (or the first freeze) was
         self.looks = 0
 
     @property
@@ -68,7 +82,7 @@ class FrozenHeap:
         self._holders += 1
         if self._holders == 1:
             gc.freeze()
-            self._last = self._clock()
+            self._last = self._looked = self._clock()
 
     def release(self) -> None:
         """A zipper stopped; the last one thaws the heap (collections see all of it again)."""
@@ -90,8 +104,10 @@ class FrozenHeap:
         self._closed += closed_now
         self._peak = max(self._peak, open_now)
         due = max(LOOK_FLOOR, self._peak)
+        quiet = closed_now <= QUIET_CLOSES
+        late = self._clock() - self._looked >= LOOK_EVERY
         if gc.isenabled() and (  # a program that turned collections off gets none
-            self._closed > 4 * due or (self._closed > due and closed_now <= QUIET_CLOSES)
+            self._closed > 4 * due or ((self._closed > due or late) and quiet)
         ):
             self._look()
             self._peak = open_now
@@ -112,6 +128,7 @@ class FrozenHeap:
         )
         self.looks += 1
         self._closed = 0
+        self._looked = self._clock()
 
 
 _heap = FrozenHeap()
