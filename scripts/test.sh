@@ -85,6 +85,10 @@ lint_dirs=()
 for d in src tests bench examples fuzz reliability; do [ -d "$d" ] && lint_dirs+=("$d"); done
 "$VENV/bin/ruff" check "${lint_dirs[@]}"
 "$VENV/bin/ruff" format --check src tests
+if command -v cargo >/dev/null 2>&1 && cargo fmt --version >/dev/null 2>&1; then
+  echo "== cargo fmt --check (native/)"
+  (cd native && cargo fmt --check)
+fi
 echo "== mypy (public API, strict)"
 "$VENV/bin/mypy"
 # The integration suite's core: routing, handshake, bad input, backpressure, both client

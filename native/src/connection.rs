@@ -240,7 +240,9 @@ fn tls_words(text: &str) -> String {
         return format!("TLS: the zipper's certificate is not trusted ({text})");
     }
     if says("CertificateRequired") || says("error 116") {
-        return format!("mutual TLS: the zipper requires a client certificate: the client presented no certificate ({text})");
+        return format!(
+            "mutual TLS: the zipper requires a client certificate: the client presented no certificate ({text})"
+        );
     }
     if says("UnknownCA") || says("BadCertificate") || says("received fatal alert") {
         return format!("mutual TLS: client certificate not trusted by the zipper ({text})");
@@ -330,7 +332,9 @@ async fn run_reader(shared: Arc<Shared>, mut recv: quinn::RecvStream, max_frame:
                             let len = frame.len() as u64;
                             match item(frame, offset) {
                                 Ok(it) => batch.push(checked(it)),
-                                Err(e) => return shared.set_closed(Closed { reason: e.0, remote: false, kind: "protocol" }),
+                                Err(e) => {
+                                    return shared.set_closed(Closed { reason: e.0, remote: false, kind: "protocol" })
+                                }
                             }
                             offset += len;
                         }
@@ -374,7 +378,11 @@ const ACK_CHECK: Duration = Duration::from_millis(20);
 /// fails, in chunks of at most `acked::CHUNK` bytes, counting what quinn took; between
 /// writes (and while quinn holds a write back) measure the acknowledged prefix when
 /// Python asks (`acked.rs`: the measurement needs the stream, which this task owns).
-async fn run_writer(shared: &Shared, conn: &quinn::Connection, send: &mut quinn::SendStream) -> Result<(), quinn::WriteError> {
+async fn run_writer(
+    shared: &Shared,
+    conn: &quinn::Connection,
+    send: &mut quinn::SendStream,
+) -> Result<(), quinn::WriteError> {
     enum Step {
         Batch(Option<Vec<Bytes>>),
         Wrote(Result<quinn::Written, quinn::WriteError>),
@@ -426,7 +434,14 @@ async fn run_writer(shared: &Shared, conn: &quinn::Connection, send: &mut quinn:
     }
 }
 
-async fn dial(shared: Arc<Shared>, host: String, port: u16, name: String, settings: Settings, tls: Tls) -> Result<(), String> {
+async fn dial(
+    shared: Arc<Shared>,
+    host: String,
+    port: u16,
+    name: String,
+    settings: Settings,
+    tls: Tls,
+) -> Result<(), String> {
     let addr: SocketAddr = tokio::net::lookup_host((host.as_str(), port))
         .await
         .map_err(|e| format!("cannot resolve {host}: {e}"))?

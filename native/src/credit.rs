@@ -214,7 +214,17 @@ impl State {
     fn new(window: u64, floor: u64) -> Self {
         let floor = floor.clamp(1, window.max(1));
         let pieces = Pieces::new((floor / PIECES).max(1));
-        State { window, floor, ahead: floor, pieces, set: floor, debt: 0, limit: floor, read: 0, step: (window / 32).max(1) }
+        State {
+            window,
+            floor,
+            ahead: floor,
+            pieces,
+            set: floor,
+            debt: 0,
+            limit: floor,
+            read: 0,
+            step: (window / 32).max(1),
+        }
     }
 
     /// One of the peer's pieces was read: the credit past the bytes read follows their

@@ -236,9 +236,9 @@ impl Future for Sweeper {
                 class
             };
             class.queued.store(false, Relaxed);
-            let requeue = class.requeue.get_or_init(|| {
-                Waker::from(Arc::new(Requeue { class: Arc::downgrade(&class), lane: lane.clone() }))
-            });
+            let requeue = class
+                .requeue
+                .get_or_init(|| Waker::from(Arc::new(Requeue { class: Arc::downgrade(&class), lane: lane.clone() })));
             // tokio's cooperative budget is per task turn (128 operations): the drivers
             // run here each get their own, or those late in a turn would stop for nothing
             if class.poll_driver_unconstrained(&mut Context::from_waker(requeue)) {
@@ -460,7 +460,8 @@ impl quinn::Runtime for ZipperRuntime {
 
     fn spawn(&self, future: Pin<Box<dyn Future<Output = ()> + Send>>) {
         if !self.driver_spawned.swap(true, Relaxed) {
-            return quinn::Runtime::spawn(&quinn::TokioRuntime, Box::pin(Reader::new(future))); // the endpoint's driver
+            return quinn::Runtime::spawn(&quinn::TokioRuntime, Box::pin(Reader::new(future)));
+            // the endpoint's driver
         }
         let class = Arc::new(Class::new(future));
         SPAWNED.with(|s| *s.borrow_mut() = Some(class.clone()));
@@ -522,7 +523,12 @@ mod tests {
     /// Fake connection drivers spawned through `rt` (after its endpoint driver); each
     /// waits for `go`, then counts itself in `done`. Returns their classes once every one
     /// of them waits.
-    async fn drivers(rt: &ZipperRuntime, n: usize, go: &Arc<tokio::sync::Notify>, done: &Arc<AtomicUsize>) -> Vec<Arc<Class>> {
+    async fn drivers(
+        rt: &ZipperRuntime,
+        n: usize,
+        go: &Arc<tokio::sync::Notify>,
+        done: &Arc<AtomicUsize>,
+    ) -> Vec<Arc<Class>> {
         let waiting = Arc::new(AtomicUsize::new(0));
         let classes = (0..n)
             .map(|_| {
@@ -580,7 +586,10 @@ mod tests {
             let before = done.load(Relaxed);
             (before, until(&done, 200).await)
         });
-        assert!(before <= 2 * PER_TURN, "{before} of 200 idle connections ran before the endpoint's next turn: the lane did not hold them");
+        assert!(
+            before <= 2 * PER_TURN,
+            "{before} of 200 idle connections ran before the endpoint's next turn: the lane did not hold them"
+        );
         assert_eq!(all, 200, "every idle connection ran in the end (no lost wake-up)");
     }
 
@@ -610,15 +619,19 @@ mod tests {
             let waiting = Arc::new(AtomicUsize::new(0));
             let idle: Vec<Arc<Class>> = (0..n)
                 .map(|_| {
-                    let (prime, go, ready, waiting, done) = (prime.clone(), go.clone(), ready.clone(), waiting.clone(), done.clone());
-                    quinn::Runtime::spawn(&rt, Box::pin(async move {
-                        let primed = prime.notified();
-                        tokio::pin!(primed);
-                        primed.as_mut().enable();
-                        ready.fetch_add(1, Relaxed);
-                        primed.await;
-                        parked(go, done, waiting).await;
-                    }));
+                    let (prime, go, ready, waiting, done) =
+                        (prime.clone(), go.clone(), ready.clone(), waiting.clone(), done.clone());
+                    quinn::Runtime::spawn(
+                        &rt,
+                        Box::pin(async move {
+                            let primed = prime.notified();
+                            tokio::pin!(primed);
+                            primed.as_mut().enable();
+                            ready.fetch_add(1, Relaxed);
+                            primed.await;
+                            parked(go, done, waiting).await;
+                        }),
+                    );
                     SPAWNED.with(|s| s.borrow_mut().take()).expect("a connection driver has a class")
                 })
                 .collect();

@@ -33,7 +33,12 @@ fn versions() -> Vec<(&'static str, &'static str)> {
 
 /// Encode a DataFrame (for tests of the native codec against the Python one).
 #[pyfunction]
-fn encode_data_frame<'py>(py: Python<'py>, tag: u32, metadata: &[u8], payload: &[u8]) -> Bound<'py, pyo3::types::PyBytes> {
+fn encode_data_frame<'py>(
+    py: Python<'py>,
+    tag: u32,
+    metadata: &[u8],
+    payload: &[u8],
+) -> Bound<'py, pyo3::types::PyBytes> {
     pyo3::types::PyBytes::new(py, &y3::encode_data(tag, metadata, payload))
 }
 
@@ -43,7 +48,12 @@ fn encode_data_frame<'py>(py: Python<'py>, tag: u32, metadata: &[u8], payload: &
 /// zipper's reader gets them.
 #[pyfunction]
 #[pyo3(signature = (data, max_frame_size, chunk = 0))]
-fn split_frames<'py>(py: Python<'py>, data: &[u8], max_frame_size: usize, chunk: usize) -> PyResult<(Bound<'py, pyo3::types::PyList>, Option<String>)> {
+fn split_frames<'py>(
+    py: Python<'py>,
+    data: &[u8],
+    max_frame_size: usize,
+    chunk: usize,
+) -> PyResult<(Bound<'py, pyo3::types::PyList>, Option<String>)> {
     let mut reader = y3::FrameReader::new(max_frame_size);
     let list = pyo3::types::PyList::empty(py);
     let mut offset = 0u64;
@@ -73,7 +83,11 @@ fn split_frames<'py>(py: Python<'py>, data: &[u8], max_frame_size: usize, chunk:
 /// (for the decoder fuzzer).
 #[pyfunction]
 #[pyo3(signature = (metadata, merge = None))]
-fn read_metadata<'py>(py: Python<'py>, metadata: &[u8], merge: Option<Vec<(String, String)>>) -> PyResult<Bound<'py, PyAny>> {
+fn read_metadata<'py>(
+    py: Python<'py>,
+    metadata: &[u8],
+    merge: Option<Vec<(String, String)>>,
+) -> PyResult<Bound<'py, PyAny>> {
     let none = || (py.None(), None::<String>);
     let (value, target, error) = match merge {
         None => match metadata::entries(metadata).and_then(|e| Ok((e, metadata::target(metadata)?))) {
@@ -99,6 +113,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(split_frames, m)?)?;
     m.add_function(wrap_pyfunction!(read_metadata, m)?)?;
     m.add("CLOSE_CODE", connection::CLOSE_CODE)?;
-    m.add("__all__", ["CLOSE_CODE", "Connection", "Zipper", "encode_data_frame", "read_metadata", "split_frames", "versions"])?;
+    m.add(
+        "__all__",
+        ["CLOSE_CODE", "Connection", "Zipper", "encode_data_frame", "read_metadata", "split_frames", "versions"],
+    )?;
     Ok(())
 }

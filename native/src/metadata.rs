@@ -8,7 +8,8 @@ pub const TARGET: &str = "yomo-target";
 
 /// One key or value: a msgpack str, or a bin holding UTF-8 (Go's decoder takes both).
 fn read_text<'a>(buf: &mut &'a [u8]) -> Result<&'a str, String> {
-    let marker = rmp::decode::read_marker(buf).map_err(|_| "metadata is not valid MessagePack: truncated".to_string())?;
+    let marker =
+        rmp::decode::read_marker(buf).map_err(|_| "metadata is not valid MessagePack: truncated".to_string())?;
     let len = match marker {
         Marker::FixStr(n) => n as usize,
         Marker::Str8 | Marker::Bin8 => take(buf, 1)?[0] as usize,
@@ -46,8 +47,16 @@ fn kind(m: Marker) -> &'static str {
         Marker::FixArray(_) | Marker::Array16 | Marker::Array32 => "list",
         Marker::FixMap(_) | Marker::Map16 | Marker::Map32 => "map",
         Marker::F32 | Marker::F64 => "float",
-        Marker::FixPos(_) | Marker::FixNeg(_) | Marker::U8 | Marker::U16 | Marker::U32 | Marker::U64
-        | Marker::I8 | Marker::I16 | Marker::I32 | Marker::I64 => "int",
+        Marker::FixPos(_)
+        | Marker::FixNeg(_)
+        | Marker::U8
+        | Marker::U16
+        | Marker::U32
+        | Marker::U64
+        | Marker::I8
+        | Marker::I16
+        | Marker::I32
+        | Marker::I64 => "int",
         _ => "non-string",
     }
 }

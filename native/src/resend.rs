@@ -96,7 +96,8 @@ pub struct ResendLedger {
 impl ResendLedger {
     /// A connection registered with the client's id for it.
     pub fn opened(&self, id: &str) -> Arc<Progress> {
-        let progress = Arc::new(Progress { id: id.to_string(), client: client_key(id).to_string(), state: Mutex::default() });
+        let progress =
+            Arc::new(Progress { id: id.to_string(), client: client_key(id).to_string(), state: Mutex::default() });
         let mut known = self.known.lock();
         known.closed.remove(id);
         known.open.insert(id.to_string(), progress.clone());
@@ -130,7 +131,13 @@ impl ResendLedger {
 
     /// Run `route` for the `index`-th frame of connection `own` (re-sent as `mark`) with
     /// the filter it must ask before sending to a destination (false: that one had it).
-    pub fn admit<R>(&self, own: &Progress, index: u64, mark: Option<&str>, route: impl FnOnce(&mut dyn FnMut(u64) -> bool) -> R) -> R {
+    pub fn admit<R>(
+        &self,
+        own: &Progress,
+        index: u64,
+        mark: Option<&str>,
+        route: impl FnOnce(&mut dyn FnMut(u64) -> bool) -> R,
+    ) -> R {
         let parsed = mark.and_then(|m| m.rsplit_once('/')).and_then(|(id, n)| Some((id, n.parse::<u64>().ok()?)));
         let first = parsed.and_then(|(id, at)| Some((self.find(id)?, at))).filter(|(p, _)| p.client == own.client);
         let (progress, at) = match &first {
@@ -169,7 +176,8 @@ mod tests {
             assert_eq!(deliver(&ledger, &old, i, None, &[7]), vec![7]);
         }
         // re-sent 1..4 on the new connection: 7 had 1; 8 (a function that reconnected) gets all
-        let got: Vec<Vec<u64>> = (1..4).map(|i| deliver(&ledger, &new, i - 1, Some(&format!("abc-0/{i}")), &[7, 8])).collect();
+        let got: Vec<Vec<u64>> =
+            (1..4).map(|i| deliver(&ledger, &new, i - 1, Some(&format!("abc-0/{i}")), &[7, 8])).collect();
         assert_eq!(got, vec![vec![8], vec![7, 8], vec![7, 8]]);
         // the old connection wakes up and reads 2 and 3 again: nobody gets them twice
         for i in 2..4 {

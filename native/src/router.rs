@@ -52,9 +52,7 @@ impl<T> Router<T> {
         match target {
             None | Some("") => out.extend(list.iter().map(|(_, v)| v.clone())),
             Some(t) => out.extend(
-                list.iter()
-                    .filter(|(n, _)| self.targets.get(n).map(String::as_str) == Some(t))
-                    .map(|(_, v)| v.clone()),
+                list.iter().filter(|(n, _)| self.targets.get(n).map(String::as_str) == Some(t)).map(|(_, v)| v.clone()),
             ),
         }
     }

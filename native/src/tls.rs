@@ -23,9 +23,8 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 fn certs(path: &str) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs: Result<Vec<_>, _> = CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("cannot read certificate file {path}: {e}"))?
-        .collect();
+    let certs: Result<Vec<_>, _> =
+        CertificateDer::pem_file_iter(path).map_err(|e| format!("cannot read certificate file {path}: {e}"))?.collect();
     let certs = certs.map_err(|e| format!("bad certificate in {path}: {e}"))?;
     if certs.is_empty() {
         return Err(format!("no certificate found in {path}"));

@@ -78,10 +78,7 @@ pub fn read_length(buf: &[u8], pos: usize, base: u64) -> Result<Option<(i64, usi
             return Ok(Some((value, p)));
         }
     }
-    Err(ProtoError::at(
-        format!("length varint longer than {MAX_LENGTH_BYTES} bytes"),
-        base + pos as u64,
-    ))
+    Err(ProtoError::at(format!("length varint longer than {MAX_LENGTH_BYTES} bytes"), base + pos as u64))
 }
 
 /// Encode a length varint with the fewest groups that keep the sign (non-negative only).
@@ -313,8 +310,13 @@ mod tests {
 
     #[test]
     fn lengths_match_the_protocol_examples() {
-        for (n, want) in [(63usize, vec![0x3F]), (64, vec![0x80, 0x40]), (127, vec![0x80, 0x7F]),
-                          (128, vec![0x81, 0x00]), (8192, vec![0x80, 0xC0, 0x00])] {
+        for (n, want) in [
+            (63usize, vec![0x3F]),
+            (64, vec![0x80, 0x40]),
+            (127, vec![0x80, 0x7F]),
+            (128, vec![0x81, 0x00]),
+            (8192, vec![0x80, 0xC0, 0x00]),
+        ] {
             let mut out = vec![];
             write_length(&mut out, n);
             assert_eq!(out, want, "{n}");
@@ -324,9 +326,15 @@ mod tests {
 
     #[test]
     fn uint32_matches_the_protocol_examples() {
-        for (v, want) in [(1u32, vec![0x01]), (127, vec![0x7F]), (128, vec![0x00, 0x80]),
-                          (255, vec![0x00, 0xFF]), (1048576, vec![0x10, 0, 0]),
-                          (0xFFFF_FFFF, vec![0xFF]), (0x8000_0000, vec![0x80, 0, 0, 0])] {
+        for (v, want) in [
+            (1u32, vec![0x01]),
+            (127, vec![0x7F]),
+            (128, vec![0x00, 0x80]),
+            (255, vec![0x00, 0xFF]),
+            (1048576, vec![0x10, 0, 0]),
+            (0xFFFF_FFFF, vec![0xFF]),
+            (0x8000_0000, vec![0x80, 0, 0, 0]),
+        ] {
             let (b, n) = encode_uint32(v);
             assert_eq!(&b[4 - n..], &want[..], "{v}");
             assert_eq!(decode_uint32(&want, 0).unwrap(), v);

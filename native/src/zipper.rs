@@ -30,9 +30,9 @@ use tokio::sync::oneshot;
 
 use crate::{
     connection::{describe, Connection, CLOSE_CODE},
+    credit::{Credit, Held},
     hold::StartupHold,
     lane::{self, Class, ZipperRuntime},
-    credit::{Credit, Held},
     liveness::{nudge, Hearing},
     mesh::MeshLink,
     metadata,
@@ -77,7 +77,12 @@ enum Ended {
 
 /// One read's result into `held` (its credit counted) or `ended`; false when the zipper
 /// itself closed the connection.
-fn take(peer: &Peer, r: Result<Option<quinn::Chunk>, quinn::ReadError>, held: &mut Held, ended: &mut Option<Ended>) -> bool {
+fn take(
+    peer: &Peer,
+    r: Result<Option<quinn::Chunk>, quinn::ReadError>,
+    held: &mut Held,
+    ended: &mut Option<Ended>,
+) -> bool {
     match r {
         Ok(Some(chunk)) => {
             let n = chunk.bytes.len();
@@ -110,21 +115,56 @@ async fn take_ready(peer: &Peer, recv: &mut quinn::RecvStream, held: &mut Held, 
 
 /// Python's answer to a handshake.
 enum Decision {
-    Accept { number: u64, client_id: String, client_type: u8, tags: Vec<u32>, target: String, merge: Vec<(String, String)>, reply: Bytes },
-    Reject { reply: Option<Bytes>, reason: String },
+    Accept {
+        number: u64,
+        client_id: String,
+        client_type: u8,
+        tags: Vec<u32>,
+        target: String,
+        merge: Vec<(String, String)>,
+        reply: Bytes,
+    },
+    Reject {
+        reply: Option<Bytes>,
+        reason: String,
+    },
 }
 
 /// What Python is told, in batches.
 enum Event {
-    Handshake { id: u64, frame: Bytes, addr: SocketAddr },
+    Handshake {
+        id: u64,
+        frame: Bytes,
+        addr: SocketAddr,
+    },
     /// A connection ended before or without registration, or was refused (`kind`:
     /// "tls", "timeout", "protocol", "closed").
-    Refused { addr: SocketAddr, kind: &'static str, reason: String },
-    Closed { number: u64, reason: String, protocol_error: bool },
+    Refused {
+        addr: SocketAddr,
+        kind: &'static str,
+        reason: String,
+    },
+    Closed {
+        number: u64,
+        reason: String,
+        protocol_error: bool,
+    },
     /// A function producers waited for was silent for `dead_after` and was closed.
-    Dead { number: u64, silent: f64, backlog: usize },
-    SlowConsumer { number: u64, dropped: u64, backlog: usize },
-    Tap { tag: u32, metadata: Bytes, frame: Bytes },
+    Dead {
+        number: u64,
+        silent: f64,
+        backlog: usize,
+    },
+    SlowConsumer {
+        number: u64,
+        dropped: u64,
+        backlog: usize,
+    },
+    Tap {
+        tag: u32,
+        metadata: Bytes,
+        frame: Bytes,
+    },
 }
 
 /// A registered connection.
@@ -383,7 +423,12 @@ impl Core {
     /// stream buffer"). A stream that ends or a connection that breaks while bytes are
     /// held is reported once they are routed: they were acknowledged, so they are
     /// delivered.
-    async fn read_loop(self: Arc<Self>, peer: &Arc<Peer>, mut reader: FrameReader, mut recv: quinn::RecvStream) -> (String, bool) {
+    async fn read_loop(
+        self: Arc<Self>,
+        peer: &Arc<Peer>,
+        mut reader: FrameReader,
+        mut recv: quinn::RecvStream,
+    ) -> (String, bool) {
         let mut offset: u64 = 0;
         let mut dests: Vec<Arc<Peer>> = Vec::new();
         let mut waits: Vec<Arc<Peer>> = Vec::new();
@@ -496,7 +541,14 @@ impl Core {
 
     /// Route one DataFrame. Errors are protocol errors (bad frame or metadata, a
     /// reserved tag).
-    fn route(&self, peer: &Peer, frame: Bytes, offset: u64, dests: &mut Vec<Arc<Peer>>, waits: &mut Vec<Arc<Peer>>) -> Result<(), String> {
+    fn route(
+        &self,
+        peer: &Peer,
+        frame: Bytes,
+        offset: u64,
+        dests: &mut Vec<Arc<Peer>>,
+        waits: &mut Vec<Arc<Peer>>,
+    ) -> Result<(), String> {
         let view = y3::parse_data(&frame, offset).map_err(|e| e.0)?;
         let tag = view.tag;
         if tag & 0xFFFF_F000 == 0xF000 {
@@ -519,14 +571,26 @@ impl Core {
             (y3::encode_data(tag, &md, &frame[view.payload.clone()]), target)
         };
         // once per destination, in order, under the progress's lock (resend.rs)
-        self.resend.admit(&peer.progress, index, mark.as_deref(), |fresh| self.route_to(peer, tag, size, target, out, dests, waits, fresh));
+        self.resend.admit(&peer.progress, index, mark.as_deref(), |fresh| {
+            self.route_to(peer, tag, size, target, out, dests, waits, fresh)
+        });
         Ok(())
     }
 
     /// Route DataFrame `out` (`size`: its payload's) to its observers and links; `fresh`
     /// says whether a destination (a connection number, or FORWARDING) lacks it yet.
     #[allow(clippy::too_many_arguments)]
-    fn route_to(&self, peer: &Peer, tag: u32, size: u64, target: Option<String>, out: Bytes, dests: &mut Vec<Arc<Peer>>, waits: &mut Vec<Arc<Peer>>, fresh: &mut dyn FnMut(u64) -> bool) {
+    fn route_to(
+        &self,
+        peer: &Peer,
+        tag: u32,
+        size: u64,
+        target: Option<String>,
+        out: Bytes,
+        dests: &mut Vec<Arc<Peer>>,
+        waits: &mut Vec<Arc<Peer>>,
+        fresh: &mut dyn FnMut(u64) -> bool,
+    ) {
         dests.clear();
         let from_mesh = peer.client_type == UPSTREAM_ZIPPER;
         let tap = self.tap.load(Relaxed);
@@ -673,7 +737,8 @@ impl Zipper {
         let settings = Settings::from_py(settings)?;
         let tls = Tls { cert_file: Some(cert_file), key_file: Some(key_file), ca_file, verify_peer };
         let (crypto, client_check) = server_config(&tls).map_err(PyValueError::new_err)?;
-        let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(crypto).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(crypto)
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
         let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
         config.transport_config(settings.transport(Side::Zipper));
         let addr: SocketAddr = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
@@ -717,7 +782,8 @@ impl Zipper {
             let tag = ring::hmac::sign(&reset, b"yomo connection ids");
             let cid_key = u64::from_le_bytes(tag.as_ref()[..8].try_into().expect("8 bytes"));
             let mut endpoint_config = quinn::EndpointConfig::new(Arc::new(reset));
-            endpoint_config.cid_generator(move || Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key)));
+            endpoint_config
+                .cid_generator(move || Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key)));
             // connections that carry no frames wait in a slow lane (lane.rs)
             quinn::Endpoint::new(endpoint_config, Some(config), sock, Arc::new(ZipperRuntime::new()))
                 .map_err(|e| PyOSError::new_err(e.to_string()))?
@@ -789,12 +855,18 @@ impl Zipper {
                 Event::Handshake { id, frame, addr } => {
                     ("handshake", id, PyBytes::new(py, &frame), addr_tuple(addr)).into_pyobject(py)?.into_any()
                 }
-                Event::Refused { addr, kind, reason } => ("refused", addr_tuple(addr), kind, reason).into_pyobject(py)?.into_any(),
+                Event::Refused { addr, kind, reason } => {
+                    ("refused", addr_tuple(addr), kind, reason).into_pyobject(py)?.into_any()
+                }
                 Event::Closed { number, reason, protocol_error } => {
                     ("closed", number, reason, protocol_error).into_pyobject(py)?.into_any()
                 }
-                Event::Dead { number, silent, backlog } => ("dead", number, silent, backlog).into_pyobject(py)?.into_any(),
-                Event::SlowConsumer { number, dropped, backlog } => ("slow", number, dropped, backlog).into_pyobject(py)?.into_any(),
+                Event::Dead { number, silent, backlog } => {
+                    ("dead", number, silent, backlog).into_pyobject(py)?.into_any()
+                }
+                Event::SlowConsumer { number, dropped, backlog } => {
+                    ("slow", number, dropped, backlog).into_pyobject(py)?.into_any()
+                }
                 Event::Tap { tag, metadata, frame } => {
                     self.core.tap_bytes.fetch_sub(frame.len(), Relaxed);
                     ("tap", tag, PyBytes::new(py, &metadata), PyBytes::new(py, &frame)).into_pyobject(py)?.into_any()
@@ -809,10 +881,28 @@ impl Zipper {
     /// `client_id` is the id of the handshake (`<client id>-<n>`, for re-sent frames).
     #[pyo3(signature = (id, number, client_type, tags, wanted_target, merge, reply, client_id=String::new()))]
     #[allow(clippy::too_many_arguments)]
-    fn accept(&self, id: u64, number: u64, client_type: u8, tags: Vec<u32>, wanted_target: String, merge: Vec<(String, String)>, reply: &[u8], client_id: String) -> bool {
+    fn accept(
+        &self,
+        id: u64,
+        number: u64,
+        client_type: u8,
+        tags: Vec<u32>,
+        wanted_target: String,
+        merge: Vec<(String, String)>,
+        reply: &[u8],
+        client_id: String,
+    ) -> bool {
         let Some(tx) = self.core.pending.lock().remove(&id) else { return false };
-        tx.send(Decision::Accept { number, client_id, client_type, tags, target: wanted_target, merge, reply: Bytes::copy_from_slice(reply) })
-            .is_ok()
+        tx.send(Decision::Accept {
+            number,
+            client_id,
+            client_type,
+            tags,
+            target: wanted_target,
+            merge,
+            reply: Bytes::copy_from_slice(reply),
+        })
+        .is_ok()
     }
 
     /// Refuse handshake `id`: send `reply` (a RejectedFrame) if given, then close with `reason`.
