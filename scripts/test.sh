@@ -117,6 +117,11 @@ qh3_pass() {
 # cargo cache), linked against the venv's interpreter like the module itself.
 native_unit_tests() {
   if [ "$native_ok" = 1 ]; then
+    if cargo clippy --version >/dev/null 2>&1; then
+      # clippy's deny-level lints (its warnings print, and do not fail a newer toolchain)
+      echo "== cargo clippy --all-targets (native/)"
+      (cd native && PYO3_PYTHON="$main_python" cargo clippy --all-targets --quiet)
+    fi
     echo "== cargo test --lib (native/)"
     (cd native && PYO3_PYTHON="$main_python" cargo test --lib --quiet)
   fi

@@ -5,12 +5,21 @@ use std::{sync::Arc, time::Instant};
 fn cpu() -> f64 {
     let mut ru: libc_rusage = unsafe { std::mem::zeroed() };
     unsafe { getrusage(0, &mut ru) };
-    ru.utime.0 as f64 + ru.utime.1 as f64 / 1e6 + ru.stime.0 as f64 + ru.stime.1 as f64 / 1e6
+    let secs = |t: &Timeval| t.sec as f64 + t.usec as f64 / 1e6;
+    secs(&ru.utime) + secs(&ru.stime)
 }
+/// `struct timeval` (64-bit Linux).
 #[repr(C)]
+struct Timeval {
+    sec: i64,
+    usec: i64,
+}
+/// `struct rusage` (64-bit Linux): the two times, then 14 longs.
+#[repr(C)]
+#[allow(non_camel_case_types)]
 struct libc_rusage {
-    utime: (i64, i64),
-    stime: (i64, i64),
+    utime: Timeval,
+    stime: Timeval,
     rest: [i64; 14],
 }
 extern "C" {

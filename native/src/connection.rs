@@ -466,7 +466,8 @@ async fn dial(
         Err(e) => {
             // the handshake was done: the zipper closed right after (e.g. mutual TLS)
             let (reason, remote) = describe(&e);
-            return Ok(shared.set_closed(Closed { reason, remote, kind: "closed" }));
+            shared.set_closed(Closed { reason, remote, kind: "closed" });
+            return Ok(());
         }
     };
     {
