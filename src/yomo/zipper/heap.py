@@ -23,12 +23,17 @@ a few times the connections the zipper held, and each look costs one collection 
 what is alive then. Cyclic garbage that is no connection's (the AI bridge's HTTP
 requests, a user's objects in an embedding program) is bounded by time instead: a
 look is also due ``LOOK_EVERY`` seconds after the last one, in a quiet second.
+
+Several zippers in one process (a mesh in a test, zippers in threads) share the one
+heap: each holds a ``HeapShare`` that reports its own connection counts, and the heap
+decides on their sums, under a lock.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
+import threading
 import time
 from collections.abc import Callable
 
@@ -38,6 +43,7 @@ __all__ = [
     "LOOK_FLOOR",
     "QUIET_CLOSES",
     "FrozenHeap",
+    "HeapShare",
     "frozen_heap",
 ]
 
@@ -56,6 +62,25 @@ LOOK_EVERY = 600.0
 QUIET_CLOSES = 5
 
 
+class HeapShare:
+    """One zipper's hold on the frozen heap: it reports that zipper's connections."""
+
+    def __init__(self, heap: FrozenHeap) -> None:
+        self._heap = heap
+        self.open = 0  # connections open at the last report
+        self.closed = 0  # connections closed so far (a running count)
+        self.released = False
+
+    def tick(self, open_now: int, closed_total: int) -> None:
+        """Report this zipper's connections (``closed_total`` is a running count) and let
+        the heap freeze, or look, when one is due (``FrozenHeap.tick``)."""
+        self._heap.tick(self, open_now, closed_total)
+
+    def release(self) -> None:
+        """The zipper stopped (the last one to stop thaws the heap); idempotent."""
+        self._heap.release(self)
+
+
 class FrozenHeap:
     """The process's frozen heap, shared by the pure-Python zippers running in it."""
 
@@ -64,7 +89,9 @@ class FrozenHeap:
     ) -> None:
         self.every = every
         self._clock = clock
-        self._holders = 0
+        self._lock = threading.RLock()  # zippers in threads; a finalizer may re-enter
+        self._shares: list[HeapShare] = []
+        self._retired_closed = 0  # closes counted by shares released since
         self._last = 0.0
         self._closed_at_tick = 0  # the closed-connections total at the last tick
         self._closed = 0  # connections closed since the last full look
@@ -75,44 +102,55 @@ class FrozenHeap:
     @property
     def holders(self) -> int:
         """How many zippers hold the heap frozen."""
-        return self._holders
+        return len(self._shares)
 
-    def hold(self) -> None:
-        """A zipper started: freeze what the process has (its code, its configuration)."""
-        self._holders += 1
-        if self._holders == 1:
-            gc.freeze()
-            self._last = self._looked = self._clock()
+    def hold(self) -> HeapShare:
+        """A zipper started: the first one freezes what the process has (its code, its
+        configuration). Returns that zipper's share, to report through and release."""
+        share = HeapShare(self)
+        with self._lock:
+            self._shares.append(share)
+            if len(self._shares) == 1:
+                gc.freeze()
+                self._last = self._looked = self._clock()
+        return share
 
-    def release(self) -> None:
+    def release(self, share: HeapShare) -> None:
         """A zipper stopped; the last one thaws the heap (collections see all of it again)."""
-        self._holders = max(self._holders - 1, 0)
-        if self._holders == 0:
-            gc.unfreeze()
+        with self._lock:
+            if share.released:
+                return
+            share.released = True
+            self._shares.remove(share)
+            self._retired_closed += share.closed
+            if not self._shares:
+                gc.unfreeze()
 
-    def tick(self, open_now: int, closed_total: int) -> None:
-        """Freeze what came since the last freeze (at most once every ``every`` s); first,
-        when one is due, thaw and collect the whole heap once.
-
-        ``open_now``: connections open now; ``closed_total``: connections closed so far
-        (a running count).
+    def tick(self, share: HeapShare, open_now: int, closed_total: int) -> None:
+        """Record ``share``'s counts; then freeze what came since the last freeze (at most
+        once every ``every`` s), first, when one is due, thawing and collecting the whole
+        heap once. Due is decided on every zipper's connections together.
         """
-        if self._holders == 0 or self._clock() - self._last < self.every:
-            return
-        closed_now = max(closed_total - self._closed_at_tick, 0)
-        self._closed_at_tick = closed_total
-        self._closed += closed_now
-        self._peak = max(self._peak, open_now)
-        due = max(LOOK_FLOOR, self._peak)
-        quiet = closed_now <= QUIET_CLOSES
-        late = self._clock() - self._looked >= LOOK_EVERY
-        if gc.isenabled() and (  # a program that turned collections off gets none
-            self._closed > 4 * due or ((self._closed > due or late) and quiet)
-        ):
-            self._look()
-            self._peak = open_now
-        gc.freeze()
-        self._last = self._clock()
+        with self._lock:
+            share.open, share.closed = open_now, closed_total
+            if share.released or self._clock() - self._last < self.every:
+                return
+            open_all = sum(s.open for s in self._shares)
+            closed_all = self._retired_closed + sum(s.closed for s in self._shares)
+            closed_now = max(closed_all - self._closed_at_tick, 0)
+            self._closed_at_tick = closed_all
+            self._closed += closed_now
+            self._peak = max(self._peak, open_all)
+            due = max(LOOK_FLOOR, self._peak)
+            quiet = closed_now <= QUIET_CLOSES
+            late = self._clock() - self._looked >= LOOK_EVERY
+            if gc.isenabled() and (  # a program that turned collections off gets none
+                self._closed > 4 * due or ((self._closed > due or late) and quiet)
+            ):
+                self._look()
+                self._peak = open_all
+            gc.freeze()
+            self._last = self._clock()
 
     def _look(self) -> None:
         started = time.perf_counter()

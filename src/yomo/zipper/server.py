@@ -39,7 +39,7 @@ from .functions import (
     FunctionRegistry,
     encode_announcement,
 )
-from .heap import FrozenHeap, frozen_heap
+from .heap import HeapShare, frozen_heap
 from .hooks import (
     ConnectionHandler,
     ConnectionRegistry,
@@ -154,7 +154,7 @@ class Zipper:
         """Seconds between announcements of this zipper's LLM functions to mesh peers."""
         self._bridge: Any = None
         self._native: NativeServer | None = None
-        self._heap: FrozenHeap | None = None  # frozen while serving on qh3 (yomo.zipper.heap)
+        self._heap: HeapShare | None = None  # frozen while serving on qh3 (yomo.zipper.heap)
         parts = ZipperParts(self._stats, self.log, self._connector)
         self._admission = Admission(options, parts, self.functions)
         self._routing = Routing(options, parts)
@@ -273,8 +273,7 @@ class Zipper:
         if self._listener.backend.startswith("qh3"):
             # qh3's closed connections are freed without the collector, so freezing
             # the heap is safe enough to keep full collections short (aioquic's are not)
-            self._heap = frozen_heap()
-            self._heap.hold()
+            self._heap = frozen_heap().hold()
         self._background.append(loop.create_task(self._watch()))
         self.state = "serving"
 
