@@ -33,6 +33,12 @@ def make_protocol_class(name: str, base_protocol: type[Any], events: Any) -> typ
     terminated = events.ConnectionTerminated
 
     class _YomoProtocol(base_protocol):  # type: ignore[valid-type,misc]
+        # the zipper's slow lane (``_lane.SlowLane``): datagrams of ours waiting
+        # there, stream bytes moved when it last looked, and when they last moved
+        lane_waiting = 0
+        lane_moved = 0
+        lane_active = 0.0
+
         async def wait_connected(self) -> None:
             try:
                 await super().wait_connected()

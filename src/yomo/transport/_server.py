@@ -23,6 +23,7 @@ from ._cids import index_connection_ids
 from ._common import keep_alive_interval
 from ._errors import map_quic_errors
 from ._frame_connection import FrameConnection
+from ._lane import SlowLane
 from ._setup import ConnectionTasks, Listener, ListenSpec
 from .tls import TlsConfig
 
@@ -100,7 +101,8 @@ class _SplitServer(asyncio.DatagramProtocol):
     replies go to the client's original destination id. quic-go, so every Go
     YoMo client, uses empty ids; aioquic serves them fine. A datagram goes to
     the server that owns its destination id; a new connection goes to aioquic
-    when its first packet carries an empty source id, to qh3 otherwise.
+    when its first packet carries an empty source id, to qh3 otherwise. Quiet
+    connections' datagrams wait in the slow lane (``_lane``) while others go first.
     """
 
     def __init__(self, fast: Any, compat_server: Any, cid_length: int) -> None:
@@ -110,6 +112,7 @@ class _SplitServer(asyncio.DatagramProtocol):
         self._compat_ids = compat.server_protocols(compat_server)
         self._cid_length = cid_length
         self._transport: Any = None
+        self.lane = SlowLane(self._deliver)
 
     def connection_made(self, transport: Any) -> None:
         self._transport = transport
@@ -117,6 +120,25 @@ class _SplitServer(asyncio.DatagramProtocol):
         self.compat.connection_made(transport)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
+        if len(data) > self._cid_length and not data[0] & 0x80:  # short header
+            # an established connection's packet: a quiet one's waits in the lane
+            cid = bytes(data[1 : 1 + self._cid_length])
+            protocol = self._fast_ids.get(cid)
+            if protocol is not None:
+                if self.lane.offer(protocol, data, addr):
+                    return
+                self.fast.datagram_received(data, addr)
+                return
+            protocol = self._compat_ids.get(cid)
+            if protocol is not None:
+                if self.lane.offer(protocol, data, addr):
+                    return
+                self.compat.datagram_received(data, addr)
+                return
+        self._route(data).datagram_received(data, addr)
+
+    def _deliver(self, data: bytes, addr: Any) -> None:
+        """Process a datagram the lane held (looked up again: its connection may be gone)."""
         self._route(data).datagram_received(data, addr)
 
     def _route(self, data: bytes) -> Any:
@@ -134,6 +156,7 @@ class _SplitServer(asyncio.DatagramProtocol):
         return self.fast
 
     def close(self) -> None:
+        self.lane.close()
         for ids in (self._fast_ids, self._compat_ids):
             for protocol in set(ids.values()):
                 protocol.close()

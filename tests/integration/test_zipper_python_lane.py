@@ -1,0 +1,101 @@
+"""The qh3 zipper's slow lane (``yomo.transport._lane``) with real qh3 clients.
+
+Datagrams of quiet connections (no stream bytes for a while) wait in a FIFO that
+loop callbacks drain a slice at a time; new connections and active ones go first.
+Here: idle connections live through the lane past the idle timeout (their
+keep-alive traffic goes through it), and while a burst of closes waits in the lane
+a new client completes its whole handshake (QUIC, then HandshakeFrame ->
+HandshakeAck) and a pair routes frames; every close is then handled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any
+
+from yomo._version import SPEC_VERSION
+from yomo.transport import DEFAULT_ZIPPER_SETTINGS, QuicSettings, dial
+from yomo.wire import ClientType, HandshakeAckFrame, HandshakeFrame
+from yomo.zipper.server import Zipper
+
+from .helpers import PLAIN_TLS, Clients, eventually, frame_bytes
+
+CROWD = 150
+TAG = 0x22
+QH3 = QuicSettings(backend="qh3")
+
+
+def _lane(z: Zipper) -> Any:
+    """The zipper's slow lane (its qh3 server's)."""
+    return z._listener._server.lane  # type: ignore[union-attr]
+
+
+async def _yomo_client(z: Zipper, name: str) -> Any:
+    """A qh3 connection that completed the YoMo handshake (a source)."""
+    host, port = z.address
+    conn = await dial(host, port, tls=PLAIN_TLS, settings=QH3)
+    conn.send_nowait(
+        HandshakeFrame(name=name, id=name, client_type=ClientType.SOURCE, version=SPEC_VERSION)
+    )
+    reply = await asyncio.wait_for(conn.read_frame(), 30.0)
+    assert isinstance(reply, HandshakeAckFrame), reply
+    return conn
+
+
+async def _crowd(z: Zipper) -> list[Any]:
+    crowd = await asyncio.gather(*(_yomo_client(z, f"idle-{i}") for i in range(CROWD)))
+    await eventually(lambda: len(z.connections()) == CROWD, f"{CROWD} connections", 30.0)
+    return list(crowd)
+
+
+async def test_idle_connections_live_through_the_lane(zipper):
+    settings = dataclasses.replace(DEFAULT_ZIPPER_SETTINGS, backend="qh3")
+    z = await zipper(quic=settings)
+    lane = _lane(z)
+    crowd = await _crowd(z)
+    try:
+        before = lane.deferred
+        # past the idle timeout (5 s): the zipper's keep-alive PINGs and the clients'
+        # ACKs of them keep the connections open; the ACKs come through the lane
+        await asyncio.sleep(settings.idle_timeout + 1.5)
+        assert len(z.connections()) == CROWD, "idle connections were lost in the lane"
+        assert lane.deferred - before >= CROWD, "quiet connections' datagrams bypassed the lane"
+        assert lane.dropped == 0
+        assert not any(c.closed for c in crowd)
+    finally:
+        for c in crowd:
+            c.abort("test done")
+
+
+async def test_new_handshake_goes_before_queued_closes(zipper, clients: Clients):
+    settings = dataclasses.replace(DEFAULT_ZIPPER_SETTINGS, backend="qh3")
+    z = await zipper(quic=settings)
+    lane = _lane(z)
+    crowd = await _crowd(z)
+    await asyncio.sleep(lane.quiet_after + 0.5)  # the crowd is quiet now
+    # one deferred datagram per loop turn: the burst of closes stays queued for
+    # many turns, while the new client's handshake takes only a few
+    lane.slice_seconds = 0.0
+    for c in crowd:
+        c.close("mass close")
+    await asyncio.sleep(0)
+    await eventually(lambda: lane.pending > 0, "closes queued in the lane", 10.0)
+
+    newcomer = await _yomo_client(z, "newcomer")
+    queued = lane.pending
+    assert queued > 0, "the new client's handshake waited for the queued closes"
+
+    lane.slice_seconds = 0.002
+    _, inbox = await clients.sfn(z, "lane-sfn", [TAG], quic=QH3)
+    src = await clients.source(z, name="lane-source", quic=QH3)
+    for i in range(20):
+        await src.send(frame_bytes(TAG, f"frame {i}".encode()))
+    await eventually(lambda: inbox.count(TAG) == 20, "the pair's 20 frames", 20.0)
+    await eventually(
+        lambda: sorted(c.name for c in z.connections()) == ["lane-sfn", "lane-source", "newcomer"],
+        "every close handled",
+        20.0,
+    )
+    assert lane.pending == 0 and lane.dropped == 0
+    newcomer.abort("test done")
