@@ -10,8 +10,11 @@ a bounded FIFO that loop callbacks drain a time slice at a time; everything
 else (long headers: new connections and handshakes; connections that are new
 or moved stream bytes recently; unknown ids) is processed at once. Between two
 slices the loop runs its other callbacks: timers, tasks, the socket's next
-reads. A connection's datagrams keep their order: while one of its datagrams
-waits, the next ones queue behind it.
+reads. Once the oldest waiting datagram is ``OVERDUE`` (1 s) old, each slice
+lasts as long as the rest of the loop turn did (at most ``MAX_TURN``): the lane
+then has half of the loop, so a flood of new connections cannot hold quiet
+connections' keep-alive ACKs past the idle timeout. A connection's datagrams
+keep their order: while one of its datagrams waits, the next ones queue behind it.
 """
 
 from __future__ import annotations
@@ -30,6 +33,13 @@ log = logging.getLogger("yomo.transport")
 QUIET_AFTER = 1.0
 #: Seconds of deferred work one drain callback does before yielding to the loop.
 SLICE = 0.002
+#: Seconds a datagram may wait before the lane claims an equal share of the loop:
+#: then each drain callback works as long as the rest of the loop turn took, so a
+#: flood of priority work (10,000 handshakes) cannot hold idle connections'
+#: keep-alive ACKs past the idle timeout.
+OVERDUE = 1.0
+#: The longest drain callback when overdue (seconds).
+MAX_TURN = 0.1
 #: Bounds of the deferred FIFO (datagrams, payload bytes); past either one a quiet
 #: connection's datagram is dropped, as a full socket buffer would drop it.
 MAX_DATAGRAMS = 65_536
@@ -49,6 +59,7 @@ class SlowLane:
         *,
         quiet_after: float = QUIET_AFTER,
         slice_seconds: float = SLICE,
+        overdue: float = OVERDUE,
         max_datagrams: int = MAX_DATAGRAMS,
         max_bytes: int = MAX_BYTES,
     ) -> None:
@@ -56,9 +67,11 @@ class SlowLane:
         self._loop = asyncio.get_running_loop()
         self.quiet_after = quiet_after
         self.slice_seconds = slice_seconds
+        self.overdue = overdue
         self.max_datagrams = max_datagrams
         self.max_bytes = max_bytes
-        self._queue: deque[tuple[Any, bytes, Any]] = deque()
+        self._queue: deque[tuple[Any, bytes, Any, float]] = deque()
+        self._last_turn = 0.0  # when the last drain callback ended
         self._bytes = 0
         self._scheduled = False
         self._closed = False
@@ -79,12 +92,12 @@ class SlowLane:
         """
         if self._closed:
             return False
+        now = self._loop.time()
         waiting = protocol.lane_waiting
         if not waiting:
             conn = protocol.conn
             if conn is None:
                 return False
-            now = self._loop.time()
             moved = conn.bytes_received + conn.bytes_sent
             if moved != protocol.lane_moved or not moved:
                 # stream bytes since we last looked, or no YoMo handshake yet: active
@@ -104,21 +117,28 @@ class SlowLane:
                 )
             self.dropped += 1
             return True
-        self._queue.append((protocol, data, addr))
+        self._queue.append((protocol, data, addr, now))
         self._bytes += size
         protocol.lane_waiting = waiting + 1
+        protocol.last_rx = now  # heard from: no keep-alive PING needed meanwhile
         self.deferred += 1
-        if not self._scheduled and not self._closed:
+        if not self._scheduled:
             self._scheduled = True
+            self._last_turn = now
             self._loop.call_soon(self._drain)
         return True
 
     def _drain(self) -> None:
         self._scheduled = False
         queue, deliver, clock = self._queue, self._deliver, self._loop.time
-        end = clock() + self.slice_seconds
+        start = clock()
+        budget = self.slice_seconds
+        if queue and start - queue[0][3] > self.overdue:
+            # behind: as long as the rest of the loop's turn took (an equal share)
+            budget = min(max(budget, start - self._last_turn), MAX_TURN)
+        end = start + budget
         while queue and not self._closed:
-            protocol, data, addr = queue.popleft()
+            protocol, data, addr, _ = queue.popleft()
             self._bytes -= len(data)
             protocol.lane_waiting -= 1
             try:
@@ -127,6 +147,7 @@ class SlowLane:
                 log.exception("processing a deferred datagram failed")
             if clock() >= end:
                 break
+        self._last_turn = clock()
         if queue and not self._closed:
             self._scheduled = True
             self._loop.call_soon(self._drain)
@@ -134,7 +155,7 @@ class SlowLane:
     def close(self) -> None:
         """Drop what waits; nothing more is taken."""
         self._closed = True
-        for protocol, _, _ in self._queue:
+        for protocol, *_ in self._queue:
             protocol.lane_waiting = 0
         self._queue.clear()
         self._bytes = 0
