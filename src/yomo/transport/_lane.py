@@ -10,7 +10,7 @@ a bounded FIFO that loop callbacks drain a time slice at a time; everything
 else (long headers: new connections and handshakes; connections that are new
 or moved stream bytes recently; unknown ids) is processed at once. Between two
 slices the loop runs its other callbacks: timers, tasks, the socket's next
-reads. Once the oldest waiting datagram is ``OVERDUE`` (1 s) old, each slice
+reads. Once the oldest waiting datagram is ``OVERDUE`` (2.5 s) old, each slice
 lasts as long as the rest of the loop turn did (at most ``MAX_TURN``): the lane
 then has half of the loop, so a flood of new connections cannot hold quiet
 connections' keep-alive ACKs past the idle timeout. A connection's datagrams
@@ -37,9 +37,9 @@ SLICE = 0.002
 #: then each drain callback works as long as the rest of the loop turn took, so a
 #: flood of priority work (10,000 handshakes) cannot hold idle connections'
 #: keep-alive ACKs past the idle timeout.
-OVERDUE = 1.0
+OVERDUE = 2.5
 #: The longest drain callback when overdue (seconds).
-MAX_TURN = 0.1
+MAX_TURN = 0.05
 #: Bounds of the deferred FIFO (datagrams, payload bytes); past either one a quiet
 #: connection's datagram is dropped, as a full socket buffer would drop it.
 MAX_DATAGRAMS = 65_536
@@ -62,9 +62,10 @@ class SlowLane:
         overdue: float = OVERDUE,
         max_datagrams: int = MAX_DATAGRAMS,
         max_bytes: int = MAX_BYTES,
+        loop: Any = None,
     ) -> None:
         self._deliver = deliver
-        self._loop = asyncio.get_running_loop()
+        self._loop = loop if loop is not None else asyncio.get_running_loop()
         self.quiet_after = quiet_after
         self.slice_seconds = slice_seconds
         self.overdue = overdue
