@@ -1,4 +1,4 @@
-"""``yomo.transport._lane.SlowLane`` on a fake clock: who waits, how much one turn does."""
+"""The qh3 zipper's split server and its slow lane (``_lane.SlowLane``) on a fake clock."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 from yomo.transport import _lane
 from yomo.transport._lane import SlowLane
+from yomo.transport._server import _SplitServer
 
 
 class FakeLoop:
@@ -36,96 +37,141 @@ class Conn:
 
 
 class Proto:
+    """A connection's protocol as the lane sees it; records what it processed."""
+
     lane_waiting = 0
     lane_moved = 0
     lane_active = 0.0
 
-    def __init__(self, moved: int = 10) -> None:
+    def __init__(self, cid: bytes, moved: int = 10) -> None:
+        self.cid = cid
         self.conn: Any = Conn(moved)
         self.last_rx = 0.0
+        self.got: list[bytes] = []
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.got.append(data)
+
+    def packet(self, payload: bytes) -> bytes:
+        return bytes([0x40]) + self.cid + payload  # a short header
 
 
-def make(**options: Any) -> tuple[SlowLane, FakeLoop, list[bytes]]:
+class Server:
+    def __init__(self) -> None:
+        self._protocols: dict[bytes, Any] = {}
+        self.got: list[bytes] = []
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.got.append(data)
+
+
+def make(**options: Any) -> tuple[_SplitServer, SlowLane, FakeLoop]:
+    """A split server whose lane runs on a fake loop (each datagram costs 1 ms)."""
     loop = FakeLoop()
-    delivered: list[bytes] = []
+    split = _SplitServer.__new__(_SplitServer)
+    fast, other = Server(), Server()
+    split.fast, split.compat = fast, other
+    split._fast_ids, split._compat_ids = fast._protocols, other._protocols
+    split._cid_length = 8
 
     def deliver(data: bytes, addr: Any) -> None:
-        delivered.append(data)
+        split._deliver(data, addr)
         loop.now += 0.001
 
-    return SlowLane(deliver, loop=loop, **options), loop, delivered
+    split.lane = SlowLane(deliver, loop=loop, **options)
+    return split, split.lane, loop
 
 
-def quiet(loop: FakeLoop, lane: SlowLane, proto: Proto) -> None:
-    """Make ``proto`` quiet: seen once with its bytes, then ``quiet_after`` passes."""
-    assert not lane.offer(proto, b"x", None)
-    loop.now += lane.quiet_after + 0.1
+def connect(split: _SplitServer, i: int, moved: int = 10) -> Proto:
+    proto = Proto(b"cid-%04d" % i, moved)
+    split._fast_ids[proto.cid] = proto
+    return proto
+
+
+def quiet(split: _SplitServer, loop: FakeLoop, protos: list[Proto]) -> None:
+    """Make ``protos`` quiet: each seen twice with its bytes unchanged, then time passes."""
+    for p in protos:
+        split.datagram_received(p.packet(b"seen"), None)
+        split.datagram_received(p.packet(b"seen"), None)
+        p.got.clear()
+    loop.now += split.lane.quiet_after + 0.1
 
 
 def test_new_and_active_connections_go_first() -> None:
-    lane, loop, _ = make()
-    fresh = Proto(moved=0)  # no YoMo handshake yet
-    assert not lane.offer(fresh, b"a", None)
-    busy = Proto()
-    assert not lane.offer(busy, b"a", None)  # bytes moved since the lane last looked
+    split, lane, loop = make()
+    fresh = connect(split, 1, moved=0)  # no YoMo handshake yet
+    busy = connect(split, 2)
+    quiet(split, loop, [fresh])
+    split.datagram_received(fresh.packet(b"a"), None)
+    assert fresh.got == [fresh.packet(b"a")]  # not quiet: never moved a byte
+    split.datagram_received(busy.packet(b"a"), None)
     loop.now += lane.quiet_after / 2
-    assert not lane.offer(busy, b"b", None)  # moved within quiet_after
+    split.datagram_received(busy.packet(b"b"), None)  # unchanged, but not for long
     busy.conn.bytes_sent += 5
     loop.now += lane.quiet_after * 2
-    assert not lane.offer(busy, b"c", None)  # moved again: active again
-    gone = Proto()
+    split.datagram_received(busy.packet(b"c"), None)  # moved again: active again
+    assert busy.got == [busy.packet(b"a"), busy.packet(b"b"), busy.packet(b"c")]
+    gone = connect(split, 3)
     gone.conn = None
-    assert not lane.offer(gone, b"a", None)
+    split.datagram_received(gone.packet(b"a"), None)
+    assert gone.got == [gone.packet(b"a")]
+    split.datagram_received(bytes([0xC0]) + b"long header", None)  # new connections
+    split.datagram_received(bytes([0x40]) + b"unknown-" + b"id", None)
+    assert len(split.fast.got) == 2  # type: ignore[attr-defined]
     assert lane.pending == 0
 
 
 def test_a_quiet_connection_waits_and_keeps_its_order() -> None:
-    lane, loop, delivered = make()
-    idle = Proto()
-    quiet(loop, lane, idle)
-    assert lane.offer(idle, b"1", None)
+    split, lane, loop = make()
+    idle = connect(split, 1)
+    other = connect(split, 2)
+    quiet(split, loop, [idle, other])
+    split.datagram_received(idle.packet(b"1"), None)
     assert idle.last_rx == loop.now  # a waiting datagram counts as heard
     idle.conn.bytes_received += 100  # it became active meanwhile ...
-    assert lane.offer(idle, b"2", None)  # ... but its earlier datagram still waits
-    assert lane.pending == 2 and delivered == []
+    split.datagram_received(idle.packet(b"2"), None)  # ... but "1" still waits
+    split.datagram_received(other.packet(b"x"), None)
+    assert lane.pending == 3 and idle.got == [] and other.got == []
+    del split._fast_ids[other.cid]  # "other" ended meanwhile: its datagram is dropped
+    loop.turn()  # a 2 ms slice: two of them
     loop.turn()
-    assert delivered == [b"1", b"2"] and lane.pending == 0
+    assert idle.got == [idle.packet(b"1"), idle.packet(b"2")] and other.got == []
+    assert lane.pending == 0 and lane.deferred == 3
 
 
 def test_a_turn_does_one_slice_then_an_equal_share_when_overdue() -> None:
-    lane, loop, delivered = make(slice_seconds=0.002, overdue=2.5)
-    protos = [Proto() for _ in range(400)]
+    split, lane, loop = make(slice_seconds=0.002, overdue=2.5)
+    protos = [connect(split, i) for i in range(400)]
+    quiet(split, loop, protos)
     for p in protos:
-        quiet(loop, lane, p)
-        loop.now -= lane.quiet_after + 0.1  # all at the same time
-    loop.now += lane.quiet_after + 0.1
-    for p in protos:
-        assert lane.offer(p, b"d", None)
+        split.datagram_received(p.packet(b"d"), None)
+    assert lane.pending == 400
+
+    def done() -> int:
+        return sum(len(p.got) for p in protos)
+
     loop.turn()
-    assert len(delivered) == 2  # a 2 ms slice, 1 ms each
+    assert done() == 2  # a 2 ms slice, 1 ms each
     loop.now += 0.030  # the rest of the loop's turn took 30 ms
     loop.turn()
-    assert len(delivered) == 4  # not overdue yet: still one slice
+    assert done() == 4  # not overdue yet: still one slice
     loop.now += 3.0 - 0.030  # the oldest has waited past OVERDUE
     loop.turn()
-    assert len(delivered) == 4 + round(_lane.MAX_TURN / 0.001)  # the 3 s turn: capped
+    assert done() == 4 + round(_lane.MAX_TURN / 0.001)  # that 3 s turn: capped
     loop.now += 0.020
     loop.turn()
-    assert len(delivered) == 4 + round(_lane.MAX_TURN / 0.001) + 20  # as long as the rest
+    assert done() == 4 + round(_lane.MAX_TURN / 0.001) + 20  # as long as the rest
 
 
 def test_full_lane_drops_and_counts() -> None:
-    lane, loop, delivered = make(max_datagrams=3)
-    protos = [Proto() for _ in range(5)]
+    split, lane, loop = make(max_datagrams=3)
+    protos = [connect(split, i) for i in range(5)]
+    quiet(split, loop, protos)
     for p in protos:
-        quiet(loop, lane, p)
-        loop.now -= lane.quiet_after + 0.1
-    loop.now += lane.quiet_after + 0.1
-    taken = [lane.offer(p, b"d", None) for p in protos]
-    assert taken == [True] * 5  # taken: queued or dropped, as a full socket drops
-    assert lane.pending == 3 and lane.dropped == 2
+        split.datagram_received(p.packet(b"d"), None)
+    assert lane.pending == 3 and lane.dropped == 2  # dropped, as a full socket drops
     lane.close()
     assert lane.pending == 0
-    assert not lane.offer(protos[0], b"d", None)  # closed: the caller processes it
+    split.datagram_received(protos[0].packet(b"e"), None)  # closed: processed at once
     loop.turn()
-    assert delivered == []
+    assert [len(p.got) for p in protos] == [1, 0, 0, 0, 0]

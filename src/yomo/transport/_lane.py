@@ -87,25 +87,23 @@ class SlowLane:
         return len(self._queue)
 
     def offer(self, protocol: Any, data: bytes, addr: Any) -> bool:
-        """Take ``data`` (a short-header datagram of ``protocol``) if the connection is quiet.
+        """Take ``data`` (a short-header datagram of ``protocol``) if it must wait.
 
-        False: the caller processes it now. Cheap: a few attribute reads per datagram.
+        The caller has seen the connection's stream bytes unchanged since its last
+        look (``protocol.lane_moved``, with ``lane_active`` 0.0 when they changed),
+        or the connection has datagrams waiting here (``lane_waiting``): those are
+        always taken, to keep its order. False: the caller processes it now.
         """
         if self._closed:
             return False
         now = self._loop.time()
         waiting = protocol.lane_waiting
         if not waiting:
-            conn = protocol.conn
-            if conn is None:
-                return False
-            moved = conn.bytes_received + conn.bytes_sent
-            if moved != protocol.lane_moved or not moved:
-                # stream bytes since we last looked, or no YoMo handshake yet: active
-                protocol.lane_moved = moved
+            active = protocol.lane_active
+            if not active:  # the first look since its bytes last moved
                 protocol.lane_active = now
                 return False
-            if now - protocol.lane_active < self.quiet_after:
+            if now - active < self.quiet_after:
                 return False
         size = len(data)
         if len(self._queue) >= self.max_datagrams or self._bytes + size > self.max_bytes:
