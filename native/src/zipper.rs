@@ -39,7 +39,7 @@ use crate::{
     outbox::{run_writer, Outbox},
     resend::{Progress, ResendLedger, FORWARDING, RESENT},
     router::Router,
-    runtime::{runtime, zipper_runtime, Waker},
+    runtime::{runtime, zipper_runtime, Waker, SCHED},
     settings::{Settings, Side},
     stats::Stats,
     tls::{check_client, server_config, ClientCheck, Tls},
@@ -556,6 +556,7 @@ impl Core {
             return Err(RESERVED_TAG_MESSAGE.into());
         }
         let size = view.payload.len() as u64;
+        SCHED.routed(frame.len(), 1);
         peer.carries();
         let index = peer.frames_in.fetch_add(1, Relaxed);
         let md = &frame[view.metadata.clone()];
@@ -625,6 +626,7 @@ impl Core {
                 }
             }
         }
+        SCHED.routed(out.len(), sent);
         if forwarding && fresh(FORWARDING) {
             for link in self.links.read().iter() {
                 link.offer(&out);
@@ -801,6 +803,7 @@ impl Zipper {
                 }
             });
         }
+        runtime().spawn(SCHED.watch());
         let accept = core.clone();
         runtime().spawn(async move {
             while let Some(incoming) = endpoint.accept().await {
