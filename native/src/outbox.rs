@@ -1,7 +1,8 @@
 //! The sending half of one connection's stream: a queue of encoded frames bounded by its
 //! producers (they wait above the high-water mark, or drop, by policy), and a writer task
 //! that hands everything queued to quinn in one call. Frames are `Bytes`, so one frame
-//! routed to several connections is shared, not copied.
+//! routed to several connections is shared in the queues; the writer copies runs of
+//! small ones together before quinn sees them (`coalesce`), large ones stay shared.
 
 use std::collections::VecDeque;
 
