@@ -5,6 +5,7 @@ and a well-behaved source -> function pair on the same zipper keeps flowing, los
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -201,3 +202,44 @@ async def test_invalid_metadata_after_handshake(zipper, clients, raw, metadata, 
         return await _closed_reason(conn)
 
     await _survives(z, clients, bad, expected)
+
+
+# Datagrams no connection of the zipper's could have sent: each is dropped where it is
+# read (qh3's or quinn's header parse, the qh3 zipper's lane and split server).
+STRAY_DATAGRAMS = [
+    b"",  # empty
+    b"\x40",  # one byte: a short header's first byte and nothing else
+    b"\x40" + b"\x07" * 40,  # a short header with an id no connection has
+    b"\xc0\x00\x00\x00\x01\x08",  # a long header cut inside its destination id's length
+    b"\xc0\x00\x00\x00\x01\x14" + b"\x01" * 8,  # ... inside the id itself
+    b"\xff" * 1200,  # a long header of an unknown version, Initial-sized
+    bytes(range(256)) * 5,
+]
+
+
+async def test_stray_datagrams_are_dropped(zipper, clients):
+    """Stray datagrams at the zipper's UDP socket raise nothing in its loop, and a pair
+    on it and a new connection carry on."""
+    errors: list[dict] = []
+    loop = asyncio.get_running_loop()
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    try:
+        z = await zipper()
+        pair = await Pair.start(clients, z, TAG)
+        await pair.send(50, size=200)
+        await pair.check()
+        # a plain socket: asyncio's datagram transport would not send an empty one
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stray:
+            for _ in range(3):
+                for datagram in STRAY_DATAGRAMS:
+                    stray.sendto(datagram, z.address)
+                await pair.send(50, size=200)
+            await pair.check()
+        _, inbox = await clients.sfn(z, "late-sfn", [TAG + 1])
+        source = await clients.source(z, "late-src")
+        await source.send(frame_bytes(TAG + 1, b"still serving"))
+        await inbox.wait_count(1, TAG + 1, 5.0)
+        assert not errors, errors
+    finally:
+        loop.set_exception_handler(previous)
