@@ -120,7 +120,7 @@ class _SplitServer(asyncio.DatagramProtocol):
         self.compat.connection_made(transport)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
-        if data[0] & 0x80 or len(data) <= self._cid_length:  # long header (or runt)
+        if len(data) <= self._cid_length or data[0] & 0x80:  # a runt (even empty), long header
             self._route(data).datagram_received(data, addr)
             return
         # An established connection's packet (short header: its id right after the
