@@ -12,6 +12,13 @@ runs with PYTHONPATH=DIR, e.g. a copy of ``src`` with another build of
 ``yomo/_native.abi3.so``); every round runs each tree once, the order alternating.
 Prints one line per run and the medians with min-max per tree; ``--json FILE`` keeps
 the runs. The 1-minute load average is recorded before every run.
+
+``--quic`` adds quinn's statistics of the zipper's connection to the function
+(``YOMO_NATIVE_QUIC_STATS``: packets sent, declared lost, congestion events, the window
+and RTT at the close; free). ``--quic-go`` adds quic-go's view in the Go function
+(``ybench sink -quicstats``: packets it dropped, by trigger; ``dos_prevention`` is its
+connection's queue of unprocessed packets being full). quic-go's tracing costs the
+function CPU, so rates with ``--quic-go`` are not comparable with rates without.
 """
 
 from __future__ import annotations
@@ -33,6 +40,10 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 import run as bench  # noqa: E402
+
+#: quinn's connection statistics of the zipper's connection to the function (--quic).
+QUINN_KEYS = ("sent_packets", "lost_packets", "congestion_events", "cwnd", "rtt_us", "acks_rx")
+STREAM_FUNCTION = 0x5D
 
 #: perf events counted in the zipper's process (all threads) with --stat.
 EVENTS = {
@@ -105,11 +116,21 @@ def set_sched(pid: int, how: str) -> None:
 
 
 def one_run(
-    r: bench.Runner, size: int, stat: bool, record: str | None = None, sched: str = ""
+    r: bench.Runner,
+    size: int,
+    stat: bool,
+    record: str | None = None,
+    sched: str = "",
+    quic: bool = False,
+    quic_go: bool = False,
 ) -> dict[str, Any]:
     """One throughput run (bench/run.py's scenario 1, Go clients) with the zipper counted."""
+    qfile = Path(r.tmp) / f"quinn-{time.monotonic_ns()}.jsonl"
+    if quic:
+        r.base_env = {**r.base_env, "YOMO_NATIVE_QUIC_STATS": str(qfile)}
     with r.zipper("ours") as (z, addr):
-        sink = r.go("sink", f"-zipper={addr}", f"-observe={bench.TAG_IN}", f"-size={size}")
+        flags = ["-quicstats"] if quic_go else []
+        sink = r.go("sink", f"-zipper={addr}", f"-observe={bench.TAG_IN}", f"-size={size}", *flags)
         src = None
         perf = None
         try:
@@ -185,9 +206,31 @@ def one_run(
         "cpu_util": (cpu1 - cpu0) / max(t1 - t0, 1e-9),
         "cpu_us": 1e6 * (cpu1 - cpu0) / max(frames, 1),
     }
+    if quic or quic_go:
+        res.update(quic_counts(qfile, got))
     for k, v in counts.items():
         res[f"{k}_per_frame"] = v / max(frames, 1)
     return res
+
+
+def quic_counts(qfile: Path, sink_summary: dict[str, Any]) -> dict[str, Any]:
+    """quinn's view (the zipper's connection to the function) and quic-go's (the function's
+    dropped packets by trigger, its events received and sent) of one run."""
+    out: dict[str, Any] = {}
+    lines = qfile.read_text().splitlines() if qfile.exists() else []
+    for line in lines:
+        row = json.loads(line)
+        if row.get("client_type") == STREAM_FUNCTION:
+            out.update({f"q_{k}": row[k] for k in QUINN_KEYS if k in row})
+    q = sink_summary.get("quic")
+    if not q:
+        return out
+    events = q.get("events", {})
+    out["go_received"] = events.get("transport:packet_received", 0)
+    out["go_sent"] = events.get("transport:packet_sent", 0)
+    for trigger, n in (q.get("dropped") or {}).items():
+        out[f"go_dropped_{trigger}"] = n
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -212,6 +255,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument(
         "--env", action="append", default=[], metavar="NAME=VALUE", help="for our zipper"
+    )
+    ap.add_argument(
+        "--quic",
+        action="store_true",
+        help="quinn's counts of the packets toward the function (sent, lost, window)",
+    )
+    ap.add_argument(
+        "--quic-go",
+        action="store_true",
+        help="... and quic-go's in the Go function (dropped by trigger; costs it CPU)",
     )
     ap.add_argument("--nice", type=int, default=-10)
     ap.add_argument("--json", metavar="FILE")
@@ -257,7 +310,9 @@ def main(argv: list[str] | None = None) -> int:
                                 cpu_us=m["zipper_cpu_us_per_frame"], cpu_util=m["zipper_cpu_util"]
                             )
                         else:
-                            m = one_run(r, args.size, args.stat, args.record, sched)
+                            m = one_run(
+                                r, args.size, args.stat, args.record, sched, args.quic, args.quic_go
+                            )
                     finally:
                         r.stop_all()
                     m.update(tree=name, round=rnd + 1, load=round(load, 2), utc=stamp)
@@ -266,6 +321,9 @@ def main(argv: list[str] | None = None) -> int:
                         f"{k.removesuffix('_per_frame')}={v:.2f}"
                         for k, v in m.items()
                         if k.endswith("_per_frame")
+                    )
+                    extra += "".join(
+                        f" {k}={v}" for k, v in m.items() if k.startswith(("q_", "go_"))
                     )
                     print(
                         f"{stamp} load {load:4.1f} {name:>6} #{rnd + 1}: {m['fps']:9,.0f} frames/s "
@@ -283,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         "p99_ms",
         "p999_ms",
         *sorted({k for m in runs for k in m if k.endswith("_per_frame")}),
+        *sorted({k for m in runs for k in m if k.startswith(("q_", "go_"))}),
     ]
     for name, _ in trees:
         mine = [m for m in runs if m["tree"] == name]

@@ -2,7 +2,10 @@ module yomo-py-bench
 
 go 1.25.0
 
-require github.com/yomorun/yomo v1.22.3
+require (
+	github.com/quic-go/quic-go v0.57.1
+	github.com/yomorun/yomo v1.22.3
+)
 
 require (
 	cloud.google.com/go/auth v0.16.3 // indirect
@@ -42,7 +45,6 @@ require (
 	github.com/modelcontextprotocol/go-sdk v1.4.1 // indirect
 	github.com/pelletier/go-toml/v2 v2.2.4 // indirect
 	github.com/power-devops/perfstat v0.0.0-20240221224432-82ca36839d55 // indirect
-	github.com/quic-go/quic-go v0.57.1 // indirect
 	github.com/robfig/cron/v3 v3.0.1 // indirect
 	github.com/russross/blackfriday/v2 v2.1.0 // indirect
 	github.com/sagikazarmark/locafero v0.11.0 // indirect

@@ -75,3 +75,45 @@ impl Stats {
         out
     }
 }
+
+/// Diagnostic: with `YOMO_NATIVE_QUIC_STATS=FILE`, one JSON line per closed client
+/// connection is appended to FILE: quinn's connection statistics (datagrams and ACK
+/// frames each way, packets sent and declared lost, congestion events, the congestion
+/// window and RTT at the close). Read once; off (and free) without the variable.
+pub fn log_quic_stats(number: u64, client_type: u8, conn: &quinn::Connection) {
+    static PATH: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    let Some(path) = PATH.get_or_init(|| std::env::var_os("YOMO_NATIVE_QUIC_STATS").map(Into::into)) else {
+        return;
+    };
+    let s = conn.stats();
+    let p = &s.path;
+    let line = format!(
+        concat!(
+            "{{\"number\":{},\"client_type\":{},\"udp_tx\":{},\"udp_tx_ios\":{},\"udp_rx\":{},",
+            "\"acks_tx\":{},\"acks_rx\":{},\"stream_tx\":{},\"sent_packets\":{},\"lost_packets\":{},",
+            "\"lost_bytes\":{},\"congestion_events\":{},\"cwnd\":{},\"rtt_us\":{},\"min_rtt_us\":{},",
+            "\"mtu\":{},\"black_holes\":{}}}\n"
+        ),
+        number,
+        client_type,
+        s.udp_tx.datagrams,
+        s.udp_tx.ios,
+        s.udp_rx.datagrams,
+        s.frame_tx.acks,
+        s.frame_rx.acks,
+        s.frame_tx.stream,
+        p.sent_packets,
+        p.lost_packets,
+        p.lost_bytes,
+        p.congestion_events,
+        p.cwnd,
+        p.rtt.as_micros(),
+        p.min_rtt.as_micros(),
+        p.current_mtu,
+        p.black_holes_detected,
+    );
+    use std::io::Write;
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        let _ = f.write_all(line.as_bytes());
+    }
+}

@@ -406,6 +406,7 @@ impl Core {
                 peer.outbox.abandon();
                 writer.abort();
                 conn.close(CLOSE_CODE.into(), reason.as_bytes());
+                crate::stats::log_quic_stats(number, client_type, &conn);
                 self.event(Event::Closed { number, reason, protocol_error });
             }
         }

@@ -11,7 +11,8 @@
 //	ybench sink -zipper A -observe 0x10 -size 1024 [-conns 8]
 //	    stream functions that count and check every frame (length, order);
 //	    prints {"event":"progress","frames":N} every 200 ms and, on SIGTERM,
-//	    {"event":"summary",...} with frames/s measured first to last frame.
+//	    {"event":"summary",...} with frames/s measured first to last frame;
+//	    -quicstats adds quic-go's event counts ("quic": dropped packets by trigger).
 //	ybench fwd -zipper A -observe 0x10 -out 0x11
 //	    function A of the latency chain: forwards every payload unchanged.
 //	ybench lat -zipper A -tag 0x10 -observe 0x11 -rate 1000 -duration 5s
@@ -186,7 +187,12 @@ func runSink(args []string) {
 	size := fs.Int("size", 0, "expected payload size (0: any)")
 	conns := fs.Int("conns", 1, "stream functions (connections) in this process")
 	name := fs.String("name", "bench-sink", "function name prefix")
+	quicStats := fs.Bool("quicstats", false, "count quic-go's events (dropped packets by trigger) into the summary")
 	_ = fs.Parse(args)
+	var qc *quicCounts
+	if *quicStats {
+		qc = newQuicCounts()
+	}
 
 	t := parseTag(*observe)
 	counters := make([]*counter, *conns)
@@ -196,8 +202,11 @@ func runSink(args []string) {
 	for i := 0; i < *conns; i++ {
 		c := &counter{lastSeq: map[uint64]int64{}}
 		counters[i] = c
-		cl := core.NewClient(fmt.Sprintf("%s-%d", *name, i), *zipper, core.ClientTypeStreamFunction,
-			core.WithLogger(logger()))
+		opts := []core.ClientOption{core.WithLogger(logger())}
+		if qc != nil {
+			opts = append(opts, quicStatsOption(qc))
+		}
+		cl := core.NewClient(fmt.Sprintf("%s-%d", *name, i), *zipper, core.ClientTypeStreamFunction, opts...)
 		cl.SetObserveDataTags(t)
 		cl.SetDataFrameObserver(func(f *frame.DataFrame) {
 			now := time.Now().UnixNano()
@@ -266,10 +275,14 @@ LOOP:
 	if last > first {
 		elapsed = float64(last-first) / 1e9
 	}
-	emit(map[string]any{
+	summary := map[string]any{
 		"event": "summary", "frames": frames, "bytes": bytes, "bad_len": bad,
 		"out_of_order": ooo, "elapsed_s": elapsed, "per_conn": per,
-	})
+	}
+	if qc != nil {
+		summary["quic"] = qc.snapshot()
+	}
+	emit(summary)
 	for _, cl := range clients {
 		_ = cl.Close()
 	}
