@@ -6,7 +6,8 @@ Here: idle connections live through the lane past the idle timeout (their
 keep-alive traffic goes through it), and while a burst of closes waits in the lane
 a new client completes its whole handshake (QUIC, then HandshakeFrame ->
 HandshakeAck) before any of them is processed, and a pair routes frames; every close is
-then handled.
+then handled; and a quiet connection's wait in the lane stays out of its RTT (so out
+of its PTO, and the idle and draining periods qh3 stretches to 3 PTO).
 """
 
 from __future__ import annotations
@@ -77,9 +78,9 @@ async def test_new_handshake_goes_before_queued_closes(zipper, clients: Clients)
     await asyncio.sleep(lane.quiet_after + 0.5)  # the crowd is quiet now
     # the lane holds what it drains until the new client is in (a slice of any length
     # would race the handshake's loop turns): the closes stay unprocessed meanwhile
-    held: list[tuple[bytes, Any]] = []
+    held: list[tuple[bytes, Any, float]] = []
     deliver = lane._deliver
-    lane._deliver = lambda data, addr: held.append((data, addr))
+    lane._deliver = lambda *datagram: held.append(datagram)
     for c in crowd:
         c.close("mass close")
     await eventually(lambda: held or lane.pending, "closes queued in the lane", 10.0)
@@ -89,8 +90,8 @@ async def test_new_handshake_goes_before_queued_closes(zipper, clients: Clients)
     assert held or lane.pending
 
     lane._deliver = deliver
-    for data, addr in held:
-        deliver(data, addr)
+    for datagram in held:
+        deliver(*datagram)
     _, inbox = await clients.sfn(z, "lane-sfn", [TAG], quic=QH3)
     src = await clients.source(z, name="lane-source", quic=QH3)
     for i in range(20):
@@ -103,3 +104,39 @@ async def test_new_handshake_goes_before_queued_closes(zipper, clients: Clients)
     )
     assert lane.pending == 0 and lane.dropped == 0
     newcomer.abort("test done")
+
+
+async def test_the_wait_in_the_lane_is_no_round_trip_time(zipper):
+    settings = dataclasses.replace(DEFAULT_ZIPPER_SETTINGS, backend="qh3")
+    z = await zipper(quic=settings)
+    lane = _lane(z)
+    client = await _yomo_client(z, "quiet")
+    (protocol,) = set(z._listener._server._fast_ids.values())  # type: ignore[union-attr]
+    core = protocol.quic._core  # qh3's connection state (its RTT estimate, PTO count)
+    await asyncio.sleep(lane.quiet_after + 0.5)  # quiet now
+    samples: list[float] = []  # the RTT estimate's latest sample after each delivery
+    deliver = lane._deliver
+
+    def recording(*datagram: Any) -> None:
+        deliver(*datagram)
+        samples.append(core.latest_rtt)
+
+    lane._deliver = recording
+    lane._drain = lambda: None  # the lane holds what waits there
+    probes = core.pto_total
+    protocol.conn.ping_nowait()  # the client's ACK of it waits in the lane
+    await eventually(lambda: lane.pending, "the PING's ACK waiting in the lane", 10.0)
+    hold = 2.0
+    await asyncio.sleep(hold)
+    fired = core.pto_total - probes
+    del lane._drain
+    lane._drain()
+    await eventually(lambda: not lane.pending and samples, "the lane drained", 10.0)
+    # no PTO probe after PTO probe while the ACK waited (each one's ACK queued too)
+    assert fired == 0, f"{fired} PTO probes while the ACK waited in the lane"
+    # processed as of its arrival, the ACK's RTT sample is the loopback's, not the hold
+    assert max(samples) < hold / 2, samples
+    assert core.smoothed_rtt < hold / 2
+    assert not protocol.lane_timer  # its timer runs again
+    assert not client.closed and len(z.connections()) == 1
+    client.abort("test done")

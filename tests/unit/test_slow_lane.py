@@ -48,9 +48,14 @@ class Proto:
         self.conn: Any = Conn(moved)
         self.last_rx = 0.0
         self.got: list[bytes] = []
+        self.at: list[float] = []  # the time each datagram was processed as of
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.receive_at(data, addr, -1.0)
+
+    def receive_at(self, data: bytes, addr: Any, now: float) -> None:
         self.got.append(data)
+        self.at.append(now)
 
     def packet(self, payload: bytes) -> bytes:
         return bytes([0x40]) + self.cid + payload  # a short header
@@ -74,8 +79,8 @@ def make(**options: Any) -> tuple[_SplitServer, SlowLane, FakeLoop]:
     split._fast_ids, split._compat_ids = fast._protocols, other._protocols
     split._cid_length = 8
 
-    def deliver(data: bytes, addr: Any) -> None:
-        split._deliver(data, addr)
+    def deliver(data: bytes, addr: Any, arrived: float) -> None:
+        split._deliver(data, addr, arrived)
         loop.now += 0.001
 
     split.lane = SlowLane(deliver, loop=loop, **options)
@@ -94,6 +99,7 @@ def quiet(split: _SplitServer, loop: FakeLoop, protos: list[Proto]) -> None:
         split.datagram_received(p.packet(b"seen"), None)
         split.datagram_received(p.packet(b"seen"), None)
         p.got.clear()
+        p.at.clear()
     loop.now += split.lane.quiet_after + 0.1
 
 
@@ -137,6 +143,23 @@ def test_a_quiet_connection_waits_and_keeps_its_order() -> None:
     loop.turn()
     assert idle.got == [idle.packet(b"1"), idle.packet(b"2")] and other.got == []
     assert lane.pending == 0 and lane.deferred == 3
+
+
+def test_a_waiting_datagram_is_processed_as_of_its_arrival() -> None:
+    # what QUIC sees as "now" for it: the wait in the lane is neither round-trip
+    # time (an RTT sample, so the PTO and the 3-PTO idle and draining periods) nor
+    # silence (the idle timer)
+    split, _, loop = make()
+    idle = connect(split, 1)
+    busy = connect(split, 2)
+    quiet(split, loop, [idle])
+    split.datagram_received(idle.packet(b"ack"), None)
+    arrived = loop.now
+    loop.now += 2.0  # the lane waits behind priority work
+    split.datagram_received(busy.packet(b"x"), None)
+    assert busy.at == [-1.0]  # processed at once, as the loop's "now"
+    loop.turn()
+    assert idle.got == [idle.packet(b"ack")] and idle.at == [arrived]
 
 
 def test_a_turn_does_one_slice_then_an_equal_share_when_overdue() -> None:

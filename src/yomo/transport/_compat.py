@@ -34,6 +34,7 @@ __all__ = [
     "close_event",
     "connected_waiter",
     "datagrams_to_send",
+    "forget_timer",
     "heard_from_peer",
     "install_cid_table",
     "loop_of",
@@ -90,6 +91,13 @@ def process_events(protocol: Any) -> None:
 def transmit_soon(protocol: Any) -> None:
     """Send pending datagrams once this event-loop turn ends (one batch for a burst)."""
     protocol._transmit_soon()
+
+
+def forget_timer(protocol: Any) -> None:
+    """Forget the protocol's timer that just fired without handling it (the next
+    ``transmit`` arms it again for the connection's next deadline)."""
+    protocol._timer = None
+    protocol._timer_at = None
 
 
 def mark_closed(protocol: Any) -> None:

@@ -49,13 +49,15 @@ MAX_BYTES = 32 * 1024 * 1024
 class SlowLane:
     """Defers quiet connections' datagrams; ``offer`` says whether it took one.
 
-    ``deliver(data, addr)`` processes a datagram (the server's own entry point, so
-    a connection that ended meanwhile is looked up again and the datagram dropped).
+    ``deliver(data, addr, arrived)`` processes a datagram (the server's own entry
+    point, so a connection that ended meanwhile is looked up again and the datagram
+    dropped) as of ``arrived``, the loop time it was offered: QUIC must take the
+    wait here for neither round-trip time nor silence.
     """
 
     def __init__(
         self,
-        deliver: Callable[[bytes, Any], None],
+        deliver: Callable[[bytes, Any, float], None],
         *,
         quiet_after: float = QUIET_AFTER,
         slice_seconds: float = SLICE,
@@ -137,11 +139,11 @@ class SlowLane:
             budget = min(max(budget, start - self._last_turn), MAX_TURN)
         end = start + budget
         while queue and not self._closed:
-            protocol, data, addr, _ = queue.popleft()
+            protocol, data, addr, arrived = queue.popleft()
             self._bytes -= len(data)
             protocol.lane_waiting -= 1
             try:
-                deliver(data, addr)
+                deliver(data, addr, arrived)
             except Exception:  # one datagram's failure must not stall the rest
                 log.exception("processing a deferred datagram failed")
             if clock() >= end:

@@ -38,6 +38,7 @@ def make_protocol_class(name: str, base_protocol: type[Any], events: Any) -> typ
         lane_waiting = 0
         lane_moved = 0
         lane_active = 0.0
+        lane_timer = False  # its timer fired while datagrams waited there
 
         async def wait_connected(self) -> None:
             try:
@@ -62,6 +63,19 @@ def make_protocol_class(name: str, base_protocol: type[Any], events: Any) -> typ
         # -- flow control on the receive side --
         def datagram_received(self, data: bytes | str, addr: Any) -> None:
             now = self.last_rx = self.event_loop.time()
+            self.receive_at(data, addr, now)  # type: ignore[arg-type]
+
+        def receive_at(self, data: bytes, addr: Any, now: float) -> None:
+            """Process a datagram as if now were ``now``, when it arrived.
+
+            The zipper's slow lane processes a quiet connection's datagram late;
+            giving QUIC its arrival time keeps that wait out of the connection's RTT
+            samples, so its PTO (and the idle and draining periods qh3 stretches to
+            3 PTO) stays what the path needs.
+            """
+            if self.lane_timer and not self.lane_waiting:  # the last one: re-arm it
+                self.lane_timer = False
+                compat.transmit_soon(self)
             if self.paused:
                 conn = self.conn
                 if len(self.held) < (conn.settings.held_datagrams if conn else 512):
@@ -75,6 +89,18 @@ def make_protocol_class(name: str, base_protocol: type[Any], events: Any) -> typ
             compat.process_events(self)
             self._check_peer_close()
             compat.transmit_soon(self)
+
+        def _handle_timer(self) -> None:
+            if self.lane_waiting:
+                # The peer's datagrams wait in the zipper's slow lane, and they may
+                # answer what this deadline is for (the ACK a PTO would probe for;
+                # any datagram, for the idle timer). Firing now sent a PTO probe
+                # after another while the ACK waited (and the probes' ACKs queued
+                # behind it). The lane's last delivery arms the timer again.
+                compat.forget_timer(self)
+                self.lane_timer = True
+                return
+            super()._handle_timer()
 
         def _check_peer_close(self) -> None:
             # A peer's CONNECTION_CLOSE is an event only after the draining period

@@ -147,12 +147,16 @@ class _SplitServer(asyncio.DatagramProtocol):
                 return
         protocol.datagram_received(data, addr)
 
-    def _deliver(self, data: bytes, addr: Any) -> None:
-        """Process a datagram the lane held (looked up again: its connection may be gone)."""
+    def _deliver(self, data: bytes, addr: Any, arrived: float) -> None:
+        """Process a datagram the lane held (looked up again: its connection may be gone).
+
+        QUIC sees it at ``arrived``, when it was read: the wait in the lane must
+        not count as round-trip time (docs/transport.md).
+        """
         cid = bytes(data[1 : 1 + self._cid_length])
         protocol = self._fast_ids.get(cid) or self._compat_ids.get(cid)
         if protocol is not None:
-            protocol.datagram_received(data, addr)
+            protocol.receive_at(data, addr, arrived)
 
     def _route(self, data: bytes) -> Any:
         compat_ids = self._compat_ids
