@@ -15,6 +15,10 @@ lasts as long as the rest of the loop turn did (at most ``MAX_TURN``): the lane
 then has half of the loop, so a flood of new connections cannot hold quiet
 connections' keep-alive ACKs past the idle timeout. A connection's datagrams
 keep their order: while one of its datagrams waits, the next ones queue behind it.
+The wait is not the path's: a datagram is processed as of its arrival (its RTT
+sample, so the PTO and the idle and draining periods of 3 PTO, stay the path's),
+and a connection's QUIC timer does not fire while its datagrams wait here (they
+may carry the ACK a PTO probe would ask for); ``_protocol.py`` does both.
 """
 
 from __future__ import annotations
