@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
+
+import pytest
 
 from yomo.transport import _lane
 from yomo.transport._lane import SlowLane
@@ -198,3 +201,26 @@ def test_full_lane_drops_and_counts() -> None:
     split.datagram_received(protos[0].packet(b"e"), None)  # closed: processed at once
     loop.turn()
     assert [len(p.got) for p in protos] == [1, 0, 0, 0, 0]
+
+
+def test_each_episode_of_drops_is_logged_when_it_starts_and_when_the_lane_drains(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    split, lane, loop = make(max_datagrams=2)
+    protos = [connect(split, i) for i in range(4)]
+    quiet(split, loop, protos)
+    caplog.set_level(logging.WARNING, logger="yomo.transport")
+    for _ in range(2):  # two floods, the lane drained between them
+        caplog.clear()
+        for p in protos:
+            split.datagram_received(p.packet(b"d"), None)
+        while lane.pending:
+            loop.turn()
+        messages = [r.getMessage() for r in caplog.records]
+        assert len(messages) == 2, messages
+        assert messages[0].startswith("slow lane full (2 datagrams")
+        assert "2 quiet connections' datagrams were dropped" in messages[1]
+        for p in protos:  # quiet again for the next flood
+            p.lane_active = loop.now - lane.quiet_after - 0.1
+    assert lane.dropped == 4
+    assert "(4 since the zipper started)" in messages[1]

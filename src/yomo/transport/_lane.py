@@ -86,6 +86,7 @@ class SlowLane:
         """Datagrams that went through the lane so far."""
         self.dropped = 0
         """Datagrams dropped because the lane was full."""
+        self._reported = 0  # ``dropped`` when the last episode of drops was reported
 
     @property
     def pending(self) -> int:
@@ -113,10 +114,10 @@ class SlowLane:
                 return False
         size = len(data)
         if len(self._queue) >= self.max_datagrams or self._bytes + size > self.max_bytes:
-            if not self.dropped:
+            if self.dropped == self._reported:  # the first drop of an episode
                 log.warning(
                     "slow lane full (%d datagrams, %d bytes): dropping quiet connections' "
-                    "datagrams",
+                    "datagrams until it drains",
                     len(self._queue),
                     self._bytes,
                 )
@@ -153,9 +154,21 @@ class SlowLane:
             if clock() >= end:
                 break
         self._last_turn = clock()
+        if not queue and self.dropped != self._reported:
+            self._report_drops()
         if queue and not self._closed:
             self._scheduled = True
             self._loop.call_soon(self._drain)
+
+    def _report_drops(self) -> None:
+        """The lane drained after dropping: say how many, once per episode."""
+        log.warning(
+            "slow lane drained: %d quiet connections' datagrams were dropped while it was "
+            "full (%d since the zipper started)",
+            self.dropped - self._reported,
+            self.dropped,
+        )
+        self._reported = self.dropped
 
     def close(self) -> None:
         """Drop what waits; nothing more is taken."""
